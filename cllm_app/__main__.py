@@ -1,0 +1,3 @@
+from cllm_app.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""The HTTP bridge: a Flask app factory over the services. Routes stay thin."""
+
+import mimetypes
+from pathlib import Path
+
+from flask import Flask, send_from_directory
+
+from cllm_app.api import errors, security
+from cllm_app.api.models import bp as models_bp
+from cllm_app.api.openapi import bp as openapi_bp
+from cllm_app.api.settings import bp as settings_bp
+from cllm_app.api.themes import bp as themes_bp
+from cllm_app.api.trash import bp as trash_bp
+from cllm_app.services.studio import Studio
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+# Some platforms map .js to text/plain, and browsers refuse ES modules served that way.
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/css", ".css")
+
+
+def create_app(studio: Studio, secret: str, allowed_hosts: set[str] | None = None) -> Flask:
+    """Build the app. `allowed_hosts` are the Host values the server answers to
+    (set by the server once it knows its port); `secret` guards every /api/ request."""
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        STUDIO=studio,
+        SECRET=secret,
+        ALLOWED_HOSTS=set(allowed_hosts or ()),
+        MAX_CONTENT_LENGTH=8 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    security.install(app)
+    errors.install(app)
+    for bp in (models_bp, trash_bp, themes_bp, settings_bp, openapi_bp):
+        app.register_blueprint(bp)
+
+    @app.get("/")
+    def index():
+        return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+
+    @app.get("/static/<path:path>")
+    def static_files(path):
+        return send_from_directory(STATIC_DIR, path, max_age=0)
+
+    @app.get("/themes/<name>.css")
+    def theme_css(name):
+        path = studio.themes.css_path(name)
+        return send_from_directory(path.parent, path.name, mimetype="text/css", max_age=0)
+
+    return app

@@ -1,0 +1,187 @@
+"""/api/openapi.json: the OpenAPI 3.1 description of every /api route.
+
+Paths and summaries come from the registered routes and their docstrings, so a
+new route shows up by itself; bodies and responses are described here, and a
+test fails when a route has none.
+"""
+
+from flask import Blueprint, current_app
+
+from cllm_app import __version__
+
+bp = Blueprint("openapi", __name__, url_prefix="/api")
+
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_STR = {"type": "string"}
+_ARCH = {"n_layer": _INT, "n_head": _INT, "n_embd": _INT, "block_size": _INT}
+_TRAINING = {
+    "batch_size": _INT,
+    "sequence_length": _INT,
+    "learning_rate": _NUM,
+    "target_epochs": _INT,
+    "grad_accum": _INT,
+    "eval_interval": _INT,
+    "checkpoint_interval": _INT,
+    "warmup_steps": _INT,
+    "weight_decay": _NUM,
+    "seed": _INT,
+}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict, required: tuple = ()) -> dict:
+    schema = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+SCHEMAS = {
+    "Error": _obj(
+        {"error": _obj({"code": _STR, "message": _STR}, ("code", "message"))}, ("error",)
+    ),
+    "Model": {
+        "type": "object",
+        "properties": {
+            "id": _INT,
+            "model_name": _STR,
+            "created_at": _STR,
+            "updated_at": _STR,
+            "tokenizer": _STR,
+            "vocab_size": _INT,
+            **_ARCH,
+            "n_params": _INT,
+            **_TRAINING,
+            "epochs_trained": _INT,
+            "steps_trained": _INT,
+            "tokens_trained": _INT,
+            "queue": _obj({"items": _INT, "tokens": _INT}),
+            "queue_directory": _STR,
+            "disk_bytes": _INT,
+            "busy": {"type": ["object", "null"]},
+            "duplicated_from": {"type": ["string", "null"]},
+            "lineage": {"type": "object"},
+        },
+        "required": ["id", "model_name", *_ARCH, "n_params", "epochs_trained", "target_epochs"],
+    },
+    "TrashEntry": _obj(
+        {"id": _INT, "model_name": _STR, "deleted_at": _STR, "disk_bytes": _INT, "n_params": _INT}
+    ),
+    "Themes": {
+        "type": "object",
+        "properties": {
+            "themes": {"type": "array", "items": _obj({"name": _STR, "builtin": {"type": "boolean"}})},
+            "current": _STR,
+        },
+    },
+    "Settings": {
+        "type": "object",
+        "properties": {"selected_model": {"type": ["string", "null"]}, "theme": _STR},
+    },
+}
+
+# (method, rule) -> (request body schema or None, success status, response schema)
+ROUTES = {
+    ("GET", "/api/models"): (None, 200, _obj({"models": {"type": "array", "items": _ref("Model")}})),
+    ("POST", "/api/models"): (_obj({"model_name": _STR, **_ARCH, "vocab_size": _INT, **_TRAINING}), 201, _ref("Model")),
+    ("GET", "/api/model-names/default"): (None, 200, _obj({"model_name": _STR})),
+    ("GET", "/api/model-names/check"): (
+        None,
+        200,
+        {"type": "object", "properties": {"ok": {"type": "boolean"}, "model_name": _STR, "code": _STR, "message": _STR}},
+    ),
+    ("GET", "/api/models/{model_name}"): (None, 200, _ref("Model")),
+    ("PATCH", "/api/models/{model_name}"): (_obj({**_ARCH, **_TRAINING}), 200, _ref("Model")),
+    ("POST", "/api/models/{model_name}/rename"): (_obj({"model_name": _STR}, ("model_name",)), 200, _ref("Model")),
+    ("POST", "/api/models/{model_name}/duplicate"): (_obj({"model_name": _STR}), 201, _ref("Model")),
+    ("DELETE", "/api/models/{model_name}"): (
+        _obj({"confirm": {"type": "boolean"}}, ("confirm",)),
+        200,
+        _obj({"trash": _ref("TrashEntry")}),
+    ),
+    ("GET", "/api/trash"): (None, 200, _obj({"trash": {"type": "array", "items": _ref("TrashEntry")}})),
+    ("POST", "/api/trash/{model_id}/restore"): (_obj({"model_name": _STR}), 200, _ref("Model")),
+    ("DELETE", "/api/trash"): (_obj({"confirm": {"type": "boolean"}}, ("confirm",)), 200, _obj({"removed": _INT})),
+    ("GET", "/api/themes"): (None, 200, _ref("Themes")),
+    ("PUT", "/api/themes/current"): (_obj({"name": _STR}, ("name",)), 200, _ref("Themes")),
+    ("POST", "/api/themes"): (_obj({"name": _STR, "css": _STR}, ("name", "css")), 201, _ref("Themes")),
+    ("GET", "/api/settings"): (None, 200, _ref("Settings")),
+    ("PUT", "/api/settings"): (_obj({"selected_model": {"type": ["string", "null"]}}), 200, _ref("Settings")),
+    ("GET", "/api/openapi.json"): (None, 200, {"type": "object"}),
+}
+
+QUERY_PARAMS = {
+    ("GET", "/api/models"): [
+        ("sort", {"type": "string", "enum": ["name", "created", "updated", "size"]}),
+        ("order", {"type": "string", "enum": ["asc", "desc"]}),
+    ],
+    ("GET", "/api/model-names/check"): [("model_name", _STR), ("current", _STR)],
+}
+
+
+def _openapi_path(rule: str) -> str:
+    for conv in ("path:", "int:"):
+        rule = rule.replace("<" + conv, "<")
+    return rule.replace("<", "{").replace(">", "}")
+
+
+def api_routes(app) -> list[tuple[str, str, object]]:
+    """(method, OpenAPI path, view function) for every /api route of the app."""
+    out = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            out.append((method, _openapi_path(rule.rule), app.view_functions[rule.endpoint]))
+    return out
+
+
+def build_spec(app) -> dict:
+    paths: dict = {}
+    for method, path, view in api_routes(app):
+        body, status, response = ROUTES[(method, path)]
+        doc = (view.__doc__ or "").strip()
+        op = {
+            "summary": doc.splitlines()[0] if doc else path,
+            "operationId": view.__name__,
+            "responses": {
+                str(status): {"description": "OK", "content": {"application/json": {"schema": response}}},
+                "4XX": {"description": "Refused", "content": {"application/json": {"schema": _ref("Error")}}},
+            },
+        }
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": _INT if name == "model_id" else _STR}
+            for name in (seg[1:-1] for seg in path.split("/") if seg.startswith("{"))
+        ]
+        params += [{"name": n, "in": "query", "required": False, "schema": s} for n, s in QUERY_PARAMS.get((method, path), [])]
+        if params:
+            op["parameters"] = params
+        if body is not None:
+            op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+        paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CLLM Studio API",
+            "version": __version__,
+            "description": "Local API of CLLM Studio. Every request carries the launch secret in the "
+            "X-CLLM-Token header and is addressed to 127.0.0.1 on the app's port.",
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "X-CLLM-Token"}},
+        },
+        "security": [{"token": []}],
+        "paths": paths,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """This document."""
+    return build_spec(current_app)

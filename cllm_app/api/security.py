@@ -1,0 +1,49 @@
+"""Only the app's own window may drive the app.
+
+The server binds 127.0.0.1, but any web page the person opens could still send
+requests there. So: every request must name the bound address as its Host (this
+defeats DNS rebinding), a cross-site Origin is refused, and every /api/ request
+carries the secret made at launch (header X-CLLM-Token, or `token` in the query
+string for EventSource, which cannot set headers).
+"""
+
+import hmac
+
+from flask import Flask, abort, current_app, request
+
+TOKEN_HEADER = "X-CLLM-Token"
+PROTECTED_PREFIXES = ("/api/", "/v1/")
+
+
+def _origin_allowed(origin: str, hosts: set[str]) -> bool:
+    return any(origin == f"http://{host}" for host in hosts)
+
+
+def check_request() -> None:
+    hosts = current_app.config["ALLOWED_HOSTS"]
+    if request.host not in hosts:
+        abort(403, description="this server only answers requests addressed to its own address")
+    origin = request.headers.get("Origin")
+    if origin is not None and not _origin_allowed(origin, hosts):
+        abort(403, description="requests from other web pages are not allowed")
+    if request.path.startswith(PROTECTED_PREFIXES):
+        given = request.headers.get(TOKEN_HEADER) or request.args.get("token") or ""
+        if not hmac.compare_digest(given.encode(), current_app.config["SECRET"].encode()):
+            abort(403, description="missing or wrong token: open the app through the URL it printed")
+
+
+def _harden(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self'; frame-ancestors 'none'",
+    )
+    return response
+
+
+def install(app: Flask) -> None:
+    app.before_request(check_request)
+    app.after_request(_harden)

@@ -1,0 +1,291 @@
+"""The `cllm` command: the window, the server, and model management.
+
+Every command asks the same services the API asks. A refusal prints one plain
+line on stderr and exits with status 2.
+"""
+
+import functools
+import json
+import sys
+
+import click
+
+from cllm_app.errors import CllmError
+from cllm_app.services.models import SORT_KEYS
+
+EXIT_REFUSED = 2
+
+
+def _studio():
+    from cllm_app.services.studio import Studio
+
+    return Studio()
+
+
+def refusals(func):
+    """Turn a service refusal into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CllmError as e:
+            click.echo(f"error: {e.message}", err=True)
+            sys.exit(EXIT_REFUSED)
+        except OSError as e:
+            click.echo(f"error: {e.strerror or e} ({e.filename or 'data root'})", err=True)
+            sys.exit(EXIT_REFUSED)
+
+    return wrapper
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _print_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _print_model(m: dict) -> None:
+    rows = [
+        ("model_name", m["model_name"]),
+        ("shape", f"n_layer={m['n_layer']} n_head={m['n_head']} n_embd={m['n_embd']} "
+                  f"block_size={m['block_size']} vocab_size={m['vocab_size']} ({m['tokenizer']})"),
+        ("parameters", f"{m['n_params']:,}"),
+        ("epochs", f"{m['epochs_trained']} trained of {m['target_epochs']} target"),
+        ("training", f"batch_size={m['batch_size']} sequence_length={m['sequence_length']} "
+                     f"learning_rate={m['learning_rate']:g}"),
+        ("queue", f"{m['queue']['items']} items, {m['queue']['tokens']:,} tokens"),
+        ("disk", _human_bytes(m["disk_bytes"])),
+        ("created", m["created_at"]),
+        ("updated", m["updated_at"]),
+    ]
+    if m.get("duplicated_from"):
+        rows.append(("duplicated from", m["duplicated_from"]))
+    if m.get("busy"):
+        rows.append(("busy", f"{m['busy']['kind']} job #{m['busy']['job_id']} {m['busy']['state']}"))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        click.echo(f"{k:<{width}}  {v}")
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(package_name="cllm-studio")
+@click.pass_context
+def cli(ctx):
+    """CLLM Studio: your own small language models, on your own computer.
+
+    With no command, opens the app window (or, with no display, serves the UI
+    on a local URL and prints it).
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(window)
+
+
+@cli.command()
+@click.option("--self-check", is_flag=True, hidden=True,
+              help="Open the window, wait for the UI to load, print what it shows, and exit.")
+@refusals
+def window(self_check):
+    """Open the app window."""
+    from cllm_app.desktop import display
+
+    if not display.available():
+        click.echo("No display found, so no window can open: serving the UI in your browser instead.")
+        _serve(0)
+        return
+    from cllm_app.desktop.window import run_window
+
+    sys.exit(run_window(_studio(), self_check=self_check))
+
+
+def _serve(port: int) -> None:
+    import logging
+
+    from cllm_app.server import Server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = Server(_studio(), port=port)
+    click.echo(f"CLLM Studio is serving at {server.url}")
+    click.echo("Open that address in a browser on this computer. Press Ctrl+C to stop.")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
+@cli.command()
+@click.option("--port", default=0, show_default="a free port", type=click.IntRange(0, 65535))
+@refusals
+def serve(port):
+    """Serve the UI to a browser on 127.0.0.1 (the printed URL carries the launch secret)."""
+    _serve(port)
+
+
+@cli.group()
+def models():
+    """Create, list, show, rename, duplicate, delete and restore models."""
+
+
+def _arch_options(func):
+    for flag, field in reversed([("--layers", "n_layer"), ("--heads", "n_head"), ("--dim", "n_embd"), ("--context", "block_size")]):
+        func = click.option(flag, field, type=int, default=None, help=f"{field}")(func)
+    return func
+
+
+@models.command("create")
+@click.argument("name", required=False)
+@_arch_options
+@click.option("--json", "as_json", is_flag=True, help="Print the new model as JSON.")
+@refusals
+def models_create(name, as_json, **arch):
+    """Create a model (named NAME, or model_N with the lowest free N)."""
+    fields = {k: v for k, v in arch.items() if v is not None}
+    m = _studio().models.create(name, **fields)
+    _print_json(m) if as_json else click.echo(f"created {m['model_name']} ({m['n_params']:,} parameters)")
+
+
+@models.command("list")
+@click.option("--sort", type=click.Choice(SORT_KEYS), default="name", show_default=True)
+@click.option("--desc", is_flag=True, help="Largest, newest or last first.")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"models\": [...]} as JSON.")
+@refusals
+def models_list(sort, desc, as_json):
+    """List models."""
+    rows = _studio().models.list(sort=sort, order="desc" if desc else "asc")
+    if as_json:
+        _print_json({"models": rows})
+        return
+    if not rows:
+        click.echo("no models yet: create one with `cllm models create`")
+        return
+    header = ("NAME", "LAYERS", "PARAMS", "EPOCHS", "QUEUE", "SIZE", "UPDATED")
+    table = [header] + [
+        (
+            m["model_name"],
+            str(m["n_layer"]),
+            f"{m['n_params']:,}",
+            f"{m['epochs_trained']}/{m['target_epochs']}",
+            str(m["queue"]["items"]),
+            _human_bytes(m["disk_bytes"]),
+            m["updated_at"],
+        )
+        for m in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@models.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def models_show(name, as_json):
+    """Show one model in detail."""
+    m = _studio().models.show(name)
+    _print_json(m) if as_json else _print_model(m)
+
+
+@models.command("rename")
+@click.argument("old")
+@click.argument("new")
+@refusals
+def models_rename(old, new):
+    """Rename a model, with its files, queue and history."""
+    m = _studio().models.rename(old, new)
+    click.echo(f"renamed {old} to {m['model_name']}")
+
+
+@models.command("duplicate")
+@click.argument("name")
+@click.argument("new", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def models_duplicate(name, new, as_json):
+    """Copy a model (weights, config, queue, history) under NEW or NAME-copy."""
+    m = _studio().models.duplicate(name, new)
+    _print_json(m) if as_json else click.echo(f"duplicated {name} as {m['model_name']}")
+
+
+@models.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm: the model goes to the trash.")
+@refusals
+def models_delete(name, yes):
+    """Move a model to the trash (restore it with `cllm models restore`)."""
+    entry = _studio().models.delete(name, confirm=yes)
+    click.echo(f"moved {entry['model_name']} to the trash; `cllm models restore {entry['model_name']}` brings it back")
+
+
+@models.command("restore")
+@click.argument("name")
+@click.option("--as", "new_name", default=None, help="Restore under another name.")
+@refusals
+def models_restore(name, new_name):
+    """Bring a model back from the trash."""
+    m = _studio().models.restore(name, new_name)
+    click.echo(f"restored {m['model_name']}")
+
+
+@models.command("trash")
+@click.option("--empty", is_flag=True, help="Delete everything in the trash for good.")
+@click.option("--yes", is_flag=True, help="Confirm --empty.")
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def models_trash(empty, yes, as_json):
+    """List the trash, or empty it."""
+    studio = _studio()
+    if empty:
+        n = studio.models.empty_trash(confirm=yes)
+        click.echo(f"removed {n} model(s) for good")
+        return
+    rows = studio.models.trash()
+    if as_json:
+        _print_json({"trash": rows})
+    elif not rows:
+        click.echo("the trash is empty")
+    else:
+        for r in rows:
+            click.echo(f"{r['model_name']}  deleted {r['deleted_at']}  {_human_bytes(r['disk_bytes'])}")
+
+
+@models.command("set")
+@click.argument("name")
+@click.option("--layers", "n_layer", type=int, help="Add layers (never fewer than now).")
+@click.option("--heads", "n_head", type=int)
+@click.option("--dim", "n_embd", type=int)
+@click.option("--context", "block_size", type=int)
+@click.option("--target-epochs", "target_epochs", type=int)
+@click.option("--batch-size", "batch_size", type=int)
+@click.option("--sequence-length", "sequence_length", type=int)
+@click.option("--lr", "learning_rate", type=float)
+@click.option("--accumulate", "grad_accum", type=int)
+@click.option("--eval-interval", "eval_interval", type=int)
+@click.option("--checkpoint-interval", "checkpoint_interval", type=int)
+@click.option("--warmup-steps", "warmup_steps", type=int)
+@click.option("--weight-decay", "weight_decay", type=float)
+@click.option("--seed", "seed", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def models_set(name, as_json, **fields):
+    """Change a model's training settings or add layers."""
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if not fields:
+        raise click.UsageError("nothing to change: give at least one option, e.g. --target-epochs 5")
+    m = _studio().models.configure(name, **fields)
+    if as_json:
+        _print_json(m)
+    else:
+        changed = ", ".join(f"{k}={m[k]}" for k in fields)
+        click.echo(f"{m['model_name']}: {changed}")
+
+
+def main() -> None:
+    cli(prog_name="cllm")

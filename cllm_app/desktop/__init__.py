@@ -1,0 +1,1 @@
+"""The desktop window: pywebview (Qt backend on Linux) around the same UI the browser gets."""

@@ -1,0 +1,81 @@
+"""A model's weights: GPT-2 initialisation, layer growth, and safetensors on disk.
+
+Tensor names and layouts follow Hugging Face's GPT-2 (`h.{i}.attn.c_attn.weight`
+is (n_embd, 3*n_embd), used as x @ W), so export is a copy, not a transpose.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save
+
+from cllm_app.engine.config import GPTConfig
+from cllm_app.fsutil import atomic_write_bytes
+
+Weights = dict[str, np.ndarray]
+
+
+def _block(cfg: GPTConfig, rng: np.random.Generator, i: int, zero_out: bool) -> Weights:
+    c = cfg.n_embd
+    proj_std = 0.02 / math.sqrt(2 * cfg.n_layer)  # GPT-2's scaled init of residual projections
+
+    def normal(*shape, std=0.02):
+        return rng.normal(0.0, std, size=shape).astype(np.float32)
+
+    def proj(*shape):
+        # A grown block starts with zero output projections: it adds nothing to the
+        # residual stream, so the model computes exactly what it did before growing.
+        return np.zeros(shape, np.float32) if zero_out else normal(*shape, std=proj_std)
+
+    p = f"h.{i}."
+    return {
+        p + "ln_1.weight": np.ones(c, np.float32),
+        p + "ln_1.bias": np.zeros(c, np.float32),
+        p + "attn.c_attn.weight": normal(c, 3 * c),
+        p + "attn.c_attn.bias": np.zeros(3 * c, np.float32),
+        p + "attn.c_proj.weight": proj(c, c),
+        p + "attn.c_proj.bias": np.zeros(c, np.float32),
+        p + "ln_2.weight": np.ones(c, np.float32),
+        p + "ln_2.bias": np.zeros(c, np.float32),
+        p + "mlp.c_fc.weight": normal(c, 4 * c),
+        p + "mlp.c_fc.bias": np.zeros(4 * c, np.float32),
+        p + "mlp.c_proj.weight": proj(4 * c, c),
+        p + "mlp.c_proj.bias": np.zeros(c, np.float32),
+    }
+
+
+def init_weights(cfg: GPTConfig, seed: int = 1337) -> Weights:
+    rng = np.random.default_rng(seed)
+    w: Weights = {
+        "wte.weight": rng.normal(0.0, 0.02, size=(cfg.vocab_size, cfg.n_embd)).astype(np.float32),
+        "wpe.weight": rng.normal(0.0, 0.01, size=(cfg.block_size, cfg.n_embd)).astype(np.float32),
+    }
+    for i in range(cfg.n_layer):
+        w.update(_block(cfg, rng, i, zero_out=False))
+    w["ln_f.weight"] = np.ones(cfg.n_embd, np.float32)
+    w["ln_f.bias"] = np.zeros(cfg.n_embd, np.float32)
+    return w
+
+
+def grow_layers(w: Weights, cfg: GPTConfig, n_layer: int, seed: int = 1337) -> Weights:
+    """Append blocks up to `n_layer`, each an identity on the residual stream."""
+    if n_layer < cfg.n_layer:
+        raise ValueError("layers can be added, never removed")
+    rng = np.random.default_rng([seed, cfg.n_layer, n_layer])
+    grown = dict(w)
+    for i in range(cfg.n_layer, n_layer):
+        grown.update(_block(cfg, rng, i, zero_out=True))
+    return grown
+
+
+def weights_bytes(w: Weights) -> bytes:
+    return save({k: np.ascontiguousarray(v) for k, v in w.items()})
+
+
+def save_weights(path: Path, w: Weights) -> None:
+    atomic_write_bytes(path, weights_bytes(w))
+
+
+def load_weights(path: Path) -> Weights:
+    return load_file(str(path))

@@ -1,0 +1,45 @@
+"""The in-process HTTP server: 127.0.0.1 only, a free port, a fresh secret per launch."""
+
+import secrets
+import threading
+
+from werkzeug.serving import make_server
+
+from cllm_app.api import create_app
+from cllm_app.services.studio import Studio
+
+HOST = "127.0.0.1"
+
+
+class Server:
+    """Binds first (so the port is known before anyone is told the URL), then serves in a thread."""
+
+    def __init__(self, studio: Studio, port: int = 0):
+        self.secret = secrets.token_urlsafe(32)
+        self.app = create_app(studio, self.secret)
+        self.httpd = make_server(HOST, port, self.app, threaded=True)
+        self.port = self.httpd.server_port
+        self.app.config["ALLOWED_HOSTS"] = {f"{HOST}:{self.port}"}
+        self._thread: threading.Thread | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        # The secret rides in the fragment: the page reads it, and it never reaches a server log.
+        return f"{self.origin}/#token={self.secret}"
+
+    def start(self) -> "Server":
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="cllm-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        if self._thread:
+            self._thread.join(timeout=5)

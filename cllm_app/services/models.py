@@ -1,0 +1,467 @@
+"""The model lifecycle: create, list, show, configure, rename, duplicate, delete, restore.
+
+Every change that touches both rows and files runs inside a database
+transaction and a `FileSteps` undo log, with failpoints between the steps, so
+it either happens completely or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from peewee import fn
+
+from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.weights import grow_layers, init_weights, load_weights, weights_bytes
+from cllm_app.errors import Conflict, ConfirmationRequired, InvalidInput, NotFound
+from cllm_app.fsutil import FileSteps, atomic_write_json, dir_size
+from cllm_app.paths import DataRoot
+from cllm_app.services.failpoints import failpoint
+from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key
+from cllm_app.services.validate import as_float, as_int, only_fields
+from cllm_app.store import Job, LanguageModel, LossPoint, ModelEvent, QueueEntry, db
+from cllm_app.store.schema import ACTIVE_JOB_STATES, utcnow
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+MODEL_SUBDIRS = ("checkpoints", "queue", "exports")
+MAX_PARAMS = 500_000_000  # fp32 weights plus AdamW moments of a larger model outgrow a laptop's memory
+
+ARCH_FIELDS = ("n_layer", "n_head", "n_embd", "block_size")
+TRAINING_DEFAULTS = {
+    "batch_size": 8,
+    "sequence_length": 128,
+    "learning_rate": 3e-4,
+    "target_epochs": 1,
+    "grad_accum": 1,
+    "eval_interval": 100,
+    "checkpoint_interval": 100,
+    "warmup_steps": 100,
+    "weight_decay": 0.1,
+    "seed": 1337,
+}
+TRAINING_FIELDS = tuple(TRAINING_DEFAULTS)
+SORT_KEYS = ("name", "created", "updated", "size")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def _check_arch(cfg: dict) -> GPTConfig:
+    n_layer = as_int("n_layer", cfg["n_layer"], 1, 64)
+    n_head = as_int("n_head", cfg["n_head"], 1, 64)
+    n_embd = as_int("n_embd", cfg["n_embd"], 8, 4096)
+    block_size = as_int("block_size", cfg["block_size"], 8, 8192)
+    vocab_size = as_int("vocab_size", cfg["vocab_size"], 257, 262_144)
+    if n_embd % n_head:
+        raise InvalidInput(
+            f"n_embd ({n_embd}) must be a multiple of n_head ({n_head}) so each head gets an equal share",
+            code="invalid_n_embd",
+        )
+    config = GPTConfig(vocab_size=vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size)
+    if config.n_params > MAX_PARAMS:
+        raise InvalidInput(
+            f"that shape has {config.n_params:,} parameters; the most this app trains on a CPU is "
+            f"{MAX_PARAMS:,}",
+            code="too_large",
+        )
+    return config
+
+
+def _check_training(values: dict, block_size: int, epochs_trained: int) -> dict:
+    checked = {}
+    for field, value in values.items():
+        if field == "batch_size":
+            checked[field] = as_int(field, value, 1, 1024)
+        elif field == "sequence_length":
+            checked[field] = as_int(field, value, 8, 8192)
+        elif field == "learning_rate":
+            checked[field] = as_float(field, value, 0.0, 1.0, lo_open=True)
+        elif field == "target_epochs":
+            checked[field] = as_int(field, value, 0, 1_000_000)
+        elif field == "grad_accum":
+            checked[field] = as_int(field, value, 1, 1024)
+        elif field in ("eval_interval", "checkpoint_interval"):
+            checked[field] = as_int(field, value, 1, 1_000_000)
+        elif field == "warmup_steps":
+            checked[field] = as_int(field, value, 0, 1_000_000)
+        elif field == "weight_decay":
+            checked[field] = as_float(field, value, 0.0, 1.0)
+        elif field == "seed":
+            checked[field] = as_int(field, value, 0, 2**31 - 1)
+    if checked.get("sequence_length", 0) > block_size:
+        raise InvalidInput(
+            f"sequence_length ({checked['sequence_length']}) cannot exceed the model's "
+            f"block_size ({block_size})",
+            code="invalid_sequence_length",
+        )
+    if checked.get("target_epochs", epochs_trained) < epochs_trained:
+        raise InvalidInput(
+            f"target_epochs cannot be set below epochs_trained ({epochs_trained})",
+            code="invalid_target_epochs",
+        )
+    return checked
+
+
+class ModelLifecycle:
+    """All the rules about models. Names in, JSON-ready dicts out."""
+
+    def __init__(self, root: DataRoot):
+        self.root = root
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def _live(self):
+        return LanguageModel.select().where(LanguageModel.deleted_at.is_null())
+
+    def _taken_keys(self) -> set[str]:
+        return {m.name_key for m in self._live()}
+
+    def get(self, model_name: str) -> LanguageModel:
+        if not isinstance(model_name, str):
+            raise NotFound("no model by that name", code="model_not_found")
+        row = self._live().where(LanguageModel.name_key == name_key(model_name)).first()
+        if row is None:
+            raise NotFound(f"there is no model named '{model_name}'", code="model_not_found")
+        return row
+
+    def folder(self, row: LanguageModel) -> Path:
+        return self.root.model_dir(row.model_name)
+
+    def config_of(self, row: LanguageModel) -> GPTConfig:
+        return GPTConfig(**{f: getattr(row, f) for f in ("vocab_size", *ARCH_FIELDS)})
+
+    def active_job(self, row: LanguageModel) -> Job | None:
+        return Job.select().where((Job.model == row) & (Job.state.in_(ACTIVE_JOB_STATES))).first()
+
+    def default_name(self) -> str:
+        return lowest_free_default(self._taken_keys())
+
+    def check_new_name(self, model_name, current: str | None = None) -> str:
+        """Validate a name for a new or renamed model; `current` is the model being renamed."""
+        model_name = check_name(model_name)
+        key = name_key(model_name)
+        if key in self._taken_keys() and (current is None or name_key(current) != key):
+            raise Conflict(
+                f"a model named '{model_name}' already exists (names ignore case)", code="name_taken"
+            )
+        return model_name
+
+    def describe(self, row: LanguageModel, detail: bool = True) -> dict:
+        queue = (
+            QueueEntry.select(fn.COUNT(QueueEntry.id), fn.COALESCE(fn.SUM(QueueEntry.token_count), 0))
+            .where(QueueEntry.model == row)
+            .tuples()
+            .first()
+        )
+        folder = self.folder(row)
+        job = self.active_job(row)
+        out = {
+            "id": row.id,
+            "model_name": row.model_name,
+            "created_at": _iso(row.created_at),
+            "updated_at": _iso(row.updated_at),
+            "tokenizer": row.tokenizer,
+            "vocab_size": row.vocab_size,
+            **{f: getattr(row, f) for f in ARCH_FIELDS},
+            "n_params": self.config_of(row).n_params,
+            **{f: getattr(row, f) for f in TRAINING_FIELDS},
+            "epochs_trained": row.epochs_trained,
+            "steps_trained": row.steps_trained,
+            "tokens_trained": row.tokens_trained,
+            "queue": {"items": queue[0], "tokens": int(queue[1])},
+            "queue_directory": str(folder / "queue"),
+            "disk_bytes": dir_size(folder),
+            "busy": {"job_id": job.id, "kind": job.kind, "state": job.state} if job else None,
+            "duplicated_from": row.duplicated_from.model_name
+            if row.duplicated_from_id and row.duplicated_from.deleted_at is None
+            else None,
+        }
+        if detail:
+            out["lineage"] = {
+                "duplicated_from": out["duplicated_from"],
+                "duplicates": [d.model_name for d in self._live().where(LanguageModel.duplicated_from == row)],
+                "events": [
+                    {"kind": e.kind, "at": _iso(e.created_at), "detail": json.loads(e.detail)}
+                    for e in row.events.order_by(ModelEvent.id)
+                ],
+            }
+        return out
+
+    def list(self, sort: str = "name", order: str = "asc") -> list[dict]:
+        if sort not in SORT_KEYS:
+            raise InvalidInput(f"sort must be one of: {', '.join(SORT_KEYS)}", code="invalid_sort")
+        if order not in ("asc", "desc"):
+            raise InvalidInput("order must be asc or desc", code="invalid_order")
+        rows = [self.describe(r, detail=False) for r in self._live()]
+        key = {
+            "name": lambda m: m["model_name"].casefold(),
+            "created": lambda m: (m["created_at"], m["id"]),
+            "updated": lambda m: (m["updated_at"], m["id"]),
+            "size": lambda m: (m["disk_bytes"], m["model_name"].casefold()),
+        }[sort]
+        return sorted(rows, key=key, reverse=order == "desc")
+
+    def show(self, model_name: str) -> dict:
+        return self.describe(self.get(model_name))
+
+    # ---- creating ------------------------------------------------------------------------
+
+    def _write_model_files(self, folder: Path, config: GPTConfig, seed: int) -> None:
+        folder.mkdir(parents=True)
+        for sub in MODEL_SUBDIRS:
+            (folder / sub).mkdir()
+        config.save(folder / CONFIG_FILE)
+        (folder / WEIGHTS_FILE).write_bytes(weights_bytes(init_weights(config, seed)))
+
+    def _staging(self) -> Path:
+        # A dot-name can never be a model name, so a crash mid-create leaves only an ignorable folder.
+        return self.root.models_dir / f".staging-{uuid.uuid4().hex}"
+
+    def create(self, model_name: str | None = None, **fields) -> dict:
+        fields = only_fields(fields, {*ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS}, "a new model")
+        model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
+        config = _check_arch({**GPTConfig().to_dict(), **{k: v for k, v in fields.items() if k in (*ARCH_FIELDS, "vocab_size")}})
+        training = {**TRAINING_DEFAULTS, "sequence_length": min(128, config.block_size)}
+        training.update(_check_training({k: v for k, v in fields.items() if k in TRAINING_FIELDS}, config.block_size, 0))
+        target = self.root.model_dir(model_name)
+        if target.exists():
+            raise Conflict(
+                f"a folder named '{model_name}' is already in {self.root.models_dir} but belongs to no "
+                "model; move it away or choose another name",
+                code="folder_exists",
+            )
+        staging = self._staging()
+        with FileSteps() as files, db.atomic():
+            row = LanguageModel.create(
+                model_name=model_name,
+                name_key=name_key(model_name),
+                tokenizer="byte",
+                **config.to_dict(),
+                **training,
+            )
+            ModelEvent.create(model=row, kind="created", detail=json.dumps(config.to_dict()))
+            files.on_rollback(lambda: shutil.rmtree(staging, ignore_errors=True))
+            self._write_model_files(staging, config, training["seed"])
+            failpoint("create.files")
+            files.move(staging, target)
+            failpoint("create.commit")
+        return self.describe(row)
+
+    # ---- changing ------------------------------------------------------------------------
+
+    def _refuse_if_busy(self, row: LanguageModel, action: str) -> None:
+        job = self.active_job(row)
+        if job is not None:
+            raise Conflict(
+                f"cannot {action} '{row.model_name}' while its {job.kind} job #{job.id} is {job.state}; "
+                "stop the job first",
+                code="model_busy",
+            )
+
+    def configure(self, model_name: str, **fields) -> dict:
+        """Change training settings and/or the shape. Layers can only be added; once a model
+        has trained, its other shape fields are fixed because its weights have that shape."""
+        fields = only_fields(fields, {*ARCH_FIELDS, *TRAINING_FIELDS}, "model settings")
+        row = self.get(model_name)
+        arch = {k: v for k, v in fields.items() if k in ARCH_FIELDS and v != getattr(row, k)}
+        old = self.config_of(row)
+        new = _check_arch({**old.to_dict(), **arch}) if arch else old
+        block_size = new.block_size
+        training = _check_training(
+            {k: v for k, v in fields.items() if k in TRAINING_FIELDS}, block_size, row.epochs_trained
+        )
+        if arch:
+            self._refuse_if_busy(row, "change the shape of")
+            if new.n_layer < old.n_layer:
+                raise InvalidInput(
+                    f"layers can be added, never removed: '{row.model_name}' has {old.n_layer} and "
+                    f"{new.n_layer} was asked for",
+                    code="layer_reduction",
+                )
+            fixed = [k for k in arch if k != "n_layer"]
+            if fixed and row.has_trained:
+                raise InvalidInput(
+                    f"{', '.join(fixed)} cannot change once a model has trained: its weights have that "
+                    "shape. Duplicate the model or create a new one to try another shape; layers can "
+                    "still be added.",
+                    code="shape_locked",
+                )
+            if row.sequence_length > block_size and "sequence_length" not in training:
+                training["sequence_length"] = block_size
+        folder = self.folder(row)
+        with FileSteps() as files, db.atomic():
+            for k, v in {**arch, **training}.items():
+                setattr(row, k, v)
+            row.updated_at = utcnow()
+            row.save()
+            if arch:
+                if row.has_trained:
+                    # Grow in place: new blocks are identities, so the model computes what it did.
+                    weights = grow_layers(load_weights(folder / WEIGHTS_FILE), old, new.n_layer, row.seed)
+                else:
+                    weights = init_weights(new, row.seed)
+                failpoint("configure.weights")
+                files.replace_file(folder / WEIGHTS_FILE, weights_bytes(weights))
+                files.replace_file(folder / CONFIG_FILE, (json.dumps(new.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+                if new.n_layer > old.n_layer:
+                    ModelEvent.create(
+                        model=row,
+                        kind="layers_grown",
+                        detail=json.dumps({"from": old.n_layer, "to": new.n_layer, "trained": row.has_trained}),
+                    )
+                if fixed := [k for k in arch if k != "n_layer"]:
+                    ModelEvent.create(model=row, kind="reshaped", detail=json.dumps({k: arch[k] for k in fixed}))
+            failpoint("configure.commit")
+        return self.describe(row)
+
+    def rename(self, model_name: str, new_name) -> dict:
+        row = self.get(model_name)
+        new_name = self.check_new_name(new_name, current=row.model_name)
+        if new_name == row.model_name:
+            return self.describe(row)
+        self._refuse_if_busy(row, "rename")
+        old_dir, new_dir = self.folder(row), self.root.model_dir(new_name)
+        case_only = name_key(new_name) == row.name_key
+        if new_dir.exists() and not case_only:
+            raise Conflict(
+                f"a folder named '{new_name}' is already in {self.root.models_dir} but belongs to no "
+                "model; move it away or choose another name",
+                code="folder_exists",
+            )
+        with FileSteps() as files, db.atomic():
+            row.model_name, row.name_key, row.updated_at = new_name, name_key(new_name), utcnow()
+            row.save()
+            failpoint("rename.row")
+            if case_only:
+                # On a case-insensitive disk 'A' and 'a' are one folder: hop through a temporary name.
+                hop = self._staging()
+                files.move(old_dir, hop)
+                failpoint("rename.hop")
+                files.move(hop, new_dir)
+            else:
+                files.move(old_dir, new_dir)
+            failpoint("rename.folder")
+            failpoint("rename.commit")
+        return self.describe(row)
+
+    def duplicate(self, model_name: str, new_name=None) -> dict:
+        source = self.get(model_name)
+        taken = self._taken_keys()
+        new_name = self.check_new_name(new_name) if new_name is not None else copy_name(source.model_name, taken)
+        target = self.root.model_dir(new_name)
+        if target.exists():
+            raise Conflict(f"a folder named '{new_name}' is already in {self.root.models_dir}", code="folder_exists")
+        staging = self._staging()
+        with FileSteps() as files, db.atomic():
+            data = {f.name: getattr(source, f.name) for f in LanguageModel._meta.sorted_fields if f.name != "id"}
+            data.update(
+                model_name=new_name,
+                name_key=name_key(new_name),
+                created_at=utcnow(),
+                updated_at=utcnow(),
+                duplicated_from=source.id,
+            )
+            copy = LanguageModel.create(**data)
+            ModelEvent.create(model=copy, kind="duplicated", detail=json.dumps({"source_id": source.id}))
+            for entry in source.queue.order_by(QueueEntry.id):
+                values = {f.name: getattr(entry, f.name) for f in QueueEntry._meta.sorted_fields if f.name != "id"}
+                QueueEntry.create(**{**values, "model": copy})
+            failpoint("duplicate.rows")
+            history = [
+                {**{f.name: getattr(p, f.name) for f in LossPoint._meta.sorted_fields if f.name != "id"}, "model": copy}
+                for p in source.loss_history.order_by(LossPoint.id)
+            ]
+            for start in range(0, len(history), 500):
+                LossPoint.insert_many(history[start : start + 500]).execute()
+            files.copytree(self.folder(source), staging)
+            failpoint("duplicate.files")
+            files.move(staging, target)
+            failpoint("duplicate.commit")
+        return self.describe(copy)
+
+    # ---- trash -----------------------------------------------------------------------------
+
+    def delete(self, model_name: str, confirm: bool = False) -> dict:
+        row = self.get(model_name)
+        if confirm is not True:
+            raise ConfirmationRequired(
+                f"deleting '{row.model_name}' needs confirmation; it goes to the trash and can be restored "
+                "until the trash is emptied"
+            )
+        self._refuse_if_busy(row, "delete")
+        stamp = utcnow()
+        trash = self.root.trash_dir / f"{row.id}-{stamp:%Y%m%dT%H%M%S%f}"
+        with FileSteps() as files, db.atomic():
+            row.deleted_at, row.trash_dir = stamp, trash.name
+            row.save()
+            failpoint("delete.row")
+            files.move(self.folder(row), trash)
+            failpoint("delete.commit")
+        return self.trash_entry(row)
+
+    def trash_entry(self, row: LanguageModel) -> dict:
+        return {
+            "id": row.id,
+            "model_name": row.model_name,
+            "deleted_at": _iso(row.deleted_at),
+            "disk_bytes": dir_size(self.root.trash_dir / row.trash_dir) if row.trash_dir else 0,
+            "n_params": self.config_of(row).n_params,
+        }
+
+    def trash(self) -> list[dict]:
+        rows = LanguageModel.select().where(LanguageModel.deleted_at.is_null(False))
+        return [self.trash_entry(r) for r in rows.order_by(LanguageModel.deleted_at.desc())]
+
+    def _trashed(self, ref) -> LanguageModel:
+        """A trashed model by id, or by name (the most recently deleted one of that name)."""
+        query = LanguageModel.select().where(LanguageModel.deleted_at.is_null(False))
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            row = query.where(LanguageModel.id == ref).first()
+        elif isinstance(ref, str):
+            row = query.where(LanguageModel.name_key == name_key(ref)).order_by(LanguageModel.deleted_at.desc()).first()
+        else:
+            row = None
+        if row is None:
+            raise NotFound(f"nothing named '{ref}' is in the trash", code="not_in_trash")
+        return row
+
+    def restore(self, ref, new_name=None) -> dict:
+        row = self._trashed(ref)
+        name = row.model_name if new_name is None else new_name
+        try:
+            name = self.check_new_name(name)
+        except Conflict:
+            raise Conflict(
+                f"a model named '{name}' exists now; restore this one under another name",
+                code="name_taken",
+            ) from None
+        target = self.root.model_dir(name)
+        if target.exists():
+            raise Conflict(f"a folder named '{name}' is already in {self.root.models_dir}", code="folder_exists")
+        with FileSteps() as files, db.atomic():
+            source = self.root.trash_dir / row.trash_dir
+            row.model_name, row.name_key = name, name_key(name)
+            row.deleted_at, row.trash_dir, row.updated_at = None, None, utcnow()
+            row.save()
+            failpoint("restore.row")
+            files.move(source, target)
+            failpoint("restore.commit")
+        return self.describe(row)
+
+    def empty_trash(self, confirm: bool = False) -> int:
+        if confirm is not True:
+            raise ConfirmationRequired("emptying the trash deletes its models for good and needs confirmation")
+        rows = list(LanguageModel.select().where(LanguageModel.deleted_at.is_null(False)))
+        folders = [self.root.trash_dir / r.trash_dir for r in rows if r.trash_dir]
+        with db.atomic():
+            for r in rows:
+                r.delete_instance()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(rows)

@@ -1,0 +1,21 @@
+"""The Studio: one data root, its store and its services, opened together."""
+
+from pathlib import Path
+
+from cllm_app.paths import DataRoot
+from cllm_app.services.models import ModelLifecycle
+from cllm_app.services.themes import Themes
+from cllm_app.store import open_store
+
+
+class Studio:
+    def __init__(self, root: DataRoot | Path | str | None = None):
+        self.root = root if isinstance(root, DataRoot) else DataRoot(root)
+        self.root.ensure()
+        self.database = open_store(self.root.db_path)
+        self.models = ModelLifecycle(self.root)
+        self.themes = Themes(self.root.themes_dir)
+        self.themes.install_builtins()
+
+    def close(self) -> None:
+        self.database.close()

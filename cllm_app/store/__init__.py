@@ -1,0 +1,26 @@
+"""The peewee/SQLite store: names, configs, epochs, queue entries, loss history, jobs, settings.
+
+It knows nothing of Flask or of files other than its own database.
+"""
+
+from cllm_app.store.db import open_store
+from cllm_app.store.schema import (
+    Job,
+    LanguageModel,
+    LossPoint,
+    ModelEvent,
+    QueueEntry,
+    Setting,
+    db,
+)
+
+__all__ = [
+    "open_store",
+    "db",
+    "LanguageModel",
+    "ModelEvent",
+    "QueueEntry",
+    "LossPoint",
+    "Job",
+    "Setting",
+]

@@ -1,0 +1,146 @@
+"""Schema versions, kept in SQLite's `user_version`, and the steps between them.
+
+Each migration is frozen once released: version 1 is raw SQL as it shipped,
+later ones use `playhouse.migrate`. Opening a data root runs whatever steps it
+is missing, each in one transaction, after copying the database file aside.
+"""
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from peewee import CharField, DateTimeField, SqliteDatabase
+from playhouse.migrate import SqliteMigrator, migrate
+
+V1_SQL = [
+    """CREATE TABLE models (
+        id INTEGER NOT NULL PRIMARY KEY,
+        model_name VARCHAR(255) NOT NULL,
+        name_key VARCHAR(255) NOT NULL,
+        created_at DATETIME NOT NULL,
+        updated_at DATETIME NOT NULL,
+        vocab_size INTEGER NOT NULL,
+        n_layer INTEGER NOT NULL,
+        n_head INTEGER NOT NULL,
+        n_embd INTEGER NOT NULL,
+        block_size INTEGER NOT NULL,
+        tokenizer VARCHAR(255) NOT NULL,
+        batch_size INTEGER NOT NULL,
+        sequence_length INTEGER NOT NULL,
+        learning_rate REAL NOT NULL,
+        target_epochs INTEGER NOT NULL,
+        grad_accum INTEGER NOT NULL,
+        eval_interval INTEGER NOT NULL,
+        checkpoint_interval INTEGER NOT NULL,
+        warmup_steps INTEGER NOT NULL,
+        weight_decay REAL NOT NULL,
+        seed INTEGER NOT NULL,
+        epochs_trained INTEGER NOT NULL,
+        steps_trained INTEGER NOT NULL,
+        tokens_trained INTEGER NOT NULL,
+        duplicated_from_id INTEGER REFERENCES models (id) ON DELETE SET NULL
+    )""",
+    "CREATE UNIQUE INDEX models_name_key ON models (name_key)",
+    "CREATE INDEX models_duplicated_from_id ON models (duplicated_from_id)",
+    """CREATE TABLE model_events (
+        id INTEGER NOT NULL PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+        kind VARCHAR(255) NOT NULL,
+        detail TEXT NOT NULL,
+        created_at DATETIME NOT NULL
+    )""",
+    "CREATE INDEX model_events_model_id ON model_events (model_id)",
+    """CREATE TABLE queue_entries (
+        id INTEGER NOT NULL PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+        source_kind VARCHAR(255) NOT NULL,
+        origin TEXT NOT NULL,
+        imported_from_id INTEGER REFERENCES models (id) ON DELETE SET NULL,
+        data_path VARCHAR(255),
+        content_hash VARCHAR(255) NOT NULL,
+        byte_count INTEGER NOT NULL,
+        token_count INTEGER NOT NULL,
+        status VARCHAR(255) NOT NULL,
+        error TEXT,
+        epochs_used TEXT NOT NULL,
+        added_at DATETIME NOT NULL
+    )""",
+    "CREATE INDEX queue_entries_model_id ON queue_entries (model_id)",
+    "CREATE INDEX queue_entries_imported_from_id ON queue_entries (imported_from_id)",
+    """CREATE TABLE loss_history (
+        id INTEGER NOT NULL PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,
+        epoch REAL NOT NULL,
+        train_loss REAL,
+        val_loss REAL,
+        learning_rate REAL,
+        tokens_per_sec REAL,
+        created_at DATETIME NOT NULL
+    )""",
+    "CREATE INDEX loss_history_model_id ON loss_history (model_id)",
+    """CREATE TABLE jobs (
+        id INTEGER NOT NULL PRIMARY KEY,
+        kind VARCHAR(255) NOT NULL,
+        model_id INTEGER REFERENCES models (id) ON DELETE CASCADE,
+        state VARCHAR(255) NOT NULL,
+        progress REAL NOT NULL,
+        message TEXT,
+        error TEXT,
+        params TEXT NOT NULL,
+        pid INTEGER,
+        created_at DATETIME NOT NULL,
+        started_at DATETIME,
+        finished_at DATETIME
+    )""",
+    "CREATE INDEX jobs_model_id ON jobs (model_id)",
+    """CREATE TABLE settings (
+        key VARCHAR(255) NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+]
+
+
+def _v1_initial(database: SqliteDatabase) -> None:
+    for statement in V1_SQL:
+        database.execute_sql(statement)
+
+
+def _v2_trash(database: SqliteDatabase) -> None:
+    """Deleted models go to a trash folder and keep their rows until emptied, so a
+    name only has to be unique among the models that are not in the trash."""
+    migrator = SqliteMigrator(database)
+    migrate(
+        migrator.add_column("models", "deleted_at", DateTimeField(null=True)),
+        migrator.add_column("models", "trash_dir", CharField(null=True)),
+        migrator.drop_index("models", "models_name_key"),
+    )
+    database.execute_sql(
+        "CREATE UNIQUE INDEX models_live_name_key ON models (name_key) WHERE deleted_at IS NULL"
+    )
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_trash]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(database: SqliteDatabase) -> int:
+    return database.execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def upgrade(database: SqliteDatabase, db_path: Path | None = None, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database to `target`; returns the version it started at."""
+    start = schema_version(database)
+    if start > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"this data root was written by a newer CLLM Studio (schema {start}, "
+            f"this one knows up to {SCHEMA_VERSION}); upgrade the app"
+        )
+    if start < target and start > 0 and db_path is not None and db_path.exists():
+        # Keep the pre-upgrade database so a failed or regretted upgrade can be undone by hand.
+        shutil.copy2(db_path, db_path.with_name(f"{db_path.name}.v{start}.bak"))
+    for version in range(start + 1, target + 1):
+        with database.atomic():
+            MIGRATIONS[version - 1](database)
+            database.execute_sql(f"PRAGMA user_version = {version}")
+    return start

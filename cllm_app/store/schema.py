@@ -1,0 +1,157 @@
+"""The tables, as plain peewee models.
+
+Field names are the seed's and GPT-2's (`model_name`, `epochs_trained`,
+`target_epochs`, `batch_size`, `sequence_length`, `learning_rate`, `n_layer`,
+`n_head`, `n_embd`, `block_size`, `vocab_size`) so one word means one thing in
+the store, the API, the CLI and the UI. The tables themselves are created by
+migrations (store/migrations.py), never by `create_tables`, so an old data root
+and a new one end up with the same schema.
+"""
+
+from datetime import datetime, timezone
+
+from peewee import (
+    BigIntegerField,
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+db = DatabaseProxy()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class LanguageModel(BaseModel):
+    """One named model. A deleted model keeps its row (with `deleted_at`) until the trash is emptied."""
+
+    model_name = CharField()
+    name_key = CharField()  # model_name.casefold(): names are unique without regard to case
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    # architecture
+    vocab_size = IntegerField()
+    n_layer = IntegerField()
+    n_head = IntegerField()
+    n_embd = IntegerField()
+    block_size = IntegerField()
+    tokenizer = CharField(default="byte")
+    # training config, remembered per model
+    batch_size = IntegerField()
+    sequence_length = IntegerField()
+    learning_rate = FloatField()
+    target_epochs = IntegerField()
+    grad_accum = IntegerField()
+    eval_interval = IntegerField()
+    checkpoint_interval = IntegerField()
+    warmup_steps = IntegerField()
+    weight_decay = FloatField()
+    seed = IntegerField()
+    # progress
+    epochs_trained = IntegerField(default=0)
+    steps_trained = IntegerField(default=0)
+    tokens_trained = BigIntegerField(default=0)
+    # lineage
+    duplicated_from = ForeignKeyField("self", null=True, on_delete="SET NULL", backref="duplicates")
+    # trash
+    deleted_at = DateTimeField(null=True)
+    trash_dir = CharField(null=True)
+
+    class Meta:
+        table_name = "models"
+
+    @property
+    def has_trained(self) -> bool:
+        return self.steps_trained > 0 or self.epochs_trained > 0
+
+
+class ModelEvent(BaseModel):
+    """The lineage log: created, duplicated, layers grown, data imported, renamed, restored."""
+
+    model = ForeignKeyField(LanguageModel, backref="events", on_delete="CASCADE")
+    kind = CharField()
+    detail = TextField(default="{}")  # JSON
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "model_events"
+
+
+class QueueEntry(BaseModel):
+    """One item of a model's training-data queue, with where it came from."""
+
+    model = ForeignKeyField(LanguageModel, backref="queue", on_delete="CASCADE")
+    source_kind = CharField()  # file | crawl | import
+    origin = TextField()  # the path or URL it came from
+    imported_from = ForeignKeyField(LanguageModel, null=True, on_delete="SET NULL")
+    data_path = CharField(null=True)  # relative to the model's queue folder
+    content_hash = CharField()
+    byte_count = BigIntegerField(default=0)
+    token_count = BigIntegerField(default=0)
+    status = CharField(default="pending")  # pending | ready | error
+    error = TextField(null=True)
+    epochs_used = TextField(default="[]")  # JSON list of epoch numbers
+    added_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "queue_entries"
+
+
+class LossPoint(BaseModel):
+    """One row of a model's `loss_history`."""
+
+    model = ForeignKeyField(LanguageModel, backref="loss_history", on_delete="CASCADE")
+    step = IntegerField()
+    epoch = FloatField()
+    train_loss = FloatField(null=True)
+    val_loss = FloatField(null=True)
+    learning_rate = FloatField(null=True)
+    tokens_per_sec = FloatField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "loss_history"
+
+
+ACTIVE_JOB_STATES = ("queued", "running", "paused")
+
+
+class Job(BaseModel):
+    """A background job (training, crawling, ingesting); its state lives here so a window re-attaches."""
+
+    kind = CharField()
+    model = ForeignKeyField(LanguageModel, backref="jobs", on_delete="CASCADE", null=True)
+    state = CharField(default="queued")  # queued | running | paused | done | failed | stopped
+    progress = FloatField(default=0.0)
+    message = TextField(null=True)
+    error = TextField(null=True)
+    params = TextField(default="{}")
+    pid = IntegerField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "jobs"
+
+
+class Setting(BaseModel):
+    """App-wide settings (theme, selected model), JSON values by key."""
+
+    key = CharField(primary_key=True)
+    value = TextField()
+
+    class Meta:
+        table_name = "settings"
