@@ -198,14 +198,14 @@ class ModelLifecycle:
             raise InvalidInput(f"sort must be one of: {', '.join(SORT_KEYS)}", code="invalid_sort")
         if order not in ("asc", "desc"):
             raise InvalidInput("order must be asc or desc", code="invalid_order")
-        rows = [self.describe(r, detail=False) for r in self._live()]
+        pairs = [(r, self.describe(r, detail=False)) for r in self._live()]
         key = {
-            "name": lambda m: m["model_name"].casefold(),
-            "created": lambda m: (m["created_at"], m["id"]),
-            "updated": lambda m: (m["updated_at"], m["id"]),
-            "size": lambda m: (m["disk_bytes"], m["model_name"].casefold()),
+            "name": lambda p: p[1]["model_name"].casefold(),
+            "created": lambda p: (p[0].created_at, p[0].id),
+            "updated": lambda p: (p[0].updated_at, p[0].id),
+            "size": lambda p: (p[1]["disk_bytes"], p[1]["model_name"].casefold()),
         }[sort]
-        return sorted(rows, key=key, reverse=order == "desc")
+        return [m for _, m in sorted(pairs, key=key, reverse=order == "desc")]
 
     def show(self, model_name: str) -> dict:
         return self.describe(self.get(model_name))

@@ -1,0 +1,63 @@
+"""The real server on a socket: 127.0.0.1 only, a fresh secret per launch, the guard in front."""
+
+import http.client
+import json
+
+import pytest
+import requests
+
+from cllm_app.server import Server
+
+
+@pytest.fixture
+def server(studio):
+    s = Server(studio).start()
+    yield s
+    s.stop()
+
+
+def test_binds_loopback_on_a_free_port_with_a_fresh_secret(studio, server):
+    assert server.httpd.server_address[0] == "127.0.0.1"
+    assert server.port > 0
+    assert server.url == f"http://127.0.0.1:{server.port}/#token={server.secret}"
+    other = Server(studio)
+    try:
+        assert other.secret != server.secret and other.port != server.port
+    finally:
+        other.httpd.server_close()
+
+
+def test_api_round_trip_over_the_socket(server):
+    h = {"X-CLLM-Token": server.secret}
+    r = requests.post(server.origin + "/api/models", json={"model_name": "sock"}, headers=h, timeout=10)
+    assert r.status_code == 201
+    r = requests.get(server.origin + "/api/models", headers=h, timeout=10)
+    assert [m["model_name"] for m in r.json()["models"]] == ["sock"]
+
+
+def test_no_token_is_403(server):
+    r = requests.get(server.origin + "/api/models", timeout=10)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = requests.get(server.origin + "/api/models", headers={"X-CLLM-Token": "guess"}, timeout=10)
+    assert r.status_code == 403
+
+
+def test_cross_site_origin_is_403_even_with_the_token(server):
+    h = {"X-CLLM-Token": server.secret, "Origin": "https://evil.example"}
+    r = requests.post(server.origin + "/api/models", json={}, headers=h, timeout=10)
+    assert r.status_code == 403
+    h["Origin"] = server.origin
+    assert requests.get(server.origin + "/api/models", headers=h, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "localhost", "127.0.0.1", "rebind.attacker.test:{port}"])
+def test_dns_rebinding_host_is_403(server, host):
+    """A page on another name that resolves to 127.0.0.1 sends its own Host: refused."""
+    con = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    con.putrequest("GET", "/api/models", skip_host=True)
+    con.putheader("Host", host.format(port=server.port))
+    con.putheader("X-CLLM-Token", server.secret)
+    con.endheaders()
+    response = con.getresponse()
+    assert response.status == 403
+    assert json.loads(response.read())["error"]["code"] == "forbidden"

@@ -1,0 +1,101 @@
+"""The `cllm` command in subprocesses, as a person runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def cllm(*args, home, ok=True):
+    env = {**os.environ, "CLLM_HOME": str(home)}
+    p = subprocess.run([sys.executable, "-m", "cllm_app", *args], capture_output=True, text=True, env=env, timeout=60)
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def refused(*args, home):
+    p = cllm(*args, home=home, ok=False)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    return lines[0]
+
+
+def test_models_lifecycle_from_the_command_line(home):
+    assert "created model_1" in cllm("models", "create", "--layers", "2", "--heads", "2", "--dim", "16", "--context", "16", home=home).stdout
+    assert "created Big One" in cllm("models", "create", "Big One", home=home).stdout
+    listed = json.loads(cllm("models", "list", "--json", home=home).stdout)
+    assert [m["model_name"] for m in listed["models"]] == ["Big One", "model_1"]
+    assert [m["model_name"] for m in json.loads(cllm("models", "list", "--json", "--sort", "size", home=home).stdout)["models"]] == ["model_1", "Big One"]
+    table = cllm("models", "list", home=home).stdout
+    assert table.splitlines()[0].split()[:3] == ["NAME", "LAYERS", "PARAMS"]
+    shown = json.loads(cllm("models", "show", "model_1", "--json", home=home).stdout)
+    assert (shown["n_layer"], shown["n_head"], shown["n_embd"], shown["block_size"]) == (2, 2, 16, 16)
+    assert "parameters" in cllm("models", "show", "model_1", home=home).stdout
+    cllm("models", "rename", "model_1", "small", home=home)
+    dup = json.loads(cllm("models", "duplicate", "small", "--json", home=home).stdout)
+    assert dup["model_name"] == "small-copy" and dup["duplicated_from"] == "small"
+    set_out = json.loads(cllm("models", "set", "small", "--layers", "3", "--target-epochs", "4", "--lr", "0.001", "--json", home=home).stdout)
+    assert (set_out["n_layer"], set_out["target_epochs"], set_out["learning_rate"]) == (3, 4, 0.001)
+    cllm("models", "delete", "small", "--yes", home=home)
+    assert "small" in cllm("models", "trash", home=home).stdout
+    cllm("models", "restore", "small", home=home)
+    assert (home / "models" / "small" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("models", "create", "bad/name"), "1 to 64 characters"),
+        (("models", "show", "nobody"), "no model named 'nobody'"),
+        (("models", "rename", "nobody", "x"), "no model named"),
+        (("models", "delete", "m"), "needs confirmation"),
+        (("models", "set", "m", "--layers", "1"), "never removed"),
+        (("models", "set", "m", "--heads", "3"), "multiple of n_head"),
+        (("models", "restore", "nobody"), "trash"),
+        (("models", "create", "M"), "already exists"),
+        (("models", "trash", "--empty"), "confirmation"),
+    ],
+)
+def test_refusals_exit_2_with_one_plain_line(home, args, fragment):
+    cllm("models", "create", "m", "--layers", "2", "--heads", "2", "--dim", "16", "--context", "16", home=home)
+    line = refused(*args, home=home)
+    assert fragment in line
+
+
+def test_usage_errors_exit_2(home):
+    p = cllm("models", "create", "--layers", "many", home=home, ok=False)
+    assert p.returncode == 2
+
+
+def test_json_output_is_stable(home):
+    """The --json shape the README documents."""
+    cllm("models", "create", "doc", home=home)
+    m = json.loads(cllm("models", "show", "doc", "--json", home=home).stdout)
+    for key in (
+        "id", "model_name", "created_at", "updated_at", "tokenizer", "vocab_size", "n_layer", "n_head",
+        "n_embd", "block_size", "n_params", "batch_size", "sequence_length", "learning_rate",
+        "target_epochs", "epochs_trained", "queue", "queue_directory", "disk_bytes", "busy",
+        "duplicated_from", "lineage",
+    ):
+        assert key in m, key
+
+
+def test_serve_prints_a_url_with_the_secret(home):
+    env = {**os.environ, "CLLM_HOME": str(home)}
+    p = subprocess.Popen([sys.executable, "-m", "cllm_app", "serve", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("CLLM Studio is serving at http://127.0.0.1:")
+        url = line.split()[-1]
+        import requests
+
+        origin, token = url.split("/#token=")
+        assert requests.get(origin + "/api/models", headers={"X-CLLM-Token": token}, timeout=10).status_code == 200
+        assert requests.get(origin + "/api/models", timeout=10).status_code == 403
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
