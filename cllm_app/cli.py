@@ -180,7 +180,7 @@ def models_list(sort, desc, as_json):
     ]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 @models.command("show")

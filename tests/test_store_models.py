@@ -7,7 +7,7 @@ import pytest
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.weights import load_weights
-from cllm_app.errors import Conflict, ConfirmationRequired, InvalidInput, NotFound
+from cllm_app.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
 from cllm_app.store import Job, LanguageModel, LossPoint, QueueEntry
 from tests.gpt_reference import logits
 

@@ -17,8 +17,8 @@ from peewee import fn
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.weights import grow_layers, init_weights, load_weights, weights_bytes
-from cllm_app.errors import Conflict, ConfirmationRequired, InvalidInput, NotFound
-from cllm_app.fsutil import FileSteps, atomic_write_json, dir_size
+from cllm_app.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
+from cllm_app.fsutil import FileSteps, dir_size
 from cllm_app.paths import DataRoot
 from cllm_app.services.failpoints import failpoint
 from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything the tests need and runs every test: unit, API, CLI, kernel parity,
+# browser tests (Playwright on Debian's Chromium), the real desktop window offscreen,
+# and the PyInstaller binary. Nothing is skipped. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: Chromium for the browser tests, and the libraries QtWebEngine loads
+# to run the pywebview window offscreen.
+DEB_PACKAGES=(chromium)
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+.venv/bin/ruff check cllm_app tests bench packaging
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"
