@@ -61,3 +61,18 @@ def test_dns_rebinding_host_is_403(server, host):
     response = con.getresponse()
     assert response.status == 403
     assert json.loads(response.read())["error"]["code"] == "forbidden"
+
+
+def test_concurrent_creates_of_one_name_give_one_model_and_one_conflict(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = {"X-CLLM-Token": server.secret}
+
+    def create(_):
+        return requests.post(server.origin + "/api/models", json={"model_name": "race"}, headers=h, timeout=30).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(create, range(6)))
+    assert codes == [201, 409, 409, 409, 409, 409]
+    models = requests.get(server.origin + "/api/models", headers=h, timeout=10).json()["models"]
+    assert [m["model_name"] for m in models] == ["race"]

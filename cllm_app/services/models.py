@@ -7,13 +7,15 @@ it either happens completely or not at all.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
 
-from peewee import fn
+from peewee import IntegrityError, fn
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.weights import grow_layers, init_weights, load_weights, weights_bytes
@@ -106,6 +108,25 @@ def _check_training(values: dict, block_size: int, epochs_trained: int) -> dict:
             code="invalid_target_epochs",
         )
     return checked
+
+
+_changing = threading.RLock()
+
+
+def _one_change_at_a_time(method):
+    """Changes are serialised within the process (the window's server is threaded); across
+    processes (the CLI beside the window) the store's unique index is the last word, and a
+    name taken in between is reported as taken, not as a crash."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with _changing:
+            try:
+                return method(*args, **kwargs)
+            except IntegrityError:
+                raise Conflict("that name was just taken by another change; choose another", code="name_taken") from None
+
+    return wrapper
 
 
 class ModelLifecycle:
@@ -223,6 +244,7 @@ class ModelLifecycle:
         # A dot-name can never be a model name, so a crash mid-create leaves only an ignorable folder.
         return self.root.models_dir / f".staging-{uuid.uuid4().hex}"
 
+    @_one_change_at_a_time
     def create(self, model_name: str | None = None, **fields) -> dict:
         fields = only_fields(fields, {*ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS}, "a new model")
         model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
@@ -264,6 +286,7 @@ class ModelLifecycle:
                 code="model_busy",
             )
 
+    @_one_change_at_a_time
     def configure(self, model_name: str, **fields) -> dict:
         """Change training settings and/or the shape. Layers can only be added; once a model
         has trained, its other shape fields are fixed because its weights have that shape."""
@@ -320,6 +343,7 @@ class ModelLifecycle:
             failpoint("configure.commit")
         return self.describe(row)
 
+    @_one_change_at_a_time
     def rename(self, model_name: str, new_name) -> dict:
         row = self.get(model_name)
         new_name = self.check_new_name(new_name, current=row.model_name)
@@ -350,6 +374,7 @@ class ModelLifecycle:
             failpoint("rename.commit")
         return self.describe(row)
 
+    @_one_change_at_a_time
     def duplicate(self, model_name: str, new_name=None) -> dict:
         source = self.get(model_name)
         taken = self._taken_keys()
@@ -387,6 +412,7 @@ class ModelLifecycle:
 
     # ---- trash -----------------------------------------------------------------------------
 
+    @_one_change_at_a_time
     def delete(self, model_name: str, confirm: bool = False) -> dict:
         row = self.get(model_name)
         if confirm is not True:
@@ -431,6 +457,7 @@ class ModelLifecycle:
             raise NotFound(f"nothing named '{ref}' is in the trash", code="not_in_trash")
         return row
 
+    @_one_change_at_a_time
     def restore(self, ref, new_name=None) -> dict:
         row = self._trashed(ref)
         name = row.model_name if new_name is None else new_name
@@ -454,6 +481,7 @@ class ModelLifecycle:
             failpoint("restore.commit")
         return self.describe(row)
 
+    @_one_change_at_a_time
     def empty_trash(self, confirm: bool = False) -> int:
         if confirm is not True:
             raise ConfirmationRequired("emptying the trash deletes its models for good and needs confirmation")
