@@ -1,0 +1,89 @@
+// The one module that talks to the server. Everything else imports get/post/patch/put/del.
+//
+// The app is opened at http://127.0.0.1:PORT/#token=SECRET. The secret rides in the URL
+// fragment (never sent to the server, never logged); on first load it is moved into
+// sessionStorage, wiped from the visible address, and sent as X-CLLM-Token on every request.
+
+const TOKEN_KEY = "cllm-token";
+const TOKEN_HEADER = "X-CLLM-Token";
+
+function takeTokenFromUrl() {
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (match) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(history.state, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+let token = takeTokenFromUrl();
+
+/** Whether this page was given a launch token at all. */
+export function hasToken() {
+  return Boolean(token);
+}
+
+/** A refusal from the server (or no answer at all): code, message and HTTP status. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (token) headers[TOKEN_HEADER] = token;
+  const init = { method, headers, cache: "no-store", credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, "unreachable", "The app's server did not answer. Is CLLM Studio still running?");
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const error = data && data.error ? data.error : {};
+    throw new ApiError(
+      response.status,
+      error.code || `http_${response.status}`,
+      error.message || `The server answered ${response.status} ${response.statusText}`.trim(),
+    );
+  }
+  return data;
+}
+
+/** Build a query string from an object, skipping null/undefined values. */
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null) search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+/** Path segment for a model name (names may hold spaces and letters of any script). */
+export function seg(value) {
+  return encodeURIComponent(value);
+}
+
+export const get = (path) => request("GET", path);
+export const post = (path, body = {}) => request("POST", path, body);
+export const patch = (path, body = {}) => request("PATCH", path, body);
+export const put = (path, body = {}) => request("PUT", path, body);
+export const del = (path, body) => request("DELETE", path, body);

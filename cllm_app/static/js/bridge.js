@@ -1,0 +1,170 @@
+// The JS bridge between the page and its host.
+//
+// Inside the desktop window (pywebview), `window.pywebview.api` appears after the
+// `pywebviewready` event and offers native methods: list_themes(), use_theme(name),
+// import_theme() (a native file dialog; returns the themes listing, or null when cancelled)
+// and pick_files() (a native multi-file dialog; returns a list of paths). In a plain browser
+// the same functions fall back to HTTP: GET /api/themes, PUT /api/themes/current, and for
+// import a hidden <input type=file> whose text is POSTed to /api/themes.
+// The desktop methods answer a refusal with {"error": {"code", "message"}} (exceptions do not
+// cross into JavaScript usefully); here that becomes a thrown ApiError, as with HTTP.
+//
+// Restyling from the developer console (both in the window and in a browser):
+//
+//   await cllmStudio.themes.list()               // → {themes: [{name, builtin}], current}
+//   await cllmStudio.themes.use("dark")          // switch theme (and remember it)
+//   const css = await (await fetch("/themes/light.css")).text();
+//   await cllmStudio.themes.add("mine", css.replace("--accent: #2f6fde", "--accent: #c0392b"));
+//                                                // (saved as themes/mine.css in the data root)
+//   await cllmStudio.themes.use("mine")
+//   cllmStudio.selection.current()               // the selected model's name
+//   await cllmStudio.selection.select("model_2") // select another model in every tab
+//
+// A theme is a CSS file of the custom properties in /themes/light.css: start from a full copy
+// and change values (a theme that leaves variables out leaves those parts unstyled). Every
+// colour, font and size in the app comes from those variables.
+
+import * as api from "./api.js";
+import * as selection from "./selection.js";
+
+const THEME_EVENT = "cllm:themes";
+
+/** A desktop method's answer, or the ApiError it stands for. */
+function unwrap(result) {
+  if (result && typeof result === "object" && result.error && typeof result.error === "object") {
+    throw new api.ApiError(0, result.error.code || "bridge_error", result.error.message || "The desktop bridge refused");
+  }
+  return result;
+}
+
+/** The pywebview API object, when running inside the desktop window and it is ready. */
+function desktop() {
+  const native = window.pywebview?.api;
+  return native && typeof native.list_themes === "function" ? native : null;
+}
+
+let readyPromise = null;
+
+/** Resolves once we know whether the desktop bridge is there (at most ~3 s of waiting). */
+export function bridgeReady() {
+  if (!readyPromise) {
+    readyPromise = new Promise((resolve) => {
+      if (desktop() || !window.pywebview) {
+        resolve(Boolean(desktop()));
+        return;
+      }
+      const done = () => resolve(Boolean(desktop()));
+      window.addEventListener("pywebviewready", done, { once: true });
+      setTimeout(done, 3000);
+    });
+  }
+  return readyPromise;
+}
+
+export function isDesktop() {
+  return Boolean(desktop());
+}
+
+/** Tell the page (the theme picker) that the theme listing changed. */
+function announce(listing) {
+  if (listing && Array.isArray(listing.themes)) {
+    window.dispatchEvent(new CustomEvent(THEME_EVENT, { detail: listing }));
+  }
+  return listing;
+}
+
+/** Listen for theme listing changes: fn({themes, current}). */
+export function onThemes(fn) {
+  window.addEventListener(THEME_EVENT, (e) => fn(e.detail));
+}
+
+/** Point the page's theme stylesheet at `name`; `reload` fetches it again (its file changed). */
+export function applyThemeCss(name, { reload = false } = {}) {
+  const link = document.getElementById("theme-css");
+  const href = `/themes/${encodeURIComponent(name)}.css${reload ? `?v=${Date.now()}` : ""}`;
+  const now = link?.getAttribute("href") || "";
+  if (link && (reload || now.split("?")[0] !== href)) link.setAttribute("href", href);
+  try {
+    localStorage.setItem("cllm-theme", name);
+  } catch {
+    /* storage may be off; the server still remembers the theme */
+  }
+  document.documentElement.dataset.theme = name;
+}
+
+async function listThemes() {
+  await bridgeReady();
+  const native = desktop();
+  return native ? unwrap(await native.list_themes()) : api.get("/api/themes");
+}
+
+async function useTheme(name) {
+  await bridgeReady();
+  const native = desktop();
+  const listing = native ? unwrap(await native.use_theme(name)) : await api.put("/api/themes/current", { name });
+  applyThemeCss(name);
+  return announce(listing || (await listThemes()));
+}
+
+async function addTheme(name, css) {
+  return announce(await api.post("/api/themes", { name, css }));
+}
+
+function pickCssFileInBrowser() {
+  return new Promise((resolve) => {
+    const input = document.createElement("input");
+    input.type = "file";
+    input.accept = ".css,text/css";
+    input.hidden = true;
+    input.dataset.testid = "theme-file-input";
+    const finish = (file) => {
+      input.remove();
+      resolve(file);
+    };
+    input.addEventListener("change", () => finish(input.files[0] || null), { once: true });
+    input.addEventListener("cancel", () => finish(null), { once: true });
+    document.body.append(input);
+    input.click();
+  });
+}
+
+/**
+ * Let the person choose a .css theme file and save it as a theme.
+ * Resolves the new listing with `added` (the new theme's name when one is known), or null if cancelled.
+ */
+async function importTheme() {
+  await bridgeReady();
+  const native = desktop();
+  if (native) {
+    const before = new Set((unwrap(await native.list_themes())?.themes || []).map((t) => t.name));
+    const listing = unwrap(await native.import_theme());
+    if (!listing) return null;
+    const added = (listing.themes || []).map((t) => t.name).find((n) => !before.has(n)) || null;
+    return { ...announce(listing), added };
+  }
+  const file = await pickCssFileInBrowser();
+  if (!file) return null;
+  const name = file.name.replace(/\.css$/i, "");
+  const listing = await addTheme(name, await file.text());
+  return { ...listing, added: name };
+}
+
+/**
+ * Native multi-file dialog (desktop only). `kinds`: extensions such as ["txt", "jsonl"], or
+ * omitted for any file. Returns a list of paths ([] when cancelled), or null in a browser.
+ */
+export async function pickFiles(kinds) {
+  await bridgeReady();
+  const native = desktop();
+  if (!native || typeof native.pick_files !== "function") return null;
+  return unwrap(await (kinds ? native.pick_files(kinds) : native.pick_files()));
+}
+
+export const themes = {
+  list: listThemes,
+  use: useTheme,
+  add: addTheme,
+  import: importTheme,
+};
+
+window.cllmStudio = { themes: { list: listThemes, use: useTheme, add: addTheme }, selection };

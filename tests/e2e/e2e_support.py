@@ -1,0 +1,52 @@
+"""Helpers the browser tests share (the fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+# ---- helpers the tests share ------------------------------------------------------------------
+
+
+def eventually(check, timeout: float = 10.0, interval: float = 0.1):
+    """Wait until check() is truthy (for effects the page sends to the server on its own time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout}s: {check}")
+        time.sleep(interval)
+
+
+def open_tab(page: Page, name: str) -> None:
+    page.click(f'[role="tab"][data-tab="{name}"]')
+    expect(page.locator(f"#panel-{name}")).to_be_visible()
+
+
+def panel_select(page: Page, name: str):
+    return page.locator(f'#panel-{name} [data-testid="model-select"]')
+
+
+def create_in_ui(page: Page, name: str, **shape) -> None:
+    """Create a model through the Models tab form and wait until it is selected."""
+    open_tab(page, "models")
+    field = page.get_by_test_id("create-name")
+    expect(field).not_to_have_value("")
+    field.fill(name)
+    for key, value in shape.items():
+        page.get_by_test_id(f"create-{key}").fill(str(value))
+    button = page.get_by_test_id("create-button")
+    expect(button).to_be_enabled()
+    button.click()
+    expect(page.get_by_test_id("details-name")).to_have_text(name)
+    expect(page.locator(f'#panel-models tr[data-model="{name}"]')).to_have_attribute(
+        "aria-selected", "true"
+    )
