@@ -14,9 +14,9 @@ HOST = "127.0.0.1"
 class Server:
     """Binds first (so the port is known before anyone is told the URL), then serves in a thread."""
 
-    def __init__(self, studio: Studio, port: int = 0):
+    def __init__(self, studio: Studio, port: int = 0, for_window: bool = False):
         self.secret = secrets.token_urlsafe(32)
-        self.app = create_app(studio, self.secret)
+        self.app = create_app(studio, self.secret, for_window=for_window)
         self.httpd = make_server(HOST, port, self.app, threaded=True)
         self.port = self.httpd.server_port
         self.app.config["ALLOWED_HOSTS"] = {f"{HOST}:{self.port}"}

@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: Chromium for the browser tests, and the libraries QtWebEngine loads
-# to run the pywebview window offscreen.
-DEB_PACKAGES=(chromium)
+# Debian packages: Chromium for the browser tests; the libraries QtWebEngine loads to run
+# the pywebview window offscreen (found with ldd over PyQt6's Qt libraries); binutils,
+# whose objdump PyInstaller needs to build the desktop binary.
+DEB_PACKAGES=(chromium binutils libasound2 libdbus-1-3 libegl1 libfontconfig1 libgl1 libglib2.0-0
+  libnss3 libxcomposite1 libxdamage1 libxkbcommon0 libxkbfile1 libxrandr2 libxtst6)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -20,9 +20,12 @@ mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/css", ".css")
 
 
-def create_app(studio: Studio, secret: str, allowed_hosts: set[str] | None = None) -> Flask:
+def create_app(
+    studio: Studio, secret: str, allowed_hosts: set[str] | None = None, for_window: bool = False
+) -> Flask:
     """Build the app. `allowed_hosts` are the Host values the server answers to
-    (set by the server once it knows its port); `secret` guards every /api/ request."""
+    (set by the server once it knows its port); `secret` guards every /api/ request;
+    `for_window` relaxes the page policy just enough for pywebview's bridge."""
     app = Flask(__name__, static_folder=None)
     app.config.update(
         STUDIO=studio,
@@ -31,7 +34,7 @@ def create_app(studio: Studio, secret: str, allowed_hosts: set[str] | None = Non
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
-    security.install(app)
+    security.install(app, for_window=for_window)
     errors.install(app)
     for bp in (models_bp, trash_bp, themes_bp, settings_bp, openapi_bp):
         app.register_blueprint(bp)

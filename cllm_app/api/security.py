@@ -32,18 +32,26 @@ def check_request() -> None:
             abort(403, description="missing or wrong token: open the app through the URL it printed")
 
 
-def _harden(response):
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        "connect-src 'self'; frame-ancestors 'none'",
+def content_policy(for_window: bool) -> str:
+    """The page may load only the app's own files. The desktop window's server also allows
+    eval, because pywebview builds `window.pywebview.api` with `new Function` and runs
+    `evaluate_js` through `eval`; that server's URL and secret go only to that window."""
+    script = "script-src 'self' 'unsafe-eval'" if for_window else "script-src 'self'"
+    return (
+        f"default-src 'self'; {script}; img-src 'self' data: blob:; "
+        "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'"
     )
-    return response
 
 
-def install(app: Flask) -> None:
+def install(app: Flask, for_window: bool = False) -> None:
+    policy = content_policy(for_window)
+
+    def harden(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", policy)
+        return response
+
     app.before_request(check_request)
-    app.after_request(_harden)
+    app.after_request(harden)

@@ -1,0 +1,112 @@
+"""What the page may ask the desktop for: `window.pywebview.api` in the app window.
+
+The bridge calls the services directly (no Flask, no HTTP). Every method
+returns plain JSON-able values; a refusal comes back as
+`{"error": {"code", "message"}}` instead of an exception, because exceptions
+do not cross into JavaScript in a useful form.
+
+pywebview exposes every public attribute of this object to the page, walking
+into attributes recursively, so everything that is not an API method starts
+with `_`.
+"""
+
+import functools
+import logging
+import re
+
+from cllm_app.errors import CllmError
+
+log = logging.getLogger(__name__)
+
+THEME_FILE_TYPES = ("Theme files (*.css)",)
+ALL_FILES = "All files (*.*)"
+_EXTENSION = re.compile(r"^\.?(\w{1,16})$")
+
+
+def _error(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _refusals(method):
+    """Turn a refusal or an unexpected failure into an error object for the page."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except CllmError as e:
+            return _error(e.code, e.message)
+        except OSError as e:
+            return _error("os_error", f"{e.strerror or e} ({e.filename or 'data root'})")
+        except Exception as e:  # noqa: BLE001 - nothing may escape into the page's promise
+            log.exception("bridge call %s failed", method.__name__)
+            return _error("internal_error", f"{type(e).__name__}: {e}")
+
+    return wrapper
+
+
+def _file_types(kinds) -> tuple[str, ...]:
+    """`kinds` is None or a list of extensions ("txt", ".jsonl"); "All files" is always offered."""
+    if kinds is None:
+        return ()
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    if not isinstance(kinds, (list, tuple)) or not kinds:
+        raise ValueError("kinds must be a list of file extensions such as ['txt', 'jsonl']")
+    exts = []
+    for kind in kinds:
+        match = _EXTENSION.match(kind) if isinstance(kind, str) else None
+        if not match:
+            raise ValueError(f"'{kind}' is not a file extension such as 'txt' or '.jsonl'")
+        if match.group(1).lower() not in exts:
+            exts.append(match.group(1).lower())
+    pattern = ";".join(f"*.{e}" for e in exts)
+    return (f"Data files ({pattern})", ALL_FILES)
+
+
+class Bridge:
+    def __init__(self, studio):
+        self._studio = studio
+
+    # Themes
+
+    @_refusals
+    def list_themes(self):
+        return self._studio.themes.listing()
+
+    @_refusals
+    def use_theme(self, name):
+        return self._studio.themes.use(name)
+
+    @_refusals
+    def import_theme(self):
+        """Ask for a .css file and add it as a theme; None when the person cancels."""
+        paths = self._open_dialog(allow_multiple=False, file_types=THEME_FILE_TYPES)
+        if not paths:
+            return None
+        return self._studio.themes.add_file(paths[0])
+
+    # Files
+
+    @_refusals
+    def pick_files(self, kinds=None):
+        """Ask for one or more files; their paths, or [] when the person cancels."""
+        try:
+            file_types = _file_types(kinds)
+        except ValueError as e:
+            return _error("invalid_input", str(e))
+        return self._open_dialog(allow_multiple=True, file_types=file_types)
+
+    def _open_dialog(self, allow_multiple: bool, file_types=()) -> list[str]:
+        import webview
+
+        if not webview.windows:
+            raise CllmError("there is no app window to open a file dialog from", code="no_window")
+        result = webview.windows[0].create_file_dialog(
+            webview.FileDialog.OPEN, allow_multiple=allow_multiple, file_types=file_types
+        )
+        if not result:
+            return []
+        if isinstance(result, str):
+            result = [result]
+        return [str(p) for p in result if p]
