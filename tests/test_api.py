@@ -189,3 +189,10 @@ def test_wrong_host_is_403_even_for_the_page(client):
     for host in ("evil.example", "localhost:5555", "127.0.0.1:5556", "attacker.test:5555"):
         _err(client.get("/api/models", headers={"Host": host}), 403)
         assert client.get("/", headers={"Host": host}).status_code == 403
+
+
+def test_current_theme_css_follows_the_choice(client):
+    assert b"--bg: #f6f7f9" in client.get("/themes/current.css").data
+    client.put("/api/themes/current", json={"name": "dark"})
+    assert b"--bg: #14171d" in client.get("/themes/current.css").data
+    assert client.post("/api/themes", json={"name": "current", "css": ":root{}"}).status_code == 400

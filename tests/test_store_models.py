@@ -225,6 +225,7 @@ def test_empty_trash_removes_files_and_rows(studio):
 
 def test_layers_are_added_never_removed(studio):
     studio.models.create("grow", **SMALL)
+    before = load_weights(studio.root.model_dir("grow") / "model.safetensors")
     with pytest.raises(InvalidInput) as e:
         studio.models.configure("grow", n_layer=1)
     assert e.value.code == "layer_reduction"
@@ -236,6 +237,8 @@ def test_layers_are_added_never_removed(studio):
         "at": m["lineage"]["events"][-1]["at"],
         "detail": {"from": 2, "to": 4, "trained": False},
     }
+    after = load_weights(studio.root.model_dir("grow") / "model.safetensors")
+    assert all(np.array_equal(after[k], v) for k, v in before.items())  # old blocks untouched
 
 
 def test_growing_a_trained_model_keeps_what_it_computes(studio):

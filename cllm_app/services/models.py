@@ -324,11 +324,11 @@ class ModelLifecycle:
             row.updated_at = utcnow()
             row.save()
             if arch:
-                if row.has_trained:
+                if arch.keys() == {"n_layer"}:
                     # Grow in place: new blocks are identities, so the model computes what it did.
                     weights = grow_layers(load_weights(folder / WEIGHTS_FILE), old, new.n_layer, row.seed)
                 else:
-                    weights = init_weights(new, row.seed)
+                    weights = init_weights(new, row.seed)  # a new shape (allowed only before training)
                 failpoint("configure.weights")
                 files.replace_file(folder / WEIGHTS_FILE, weights_bytes(weights))
                 files.replace_file(folder / CONFIG_FILE, (json.dumps(new.to_dict(), indent=2, sort_keys=True) + "\n").encode())

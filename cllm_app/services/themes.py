@@ -53,6 +53,10 @@ class Themes:
         return self.listing()
 
     def css_path(self, name: str) -> Path:
+        """The file of theme `name`; `current` is the theme in use, so the page's first
+        paint already has the remembered look."""
+        if name == "current":
+            name = self.current()
         if not _THEME_NAME.match(name) or not (self.dir / f"{name}.css").is_file():
             raise NotFound(f"there is no theme named '{name}'", code="theme_not_found")
         return self.dir / f"{name}.css"
@@ -66,6 +70,8 @@ class Themes:
             )
         if name in BUILTIN:
             raise InvalidInput(f"'{name}' is a built-in theme; choose another name", code="invalid_theme_name")
+        if name == "current":
+            raise InvalidInput("'current' names the theme in use; choose another name", code="invalid_theme_name")
         if not isinstance(css, str) or not css.strip():
             raise InvalidInput("the theme's CSS is empty", code="invalid_theme")
         data = css.encode("utf-8")
