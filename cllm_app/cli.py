@@ -287,5 +287,56 @@ def models_set(name, as_json, **fields):
         click.echo(f"{m['model_name']}: {changed}")
 
 
+@cli.group()
+def data():
+    """A model's training-data queue: add text files, list, remove."""
+
+
+@data.command("add")
+@click.argument("name")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def data_add(name, files, as_json):
+    """Add plain-text (UTF-8) FILES to the queue of model NAME."""
+    result = _studio().queue.add_files(name, list(files))
+    if as_json:
+        _print_json(result)
+    else:
+        for e in result["added"]:
+            click.echo(f"added {e['origin']} ({e['token_count']:,} tokens)")
+        for e in result["duplicates"]:
+            click.echo(f"already queued: {e['origin']}")
+        for r in result["refused"]:
+            click.echo(f"refused {r['origin']}: {r['reason']}", err=True)
+    if result["refused"] and not (result["added"] or result["duplicates"]):
+        sys.exit(EXIT_REFUSED)
+
+
+@data.command("list")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def data_list(name, as_json):
+    """List the queue of model NAME."""
+    q = _studio().queue.list(name)
+    if as_json:
+        _print_json(q)
+        return
+    for e in q["items"]:
+        click.echo(f"{e['id']:>5}  {e['source_kind']:<6} {e['token_count']:>12,}  {e['origin']}")
+    click.echo(f"{len(q['items'])} items, {q['tokens']:,} tokens")
+
+
+@data.command("remove")
+@click.argument("name")
+@click.argument("item_id", type=int)
+@refusals
+def data_remove(name, item_id):
+    """Remove item ITEM_ID from the queue of model NAME."""
+    e = _studio().queue.remove(name, item_id)
+    click.echo(f"removed {e['origin']}")
+
+
 def main() -> None:
     cli(prog_name="cllm")

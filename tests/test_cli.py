@@ -99,3 +99,20 @@ def test_serve_prints_a_url_with_the_secret(home):
     finally:
         p.terminate()
         p.wait(timeout=10)
+
+
+def test_data_add_list_remove(home, tmp_path):
+    cllm("models", "create", "d", "--layers", "1", "--heads", "2", "--dim", "16", "--context", "16", home=home)
+    good = tmp_path / "good.txt"
+    good.write_text("some training text")
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\x00\x01\x02")
+    p = cllm("data", "add", "d", str(good), str(bad), home=home)
+    assert "added" in p.stdout and "18 tokens" in p.stdout
+    assert "refused" in p.stderr and "binary" in p.stderr
+    listed = json.loads(cllm("data", "list", "d", "--json", home=home).stdout)
+    assert listed["tokens"] == 18 and listed["items"][0]["origin"] == str(good)
+    p = cllm("data", "add", "d", str(bad), home=home, ok=False)
+    assert p.returncode == 2 and "binary" in p.stderr
+    cllm("data", "remove", "d", str(listed["items"][0]["id"]), home=home)
+    assert json.loads(cllm("data", "list", "d", "--json", home=home).stdout)["items"] == []

@@ -78,6 +78,29 @@ SCHEMAS = {
             "current": _STR,
         },
     },
+    "QueueItem": {
+        "type": "object",
+        "properties": {
+            "id": _INT,
+            "source_kind": _STR,
+            "origin": _STR,
+            "content_hash": _STR,
+            "byte_count": _INT,
+            "token_count": _INT,
+            "status": _STR,
+            "error": {"type": ["string", "null"]},
+            "epochs_used": _STR,
+            "added_at": _STR,
+        },
+    },
+    "AddResult": {
+        "type": "object",
+        "properties": {
+            "added": {"type": "array", "items": {"$ref": "#/components/schemas/QueueItem"}},
+            "duplicates": {"type": "array", "items": {"$ref": "#/components/schemas/QueueItem"}},
+            "refused": {"type": "array", "items": {"type": "object", "properties": {"origin": _STR, "reason": _STR}}},
+        },
+    },
     "Settings": {
         "type": "object",
         "properties": {"selected_model": {"type": ["string", "null"]}, "theme": _STR},
@@ -103,6 +126,23 @@ ROUTES = {
         200,
         _obj({"trash": _ref("TrashEntry")}),
     ),
+    ("GET", "/api/models/{model_name}/queue"): (
+        None,
+        200,
+        {"type": "object", "properties": {"model_name": _STR, "items": {"type": "array", "items": _ref("QueueItem")}, "tokens": _INT}},
+    ),
+    ("POST", "/api/models/{model_name}/queue/files"): (
+        _obj({"paths": {"type": "array", "items": _STR}}, ("paths",)),
+        200,
+        _ref("AddResult"),
+    ),
+    ("POST", "/api/models/{model_name}/queue/upload"): (
+        {"multipart": {"type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        200,
+        _ref("AddResult"),
+    ),
+    ("GET", "/api/models/{model_name}/queue/{entry_id}"): (None, 200, _ref("QueueItem")),
+    ("DELETE", "/api/models/{model_name}/queue/{entry_id}"): (None, 200, _obj({"removed": _ref("QueueItem")})),
     ("GET", "/api/trash"): (None, 200, _obj({"trash": {"type": "array", "items": _ref("TrashEntry")}})),
     ("POST", "/api/trash/{model_id}/restore"): (_obj({"model_name": _STR}), 200, _ref("Model")),
     ("DELETE", "/api/trash"): (_obj({"confirm": {"type": "boolean"}}, ("confirm",)), 200, _obj({"removed": _INT})),
@@ -154,13 +194,15 @@ def build_spec(app) -> dict:
             },
         }
         params = [
-            {"name": name, "in": "path", "required": True, "schema": _INT if name == "model_id" else _STR}
+            {"name": name, "in": "path", "required": True, "schema": _INT if name.endswith("_id") else _STR}
             for name in (seg[1:-1] for seg in path.split("/") if seg.startswith("{"))
         ]
         params += [{"name": n, "in": "query", "required": False, "schema": s} for n, s in QUERY_PARAMS.get((method, path), [])]
         if params:
             op["parameters"] = params
-        if body is not None:
+        if body is not None and "multipart" in body:
+            op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": body["multipart"]}}}
+        elif body is not None:
             op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
         paths.setdefault(path, {})[method.lower()] = op
     return {

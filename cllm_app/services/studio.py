@@ -4,6 +4,7 @@ from pathlib import Path
 
 from cllm_app.paths import DataRoot
 from cllm_app.services.models import ModelLifecycle
+from cllm_app.services.queue import Queue
 from cllm_app.services.themes import Themes
 from cllm_app.store import open_store
 
@@ -14,6 +15,7 @@ class Studio:
         self.root.ensure()
         self.database = open_store(self.root.db_path)
         self.models = ModelLifecycle(self.root)
+        self.queue = Queue(self.models)
         self.themes = Themes(self.root.themes_dir)
         self.themes.install_builtins()
 
