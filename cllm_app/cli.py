@@ -6,6 +6,7 @@ line on stderr and exits with status 2.
 
 import functools
 import json
+import os
 import sys
 
 import click
@@ -336,6 +337,83 @@ def data_remove(name, item_id):
     """Remove item ITEM_ID from the queue of model NAME."""
     e = _studio().queue.remove(name, item_id)
     click.echo(f"removed {e['origin']}")
+
+
+@cli.command(hidden=True)
+@click.argument("job_id", type=int)
+def worker(job_id):
+    """Run one background job (started by the app; not for people)."""
+    from cllm_app.jobs.worker import run_job
+
+    sys.exit(run_job(job_id))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--epochs", "target_epochs", type=int, help="Target epochs in all (trains the difference).")
+@click.option("--batch-size", "batch_size", type=int)
+@click.option("--context", "sequence_length", type=int, help="Context length (sequence_length).")
+@click.option("--lr", "learning_rate", type=float)
+@click.option("--accumulate", "grad_accum", type=int, help="Micro-batches per optimizer step.")
+@refusals
+def train(name, **settings):
+    """Train model NAME on its queue to its target epochs; run it again to continue."""
+    from cllm_app.jobs.train import run_training
+    from cllm_app.services.training import start_training
+
+    studio = _studio()
+    settings = {k: v for k, v in settings.items() if v is not None}
+    job = start_training(studio, name, settings)
+    studio.jobs.start(job["id"], os.getpid())
+    click.echo(f"training {job['model_name']} (job #{job['id']}); Ctrl+C stops after a checkpoint")
+    import signal
+
+    def ask_to_stop(signum, frame):
+        # The first Ctrl+C asks the trainer to checkpoint and stop; a second one aborts.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        studio.jobs.stop(job["id"])
+
+    signal.signal(signal.SIGINT, ask_to_stop)
+    printer = _ProgressPrinter(studio, job["id"])
+    printer.start()
+    try:
+        state = run_training(studio, job["id"])
+    finally:
+        printer.stop()
+    final = studio.jobs.get(job["id"])
+    click.echo(final["error"] or final["message"] or state, err=bool(final["error"]))
+    sys.exit(0 if state in ("done", "stopped") else EXIT_REFUSED)
+
+
+class _ProgressPrinter:
+    """Prints the job's progress line once a second, from the store like the window does."""
+
+    def __init__(self, studio, job_id):
+        import threading
+
+        self.studio, self.job_id = studio, job_id
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def _loop(self):
+        while not self._done.wait(1.0):
+            d = self.studio.jobs.get(self.job_id)["detail"]
+            if d:
+                eta = d.get("eta_seconds")
+                eta_text = f" · ETA {int(eta // 60)}m{int(eta % 60):02d}s" if eta is not None else ""
+                click.echo(
+                    f"\rstep {d['step']}/{d['total_steps']} · epoch {d['epoch']:.2f}/{d['target_epochs']} · "
+                    f"loss {d['train_loss']:.4f} · {d['tokens_per_sec']:,.0f} tok/s{eta_text}   ",
+                    nl=False,
+                )
+
+    def stop(self):
+        self._done.set()
+        self._thread.join(timeout=2)
+        click.echo("")
 
 
 def main() -> None:

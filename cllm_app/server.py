@@ -6,6 +6,7 @@ import threading
 from werkzeug.serving import make_server
 
 from cllm_app.api import create_app
+from cllm_app.jobs.runner import JobRunner
 from cllm_app.services.studio import Studio
 
 HOST = "127.0.0.1"
@@ -21,6 +22,8 @@ class Server:
         self.port = self.httpd.server_port
         self.app.config["ALLOWED_HOSTS"] = {f"{HOST}:{self.port}"}
         self._thread: threading.Thread | None = None
+        # The process that serves the window also runs its background jobs.
+        self.runner = JobRunner(studio)
 
     @property
     def origin(self) -> str:
@@ -32,14 +35,20 @@ class Server:
         return f"{self.origin}/#token={self.secret}"
 
     def start(self) -> "Server":
+        self.runner.start()
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="cllm-http", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        self.runner.start()
+        try:
+            self.httpd.serve_forever()
+        finally:
+            self.runner.shutdown()
 
     def stop(self) -> None:
         self.httpd.shutdown()
+        self.runner.shutdown()
         if self._thread:
             self._thread.join(timeout=5)

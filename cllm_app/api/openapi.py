@@ -101,6 +101,23 @@ SCHEMAS = {
             "refused": {"type": "array", "items": {"type": "object", "properties": {"origin": _STR, "reason": _STR}}},
         },
     },
+    "Job": {
+        "type": "object",
+        "properties": {
+            "id": _INT,
+            "kind": _STR,
+            "model_name": {"type": ["string", "null"]},
+            "state": _STR,
+            "progress": _NUM,
+            "message": {"type": ["string", "null"]},
+            "error": {"type": ["string", "null"]},
+            "params": {"type": "object"},
+            "detail": {"type": "object"},
+            "created_at": _STR,
+            "started_at": {"type": ["string", "null"]},
+            "finished_at": {"type": ["string", "null"]},
+        },
+    },
     "Settings": {
         "type": "object",
         "properties": {"selected_model": {"type": ["string", "null"]}, "theme": _STR},
@@ -143,6 +160,15 @@ ROUTES = {
     ),
     ("GET", "/api/models/{model_name}/queue/{entry_id}"): (None, 200, _ref("QueueItem")),
     ("DELETE", "/api/models/{model_name}/queue/{entry_id}"): (None, 200, _obj({"removed": _ref("QueueItem")})),
+    ("POST", "/api/models/{model_name}/train"): (_obj(dict(_TRAINING)), 202, _ref("Job")),
+    ("GET", "/api/jobs"): (None, 200, _obj({"jobs": {"type": "array", "items": _ref("Job")}})),
+    ("GET", "/api/jobs/{job_id}"): (None, 200, _ref("Job")),
+    ("POST", "/api/jobs/{job_id}/stop"): (None, 200, _ref("Job")),
+    ("GET", "/api/models/{model_name}/loss-history"): (
+        None,
+        200,
+        {"type": "object", "properties": {"model_name": _STR, "points": {"type": "array"}, "markers": {"type": "array"}}},
+    ),
     ("GET", "/api/trash"): (None, 200, _obj({"trash": {"type": "array", "items": _ref("TrashEntry")}})),
     ("POST", "/api/trash/{model_id}/restore"): (_obj({"model_name": _STR}), 200, _ref("Model")),
     ("DELETE", "/api/trash"): (_obj({"confirm": {"type": "boolean"}}, ("confirm",)), 200, _obj({"removed": _INT})),
@@ -160,6 +186,8 @@ QUERY_PARAMS = {
         ("order", {"type": "string", "enum": ["asc", "desc"]}),
     ],
     ("GET", "/api/model-names/check"): [("model_name", _STR), ("current", _STR)],
+    ("GET", "/api/jobs"): [("model_name", _STR), ("active", {"type": "string", "enum": ["0", "1"]})],
+    ("GET", "/api/models/{model_name}/loss-history"): [("since_step", _INT)],
 }
 
 

@@ -110,7 +110,7 @@ def _check_training(values: dict, block_size: int, epochs_trained: int) -> dict:
     return checked
 
 
-_changing = threading.RLock()
+changing = threading.RLock()
 
 
 def _one_change_at_a_time(method):
@@ -120,7 +120,7 @@ def _one_change_at_a_time(method):
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        with _changing:
+        with changing:
             try:
                 return method(*args, **kwargs)
             except IntegrityError:

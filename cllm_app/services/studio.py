@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from cllm_app.paths import DataRoot
+from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.services.queue import Queue
 from cllm_app.services.themes import Themes
@@ -16,6 +17,7 @@ class Studio:
         self.database = open_store(self.root.db_path)
         self.models = ModelLifecycle(self.root)
         self.queue = Queue(self.models)
+        self.jobs = Jobs(self.models)
         self.themes = Themes(self.root.themes_dir)
         self.themes.install_builtins()
 

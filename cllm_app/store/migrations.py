@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from peewee import CharField, DateTimeField, SqliteDatabase
+from peewee import CharField, DateTimeField, SqliteDatabase, TextField
 from playhouse.migrate import SqliteMigrator, migrate
 
 V1_SQL = [
@@ -120,7 +120,12 @@ def _v2_trash(database: SqliteDatabase) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_trash]
+def _v3_job_detail(database: SqliteDatabase) -> None:
+    """Jobs report structured progress (step, epoch, tokens/s, ETA) for the window to draw."""
+    migrate(SqliteMigrator(database).add_column("jobs", "detail", TextField(default="{}")))
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_trash, _v3_job_detail]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -125,7 +125,9 @@ class LossPoint(BaseModel):
         table_name = "loss_history"
 
 
-ACTIVE_JOB_STATES = ("queued", "running", "paused")
+# A job in one of these states holds its model: no rename, delete or reshape meanwhile.
+ACTIVE_JOB_STATES = ("queued", "running", "stopping", "paused")
+FINAL_JOB_STATES = ("done", "failed", "stopped", "interrupted", "cancelled")
 
 
 class Job(BaseModel):
@@ -133,11 +135,12 @@ class Job(BaseModel):
 
     kind = CharField()
     model = ForeignKeyField(LanguageModel, backref="jobs", on_delete="CASCADE", null=True)
-    state = CharField(default="queued")  # queued | running | paused | done | failed | stopped
+    state = CharField(default="queued")  # see ACTIVE_JOB_STATES and FINAL_JOB_STATES
     progress = FloatField(default=0.0)
     message = TextField(null=True)
     error = TextField(null=True)
     params = TextField(default="{}")
+    detail = TextField(default="{}")  # JSON progress: step, epoch, tokens_per_sec, eta_seconds…
     pid = IntegerField(null=True)
     created_at = DateTimeField(default=utcnow)
     started_at = DateTimeField(null=True)

@@ -1,0 +1,46 @@
+"""/api/jobs and training: start, watch and stop background jobs; a model's loss history."""
+
+from flask import Blueprint, current_app, jsonify, request
+
+from cllm_app.api.body import json_body
+from cllm_app.services.models import TRAINING_FIELDS
+from cllm_app.services.training import history, start_training
+
+bp = Blueprint("jobs", __name__, url_prefix="/api")
+
+
+def studio():
+    return current_app.config["STUDIO"]
+
+
+@bp.post("/models/<path:model_name>/train")
+def train(model_name):
+    """Save the training settings given and queue a training job (continues from the last checkpoint)."""
+    body = json_body(set(TRAINING_FIELDS), "training settings")
+    return jsonify(start_training(studio(), model_name, body)), 202
+
+
+@bp.get("/jobs")
+def list_jobs():
+    """Jobs, newest first; `model_name` and `active=1` narrow the list."""
+    active = request.args.get("active") in ("1", "true")
+    return {"jobs": studio().jobs.list(request.args.get("model_name"), active=active)}
+
+
+@bp.get("/jobs/<int:job_id>")
+def get_job(job_id):
+    """One job's state, progress and detail."""
+    return studio().jobs.get(job_id)
+
+
+@bp.post("/jobs/<int:job_id>/stop")
+def stop_job(job_id):
+    """Cancel a queued job, or ask a running one to checkpoint and stop."""
+    return studio().jobs.stop(job_id)
+
+
+@bp.get("/models/<path:model_name>/loss-history")
+def loss_history(model_name):
+    """Loss points after `since_step`, with markers (resumed, data added, layers grown)."""
+    since = request.args.get("since_step", "0")
+    return history(studio(), model_name, since)

@@ -1,0 +1,216 @@
+"""The GPT-2-style model for training: one flat parameter buffer, forward and backward.
+
+Like llm.c's train_gpt2.c: every layer is a kernel pair over flat float32 arrays
+(cllm_app.kernels), and this file only lays out memory and calls them in the order
+data flows. Pre-LayerNorm blocks, learned positions, causal self-attention, GELU
+MLP of 4x width, output head tied to `wte`.
+
+Parameters live in one buffer, matrices first and vectors after, so AdamW's
+weight decay (matrices only) is two calls over two contiguous slices.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cllm_app.engine.config import GPTConfig
+
+
+def param_shapes(cfg: GPTConfig) -> list[tuple[str, tuple[int, ...]]]:
+    """Every tensor's name and shape, matrices first (Hugging Face GPT-2 names and layouts)."""
+    C, L = cfg.n_embd, cfg.n_layer
+    matrices = [("wte.weight", (cfg.vocab_size, C)), ("wpe.weight", (cfg.block_size, C))]
+    vectors = []
+    for i in range(L):
+        p = f"h.{i}."
+        matrices += [
+            (p + "attn.c_attn.weight", (C, 3 * C)),
+            (p + "attn.c_proj.weight", (C, C)),
+            (p + "mlp.c_fc.weight", (C, 4 * C)),
+            (p + "mlp.c_proj.weight", (4 * C, C)),
+        ]
+        vectors += [
+            (p + "ln_1.weight", (C,)),
+            (p + "ln_1.bias", (C,)),
+            (p + "attn.c_attn.bias", (3 * C,)),
+            (p + "attn.c_proj.bias", (C,)),
+            (p + "ln_2.weight", (C,)),
+            (p + "ln_2.bias", (C,)),
+            (p + "mlp.c_fc.bias", (4 * C,)),
+            (p + "mlp.c_proj.bias", (C,)),
+        ]
+    vectors += [("ln_f.weight", (C,)), ("ln_f.bias", (C,))]
+    return matrices + vectors
+
+
+class FlatTensors:
+    """Named views into one flat buffer; `n_decay` is where the matrices end."""
+
+    def __init__(self, cfg: GPTConfig, dtype=np.float32, buffer: np.ndarray | None = None):
+        shapes = param_shapes(cfg)
+        total = sum(int(np.prod(s)) for _, s in shapes)
+        self.flat = np.zeros(total, dtype=dtype) if buffer is None else buffer
+        if self.flat.size != total:
+            raise ValueError(f"buffer holds {self.flat.size} values, the model needs {total}")
+        self.views: dict[str, np.ndarray] = {}
+        offset = 0
+        self.n_decay = 0
+        for name, shape in shapes:
+            n = int(np.prod(shape))
+            self.views[name] = self.flat[offset : offset + n].reshape(shape)
+            offset += n
+            if len(shape) == 2:
+                self.n_decay = offset
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.views[name]
+
+    def load(self, weights: dict[str, np.ndarray]) -> None:
+        missing = set(self.views) - set(weights)
+        if missing:
+            raise ValueError(f"weights lack {sorted(missing)[:3]}…")
+        for name, view in self.views.items():
+            if weights[name].shape != view.shape:
+                raise ValueError(f"{name} has shape {weights[name].shape}, the model needs {view.shape}")
+            view[...] = weights[name]
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: view.copy() for name, view in self.views.items()}
+
+
+@dataclass
+class _Layer:
+    """Activations of one block, kept for the backward pass."""
+
+    ln1: np.ndarray
+    ln1_mean: np.ndarray
+    ln1_rstd: np.ndarray
+    qkv: np.ndarray
+    atty: np.ndarray
+    att_lse: np.ndarray
+    residual2: np.ndarray
+    ln2: np.ndarray
+    ln2_mean: np.ndarray
+    ln2_rstd: np.ndarray
+    fch: np.ndarray
+    fch_gelu: np.ndarray
+    residual3: np.ndarray
+
+
+class Activations:
+    """All buffers of one (B, T) forward/backward pass, allocated once and reused."""
+
+    def __init__(self, cfg: GPTConfig, B: int, T: int, dtype=np.float32):
+        C, V, NH, N = cfg.n_embd, cfg.vocab_size, cfg.n_head, B * T
+        f = dtype
+        self.B, self.T = B, T
+        self.encoded = np.empty((N, C), f)
+        self.layers = [
+            _Layer(
+                ln1=np.empty((N, C), f), ln1_mean=np.empty(N, f), ln1_rstd=np.empty(N, f),
+                qkv=np.empty((N, 3 * C), f), atty=np.empty((N, C), f), att_lse=np.empty((B, NH, T), f),
+                residual2=np.empty((N, C), f),
+                ln2=np.empty((N, C), f), ln2_mean=np.empty(N, f), ln2_rstd=np.empty(N, f),
+                fch=np.empty((N, 4 * C), f), fch_gelu=np.empty((N, 4 * C), f),
+                residual3=np.empty((N, C), f),
+            )
+            for _ in range(cfg.n_layer)
+        ]
+        self.lnf = np.empty((N, C), f)
+        self.lnf_mean = np.empty(N, f)
+        self.lnf_rstd = np.empty(N, f)
+        self.logits = np.empty((N, V), f)
+        self.losses = np.empty(N, f)
+        # backward scratch: one residual-stream gradient and per-layer temporaries
+        self.dresidual = np.empty((N, C), f)
+        self.dln = np.empty((N, C), f)
+        self.dbig = np.empty((N, 4 * C), f)
+        self.dbig2 = np.empty((N, 4 * C), f)
+        self.dqkv = np.empty((N, 3 * C), f)
+        self.datty = np.empty((N, C), f)
+
+
+class GPT:
+    """Forward and backward of the model over a kernel namespace `K` (compiled or reference)."""
+
+    def __init__(self, cfg: GPTConfig, kernels, params: FlatTensors | None = None, dtype=np.float32):
+        """`dtype` float64 with the reference kernels is for gradient checks only."""
+        self.cfg = cfg
+        self.K = kernels
+        self.dtype = dtype
+        self.params = params or FlatTensors(cfg, dtype)
+        self.grads = FlatTensors(cfg, dtype)
+        self.acts: Activations | None = None
+        self._inputs: np.ndarray | None = None
+
+    def _acts(self, B: int, T: int) -> Activations:
+        if self.acts is None or (self.acts.B, self.acts.T) != (B, T):
+            self.acts = Activations(self.cfg, B, T, self.dtype)
+        return self.acts
+
+    def forward(self, idx: np.ndarray, targets: np.ndarray) -> float:
+        """Mean cross-entropy of `targets` given `idx`, both (B, T) int32; keeps activations."""
+        K, P, cfg = self.K, self.params, self.cfg
+        B, T = idx.shape
+        if T > cfg.block_size:
+            raise ValueError(f"context {T} is longer than block_size {cfg.block_size}")
+        a = self._acts(B, T)
+        idx = np.ascontiguousarray(idx, dtype=np.int32)
+        targets = np.ascontiguousarray(targets, dtype=np.int32)
+        self._inputs, self._targets = idx, targets
+        K.encoder_forward(a.encoded, idx, P["wte.weight"], P["wpe.weight"])
+        residual = a.encoded
+        for i, L in enumerate(a.layers):
+            p = f"h.{i}."
+            K.layernorm_forward(L.ln1, L.ln1_mean, L.ln1_rstd, residual, P[p + "ln_1.weight"], P[p + "ln_1.bias"])
+            K.matmul_forward(L.qkv, L.ln1, P[p + "attn.c_attn.weight"], P[p + "attn.c_attn.bias"])
+            K.attention_forward(L.atty, L.att_lse, L.qkv, B, T, cfg.n_head)
+            # attention's output projection writes into residual2 and the residual is added in place
+            K.matmul_forward(L.residual2, L.atty, P[p + "attn.c_proj.weight"], P[p + "attn.c_proj.bias"])
+            K.residual_forward(L.residual2, residual, L.residual2)
+            K.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.residual2, P[p + "ln_2.weight"], P[p + "ln_2.bias"])
+            K.matmul_forward(L.fch, L.ln2, P[p + "mlp.c_fc.weight"], P[p + "mlp.c_fc.bias"])
+            K.gelu_forward(L.fch_gelu, L.fch)
+            K.matmul_forward(L.residual3, L.fch_gelu, P[p + "mlp.c_proj.weight"], P[p + "mlp.c_proj.bias"])
+            K.residual_forward(L.residual3, L.residual2, L.residual3)
+            residual = L.residual3
+        K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, P["ln_f.weight"], P["ln_f.bias"])
+        K.matmul_forward_tied(a.logits, a.lnf, P["wte.weight"])
+        return K.crossentropy_forward(a.losses, a.logits, targets.reshape(-1))
+
+    def backward(self, scale: float = 1.0) -> None:
+        """Gradients of `scale` times the last forward's mean loss, ADDED into self.grads
+        (zero them first; gradient accumulation passes scale = 1/steps)."""
+        K, P, G, cfg, a = self.K, self.params, self.grads, self.cfg, self.acts
+        B, T = a.B, a.T
+        dlogits = a.logits  # the loss gradient overwrites the logits: they are not needed again
+        K.crossentropy_backward(dlogits, a.logits, self._targets.reshape(-1), scale / (B * T))
+        residual = a.layers[-1].residual3 if a.layers else a.encoded
+        dres = a.dresidual
+        dres.fill(0.0)
+        a.dln.fill(0.0)
+        K.matmul_backward_tied(a.dln, G["wte.weight"], dlogits, a.lnf, P["wte.weight"])
+        K.layernorm_backward(dres, G["ln_f.weight"], G["ln_f.bias"], a.dln, residual, P["ln_f.weight"], a.lnf_mean, a.lnf_rstd)
+        for i in reversed(range(cfg.n_layer)):
+            L, p = a.layers[i], f"h.{i}."
+            residual = a.layers[i - 1].residual3 if i > 0 else a.encoded
+            # MLP: dres flows through the residual unchanged and into the MLP branch
+            a.dbig.fill(0.0)
+            K.matmul_backward(a.dbig, G[p + "mlp.c_proj.weight"], G[p + "mlp.c_proj.bias"], dres, L.fch_gelu, P[p + "mlp.c_proj.weight"])
+            a.dbig2.fill(0.0)
+            K.gelu_backward(a.dbig2, L.fch, a.dbig)
+            a.dln.fill(0.0)
+            K.matmul_backward(a.dln, G[p + "mlp.c_fc.weight"], G[p + "mlp.c_fc.bias"], a.dbig2, L.ln2, P[p + "mlp.c_fc.weight"])
+            K.layernorm_backward(dres, G[p + "ln_2.weight"], G[p + "ln_2.bias"], a.dln, L.residual2, P[p + "ln_2.weight"], L.ln2_mean, L.ln2_rstd)
+            # attention
+            a.datty.fill(0.0)
+            K.matmul_backward(a.datty, G[p + "attn.c_proj.weight"], G[p + "attn.c_proj.bias"], dres, L.atty, P[p + "attn.c_proj.weight"])
+            a.dqkv.fill(0.0)
+            K.attention_backward(a.dqkv, a.datty, L.qkv, L.atty, L.att_lse, B, T, cfg.n_head)
+            a.dln.fill(0.0)
+            K.matmul_backward(a.dln, G[p + "attn.c_attn.weight"], G[p + "attn.c_attn.bias"], a.dqkv, L.ln1, P[p + "attn.c_attn.weight"])
+            K.layernorm_backward(dres, G[p + "ln_1.weight"], G[p + "ln_1.bias"], a.dln, residual, P[p + "ln_1.weight"], L.ln1_mean, L.ln1_rstd)
+        K.encoder_backward(G["wte.weight"], G["wpe.weight"], dres, self._inputs)
+
+    def zero_grad(self) -> None:
+        self.grads.flat.fill(0.0)

@@ -1,0 +1,125 @@
+"""Jobs in the store: submit, list, stop. One job per model at a time; the rest wait in line.
+
+The runner (cllm_app/jobs/runner.py) starts queued jobs in processes of their own;
+a worker reports progress here and watches for a stop request here.
+"""
+
+import json
+import os
+
+from cllm_app.errors import Conflict, InvalidInput, NotFound
+from cllm_app.jobs.procs import pid_alive
+from cllm_app.services.models import ModelLifecycle, changing
+from cllm_app.store import Job, LanguageModel, db
+from cllm_app.store.schema import ACTIVE_JOB_STATES, utcnow
+
+JOB_KINDS = ("train",)
+
+
+def _iso(value):
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
+def describe(job: Job) -> dict:
+    model = LanguageModel.get_or_none(LanguageModel.id == job.model_id) if job.model_id else None
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "model_name": model.model_name if model else None,
+        "state": job.state,
+        "progress": job.progress,
+        "message": job.message,
+        "error": job.error,
+        "params": json.loads(job.params or "{}"),
+        "detail": json.loads(job.detail or "{}"),
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
+class Jobs:
+    def __init__(self, models: ModelLifecycle):
+        self.models = models
+
+    def submit(self, kind: str, model_name: str, params: dict | None = None, state: str = "queued") -> dict:
+        if kind not in JOB_KINDS:
+            raise InvalidInput(f"unknown job kind '{kind}'", code="invalid_job_kind")
+        with changing:  # so a rename or delete cannot slip between the check and the insert
+            row = self.models.get(model_name)
+            job = Job.create(
+                kind=kind,
+                model=row,
+                state=state,
+                params=json.dumps(params or {}),
+                pid=os.getpid() if state == "running" else None,
+                started_at=utcnow() if state == "running" else None,
+            )
+        return describe(job)
+
+    def get(self, job_id: int) -> dict:
+        return describe(self._get(job_id))
+
+    def _get(self, job_id) -> Job:
+        job = Job.get_or_none(Job.id == job_id)
+        if job is None:
+            raise NotFound(f"there is no job #{job_id}", code="job_not_found")
+        return job
+
+    def list(self, model_name: str | None = None, active: bool = False, limit: int = 50) -> list[dict]:
+        query = Job.select().order_by(Job.id.desc()).limit(limit)
+        if model_name is not None:
+            query = query.where(Job.model == self.models.get(model_name))
+        if active:
+            query = query.where(Job.state.in_(ACTIVE_JOB_STATES))
+        return [describe(j) for j in query]
+
+    def stop(self, job_id: int) -> dict:
+        """A queued job is cancelled; a running one is asked to checkpoint and stop."""
+        with db.atomic():
+            job = self._get(job_id)
+            if job.state == "queued":
+                job.state, job.finished_at, job.message = "cancelled", utcnow(), "cancelled before it started"
+            elif job.state in ("running", "paused"):
+                job.state, job.message = "stopping", "stopping: saving a checkpoint"
+            elif job.state != "stopping":
+                raise Conflict(f"job #{job.id} has already ended ({job.state})", code="job_finished")
+            job.save()
+        return describe(job)
+
+    # ---- the worker's side ------------------------------------------------------------------
+
+    def stop_requested(self, job_id: int) -> bool:
+        return Job.select(Job.state).where(Job.id == job_id).scalar() == "stopping"
+
+    def report(
+        self, job_id: int, progress: float | None = None, message: str | None = None, detail: dict | None = None
+    ) -> None:
+        values = {}
+        if detail is not None:
+            values[Job.detail] = json.dumps(detail)
+        if progress is not None:
+            values[Job.progress] = float(progress)
+        if message is not None:
+            values[Job.message] = message
+        if values:
+            Job.update(values).where(Job.id == job_id).execute()
+
+    def start(self, job_id: int, pid: int) -> None:
+        Job.update(state="running", pid=pid, started_at=utcnow()).where(Job.id == job_id).execute()
+
+    def finish(self, job_id: int, state: str, message: str | None = None, error: str | None = None) -> None:
+        Job.update(state=state, message=message, error=error, finished_at=utcnow()).where(Job.id == job_id).execute()
+
+    def recover_orphans(self) -> int:
+        """Jobs left running by a process that is gone (the app or the machine stopped)."""
+        n = 0
+        for job in Job.select().where(Job.state.in_(("running", "stopping", "paused"))):
+            if not pid_alive(job.pid):
+                self.finish(
+                    job.id,
+                    "interrupted",
+                    message="interrupted: its process ended without finishing; Continue resumes from the last checkpoint",
+                )
+                n += 1
+        return n

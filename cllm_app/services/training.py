@@ -1,0 +1,62 @@
+"""Starting training and reading its history: the rules the Train button and `cllm train` share."""
+
+import json
+
+from cllm_app.errors import Conflict, InvalidInput
+from cllm_app.services.validate import as_int
+from cllm_app.store import Job, LossPoint, ModelEvent, QueueEntry
+from cllm_app.store.schema import ACTIVE_JOB_STATES
+
+
+def check_can_train(studio, model_name: str) -> None:
+    row = studio.models.get(model_name)
+    job = Job.select().where((Job.model == row) & Job.state.in_(ACTIVE_JOB_STATES) & (Job.kind == "train")).first()
+    if job is not None:
+        raise Conflict(f"'{row.model_name}' is already training (job #{job.id}, {job.state})", code="already_training")
+    if row.epochs_trained >= row.target_epochs:
+        raise InvalidInput(
+            f"'{row.model_name}' has trained {row.epochs_trained} of {row.target_epochs} target epochs; "
+            "raise target_epochs to train more",
+            code="target_reached",
+        )
+    if not QueueEntry.select().where((QueueEntry.model == row) & (QueueEntry.status == "ready")).exists():
+        raise InvalidInput(
+            f"the training-data queue of '{row.model_name}' is empty: add text files first", code="empty_queue"
+        )
+
+
+def start_training(studio, model_name: str, settings: dict) -> dict:
+    """Save `settings` on the model, then queue a training job for it."""
+    if settings:
+        studio.models.configure(model_name, **settings)
+    check_can_train(studio, model_name)
+    return studio.jobs.submit("train", model_name, settings)
+
+
+def _iso(value):
+    return value.isoformat(timespec="milliseconds") + "Z" if value else None
+
+
+def history(studio, model_name: str, since_step=0) -> dict:
+    since = as_int("since_step", int(since_step) if str(since_step).isdigit() else -1, 0, 2**62)
+    row = studio.models.get(model_name)
+    points = [
+        {
+            "step": p.step,
+            "epoch": p.epoch,
+            "train_loss": p.train_loss,
+            "val_loss": p.val_loss,
+            "learning_rate": p.learning_rate,
+            "tokens_per_sec": p.tokens_per_sec,
+            "time": _iso(p.created_at),
+        }
+        for p in row.loss_history.where(LossPoint.step > since).order_by(LossPoint.step)
+    ]
+    markers = [
+        {"kind": e.kind, "time": _iso(e.created_at), "detail": json.loads(e.detail)}
+        for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown"))).order_by(ModelEvent.id)
+    ] + [
+        {"kind": "data_added", "time": _iso(q.added_at), "detail": {"origin": q.origin, "tokens": q.token_count}}
+        for q in row.queue.order_by(QueueEntry.id)
+    ]
+    return {"model_name": row.model_name, "points": points, "markers": sorted(markers, key=lambda m: m["time"])}
