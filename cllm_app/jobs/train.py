@@ -5,6 +5,7 @@ window shows (loss history, progress, epochs) goes to the store as it happens.
 """
 
 import json
+import os
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,18 @@ from cllm_app.store import LanguageModel, LossPoint, ModelEvent, QueueEntry, db
 from cllm_app.store.schema import utcnow
 
 STOP_POLL_SECONDS = 0.2
+
+
+def _kernels():
+    """The compiled kernels; CLLM_KERNELS=reference trains with the numpy references instead
+    (slow, for checking a result against the reading version of every layer)."""
+    if os.environ.get("CLLM_KERNELS") == "reference":
+        from cllm_app.kernels import reference
+
+        return reference
+    from cllm_app.kernels import ops
+
+    return ops
 
 
 def settings_of(row: LanguageModel) -> TrainSettings:
@@ -66,7 +79,7 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
     from cllm_app.store import Job
 
     if kernels is None:
-        from cllm_app.kernels import ops as kernels
+        kernels = _kernels()
     jobs = studio.jobs
     job = Job.get_by_id(job_id)
     row = LanguageModel.get_by_id(job.model_id)
