@@ -130,6 +130,18 @@ class StepReport:
     grad_norm: float
 
 
+def optimizer_step(K, model: GPT, m: FlatTensors, v: FlatTensors, step: int, lr: float, s: TrainSettings) -> float:
+    """Clip the gradient to `s.grad_clip` by its global norm, then one AdamW step (weight
+    decay on the matrices only). Returns the norm before clipping."""
+    P, G = model.params, model.grads
+    norm = math.sqrt(K.grad_norm_squared(G.flat))
+    scale = 1.0 if norm <= s.grad_clip or norm == 0 else s.grad_clip / norm
+    d = m.n_decay
+    for lo, hi, wd in ((0, d, s.weight_decay), (d, P.flat.size, 0.0)):
+        K.adamw_update(P.flat[lo:hi], G.flat[lo:hi], m.flat[lo:hi], v.flat[lo:hi], lr, s.beta1, s.beta2, s.eps, wd, step, scale)
+    return norm
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (no data, NaN, divergence); the message is for a person."""
 
@@ -247,17 +259,7 @@ class Trainer:
     # ---- one optimizer step ---------------------------------------------------------------
 
     def _optimizer_step(self, lr: float) -> float:
-        K, P, G = self.K, self.model.params, self.model.grads
-        norm = math.sqrt(K.grad_norm_squared(G.flat))
-        scale = 1.0 if norm <= self.s.grad_clip or norm == 0 else self.s.grad_clip / norm
-        step = self.step + 1
-        d = self.m.n_decay
-        for lo, hi, wd in ((0, d, self.s.weight_decay), (d, P.flat.size, 0.0)):
-            K.adamw_update(
-                P.flat[lo:hi], G.flat[lo:hi], self.m.flat[lo:hi], self.v.flat[lo:hi],
-                lr, self.s.beta1, self.s.beta2, self.s.eps, wd, step, scale,
-            )
-        return norm
+        return optimizer_step(self.K, self.model, self.m, self.v, self.step + 1, lr, self.s)
 
     def evaluate(self) -> float | None:
         """Mean loss over the first eval_batches batches of the validation documents."""
