@@ -339,6 +339,51 @@ def data_remove(name, item_id):
     click.echo(f"removed {e['origin']}")
 
 
+@cli.command("export")
+@click.argument("name")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
+              help="hf: Hugging Face GPT-2 (config.json, model.safetensors, tokenizer files).")
+@refusals
+def export_cmd(name, out_dir, fmt):
+    """Export model NAME to OUT_DIR (loads with transformers' GPT2LMHeadModel)."""
+    path = _studio().models.export_hf(name, out_dir)
+    click.echo(f"exported {name} to {path}")
+
+
+@cli.command("import")
+@click.argument("src_dir", type=click.Path(file_okay=False, exists=True, path_type=str))
+@click.argument("name", required=False)
+@refusals
+def import_cmd(src_dir, name):
+    """Import a Hugging Face GPT-2 folder as a new model (named NAME or model_N)."""
+    m = _studio().models.import_hf(src_dir, name)
+    click.echo(f"imported {m['model_name']} ({m['n_params']:,} parameters)")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("prompt")
+@click.option("--max-tokens", "max_new_tokens", type=int, default=200, show_default=True)
+@click.option("--temperature", type=float, default=0.8, show_default=True)
+@click.option("--top-k", "top_k", type=int, default=40, show_default=True)
+@click.option("--top-p", "top_p", type=float, default=0.95, show_default=True)
+@click.option("--repetition-penalty", "repetition_penalty", type=float, default=1.1, show_default=True)
+@click.option("--seed", type=int, default=None)
+@refusals
+def generate(name, prompt, **sampling):
+    """Continue PROMPT with model NAME, streaming the text as it is made."""
+    from cllm_app.services.generation import generate as run
+
+    pieces = run(_studio(), name, prompt, sampling)  # refusals happen here, before any output
+    click.echo(prompt, nl=False)
+    try:
+        for piece in pieces:
+            click.echo(piece, nl=False)
+    finally:
+        click.echo("")
+
+
 @cli.command(hidden=True)
 @click.argument("job_id", type=int)
 def worker(job_id):

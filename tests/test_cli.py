@@ -116,3 +116,12 @@ def test_data_add_list_remove(home, tmp_path):
     assert p.returncode == 2 and "binary" in p.stderr
     cllm("data", "remove", "d", str(listed["items"][0]["id"]), home=home)
     assert json.loads(cllm("data", "list", "d", "--json", home=home).stdout)["items"] == []
+
+
+def test_generate_streams_and_refuses_bad_sampling(home):
+    cllm("models", "create", "g", "--layers", "1", "--heads", "2", "--dim", "16", "--context", "32", home=home)
+    a = cllm("generate", "g", "Hi", "--max-tokens", "12", "--seed", "3", home=home).stdout
+    b = cllm("generate", "g", "Hi", "--max-tokens", "12", "--seed", "3", home=home).stdout
+    assert a == b and a.startswith("Hi")
+    line = refused("generate", "g", "Hi", "--top-p", "0", home=home)
+    assert "top_p" in line

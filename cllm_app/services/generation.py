@@ -1,0 +1,50 @@
+"""Talking to a model: load its latest weights (read-only, even while it trains) and stream text."""
+
+from collections.abc import Callable, Iterator
+
+from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.generate import Generator, Sampling
+from cllm_app.engine.model import FlatTensors
+from cllm_app.engine.tokenizer import tokenizer_for
+from cllm_app.engine.weights import load_weights
+from cllm_app.errors import InvalidInput
+from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
+from cllm_app.services.validate import as_float, as_int
+
+
+def check_sampling(values: dict) -> Sampling:
+    s = Sampling()
+    for field, value in values.items():
+        if value is None:
+            continue
+        if field == "temperature":
+            s.temperature = as_float(field, value, 0.0, 5.0)
+        elif field == "top_k":
+            s.top_k = as_int(field, value, 0, 1_000_000)
+        elif field == "top_p":
+            s.top_p = as_float(field, value, 0.0, 1.0, lo_open=True)
+        elif field == "repetition_penalty":
+            s.repetition_penalty = as_float(field, value, 1.0, 10.0)
+        elif field == "max_new_tokens":
+            s.max_new_tokens = as_int(field, value, 1, 100_000)
+        elif field == "seed":
+            s.seed = as_int(field, value, 0, 2**63 - 1)
+        else:
+            raise InvalidInput(f"unknown sampling setting '{field}'", code="unknown_field")
+    return s
+
+
+def load_generator(studio, model_name: str) -> Generator:
+    row = studio.models.get(model_name)
+    folder = studio.models.folder(row)
+    cfg = GPTConfig.load(folder / CONFIG_FILE)
+    params = FlatTensors(cfg)
+    params.load(load_weights(folder / WEIGHTS_FILE))
+    return Generator(cfg, params, tokenizer_for(row.tokenizer))
+
+
+def generate(studio, model_name: str, prompt: str, sampling: dict, should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
+    if not isinstance(prompt, str):
+        raise InvalidInput("prompt must be text", code="invalid_prompt")
+    s = check_sampling(sampling)
+    return load_generator(studio, model_name).text(prompt, s, should_stop)
