@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterator
 
 from cllm_app.engine.config import GPTConfig
-from cllm_app.engine.generate import Generator, Sampling
+from cllm_app.engine.generate import Generator, KVCache, Sampling, decode_step_reference
 from cllm_app.engine.model import FlatTensors
 from cllm_app.engine.tokenizer import tokenizer_for
 from cllm_app.engine.weights import load_weights
@@ -34,13 +34,30 @@ def check_sampling(values: dict) -> Sampling:
     return s
 
 
+def decode_kernel(cfg: GPTConfig, params: FlatTensors):
+    """The per-token step: the compiled decode kernel when built, else the numpy reading version.
+    Returns (step(logits, token, cache), name)."""
+    try:
+        from cllm_app.kernels import decode
+    except ImportError:
+        return (lambda logits, token, cache: decode_step_reference(logits, params, cfg, cache, token)), "reference"
+
+    def step(logits, token: int, cache: KVCache) -> None:
+        decode.decode_step(logits, params.flat, cache.k, cache.v, token, cache.length,
+                           cfg.vocab_size, cfg.block_size, cfg.n_embd, cfg.n_layer, cfg.n_head)
+        cache.length += 1
+
+    return step, "compiled"
+
+
 def load_generator(studio, model_name: str) -> Generator:
     row = studio.models.get(model_name)
     folder = studio.models.folder(row)
     cfg = GPTConfig.load(folder / CONFIG_FILE)
     params = FlatTensors(cfg)
     params.load(load_weights(folder / WEIGHTS_FILE))
-    return Generator(cfg, params, tokenizer_for(row.tokenizer))
+    step, _ = decode_kernel(cfg, params)
+    return Generator(cfg, params, tokenizer_for(row.tokenizer), step)
 
 
 def generate(studio, model_name: str, prompt: str, sampling: dict, should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
