@@ -178,6 +178,12 @@ class GPT:
         K.matmul_forward_tied(a.logits, a.lnf, P["wte.weight"])
         return K.crossentropy_forward(a.losses, a.logits, targets.reshape(-1))
 
+    def logits(self, idx: np.ndarray) -> np.ndarray:
+        """(B, T, vocab_size) next-token logits for `idx` (B, T)."""
+        self.forward(idx, np.zeros_like(idx, dtype=np.int32))
+        B, T = idx.shape
+        return self.acts.logits.reshape(B, T, -1).copy()
+
     def backward(self, scale: float = 1.0) -> None:
         """Gradients of `scale` times the last forward's mean loss, ADDED into self.grads
         (zero them first; gradient accumulation passes scale = 1/steps)."""

@@ -12,15 +12,18 @@ from collections.abc import Callable
 import numpy as np
 
 from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.generate import Generator, Sampling
 from cllm_app.engine.tokenizer import tokenizer_for
 from cllm_app.engine.trainer import Document, StepReport, Trainer, TrainingError, TrainSettings
 from cllm_app.engine.weights import load_weights, save_weights
+from cllm_app.services.generation import decode_kernel
 from cllm_app.services.models import WEIGHTS_FILE
 from cllm_app.services.studio import Studio
 from cllm_app.store import LanguageModel, LossPoint, ModelEvent, QueueEntry, db
 from cllm_app.store.schema import utcnow
 
 STOP_POLL_SECONDS = 0.2
+SAMPLE_TOKENS = 120
 
 
 def _kernels():
@@ -103,6 +106,7 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
             ModelEvent.create(model=row.id, kind="training_resumed", detail=json.dumps({"step": start_step}))
     total_steps = start_step + trainer.steps_per_epoch * (settings.target_epochs - trainer.epoch) - trainer.batch_in_epoch // settings.grad_accum
     rates: list[float] = []
+    samples: list[dict] = []  # the last few texts generated at evals, shown under the chart
 
     def on_step(r: StepReport) -> None:
         rates.append(r.tokens_per_sec)
@@ -127,12 +131,22 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
                 "tokens_per_sec": rate,
                 "eta_seconds": steps_left * tokens_per_step / rate if rate > 0 else None,
                 "grad_norm": r.grad_norm,
+                "samples": samples,
             },
         )
 
     def on_eval(step: int, val_loss: float | None) -> None:
         if val_loss is not None:
             LossPoint.update(val_loss=val_loss).where((LossPoint.model == row.id) & (LossPoint.step == step)).execute()
+        # A short sample from the weights as they are now, so a person sees what the loss means.
+        step_fn, _ = decode_kernel(cfg, trainer.model.params)
+        gen = Generator(cfg, trainer.model.params, tok, step_fn)
+        text = "".join(gen.text("", Sampling(temperature=0.8, top_k=40, max_new_tokens=SAMPLE_TOKENS, seed=step)))
+        samples.append({"step": step, "val_loss": val_loss, "text": text})
+        del samples[:-5]
+        job_row = Job.get_by_id(job_id)
+        detail = json.loads(job_row.detail or "{}")
+        jobs.report(job_id, detail={**detail, "samples": samples})
 
     def on_checkpoint(t: Trainer) -> None:
         save_weights(folder / WEIGHTS_FILE, t.weights())  # what the LLM tab talks to

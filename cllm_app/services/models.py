@@ -233,12 +233,12 @@ class ModelLifecycle:
 
     # ---- creating ------------------------------------------------------------------------
 
-    def _write_model_files(self, folder: Path, config: GPTConfig, seed: int) -> None:
+    def _write_model_files(self, folder: Path, config: GPTConfig, weights: dict) -> None:
         folder.mkdir(parents=True)
         for sub in MODEL_SUBDIRS:
             (folder / sub).mkdir()
         config.save(folder / CONFIG_FILE)
-        (folder / WEIGHTS_FILE).write_bytes(weights_bytes(init_weights(config, seed)))
+        (folder / WEIGHTS_FILE).write_bytes(weights_bytes(weights))
 
     def _staging(self) -> Path:
         # A dot-name can never be a model name, so a crash mid-create leaves only an ignorable folder.
@@ -247,10 +247,36 @@ class ModelLifecycle:
     @_one_change_at_a_time
     def create(self, model_name: str | None = None, **fields) -> dict:
         fields = only_fields(fields, {*ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS}, "a new model")
-        model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
         config = _check_arch({**GPTConfig().to_dict(), **{k: v for k, v in fields.items() if k in (*ARCH_FIELDS, "vocab_size")}})
-        training = {**TRAINING_DEFAULTS, "sequence_length": min(128, config.block_size)}
-        training.update(_check_training({k: v for k, v in fields.items() if k in TRAINING_FIELDS}, config.block_size, 0))
+        training = {k: v for k, v in fields.items() if k in TRAINING_FIELDS}
+        seed = training.get("seed", TRAINING_DEFAULTS["seed"])
+        return self._create(model_name, config, training, lambda: init_weights(config, seed), "created", config.to_dict())
+
+    @_one_change_at_a_time
+    def import_hf(self, src: Path, model_name: str | None = None) -> dict:
+        """A new model from a Hugging Face GPT-2 folder (see engine/hf.py)."""
+        from cllm_app.engine.hf import ImportRefused, import_hf
+
+        try:
+            config, weights = import_hf(Path(src))
+        except ImportRefused as e:
+            raise InvalidInput(str(e), code="import_refused") from None
+        _check_arch(config.to_dict())
+        return self._create(model_name, config, {}, lambda: weights, "imported", {"from": str(Path(src).resolve())})
+
+    def export_hf(self, model_name: str, out_dir: Path) -> Path:
+        from cllm_app.engine.hf import export_hf
+
+        row = self.get(model_name)
+        out_dir = Path(out_dir)
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise Conflict(f"{out_dir} is not empty; choose a new or empty folder", code="folder_not_empty")
+        return export_hf(self.config_of(row), load_weights(self.folder(row) / WEIGHTS_FILE), out_dir, row.tokenizer)
+
+    def _create(self, model_name, config: GPTConfig, training: dict, make_weights, event: str, detail: dict) -> dict:
+        model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
+        settings = {**TRAINING_DEFAULTS, "sequence_length": min(128, config.block_size)}
+        settings.update(_check_training(training, config.block_size, 0))
         target = self.root.model_dir(model_name)
         if target.exists():
             raise Conflict(
@@ -265,11 +291,11 @@ class ModelLifecycle:
                 name_key=name_key(model_name),
                 tokenizer="byte",
                 **config.to_dict(),
-                **training,
+                **settings,
             )
-            ModelEvent.create(model=row, kind="created", detail=json.dumps(config.to_dict()))
+            ModelEvent.create(model=row, kind=event, detail=json.dumps(detail))
             files.on_rollback(lambda: shutil.rmtree(staging, ignore_errors=True))
-            self._write_model_files(staging, config, training["seed"])
+            self._write_model_files(staging, config, make_weights())
             failpoint("create.files")
             files.move(staging, target)
             failpoint("create.commit")

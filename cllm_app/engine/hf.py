@@ -1,0 +1,135 @@
+"""Hugging Face GPT-2 layout: export a model so it can go on training with PyTorch on a bigger
+machine, and import such a folder back.
+
+Our tensors already have GPT-2's names and its Conv1D layout (in, out), so export is a
+rename (`transformer.` in front) plus a `config.json` and tokenizer files that
+`transformers` reads. The byte tokenizer becomes a byte-level BPE with no merges whose
+ids are the byte values, and <|endoftext|> = 256.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.weights import save_weights
+from cllm_app.fsutil import atomic_write_json
+
+PREFIX = "transformer."
+EOT_TEXT = "<|endoftext|>"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in character for each byte (its byte-level BPE alphabet)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars = keep[:]
+    n = 0
+    for b in range(256):
+        if b not in keep:
+            keep.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(keep, chars, strict=True)}
+
+
+def byte_tokenizer_json() -> dict:
+    vocab = {ch: b for b, ch in _bytes_to_unicode().items()}
+    vocab[EOT_TEXT] = 256
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [
+            {"id": 256, "content": EOT_TEXT, "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True}
+        ],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": []},
+    }
+
+
+def export_hf(cfg: GPTConfig, weights: dict[str, np.ndarray], out_dir: Path, tokenizer: str = "byte") -> Path:
+    if tokenizer != "byte":
+        raise ValueError(f"export of the '{tokenizer}' tokenizer is not supported yet")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_weights(out_dir / "model.safetensors", {PREFIX + k: v for k, v in weights.items()})
+    atomic_write_json(
+        out_dir / "config.json",
+        {
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": cfg.vocab_size,
+            "n_positions": cfg.block_size,
+            "n_ctx": cfg.block_size,
+            "n_embd": cfg.n_embd,
+            "n_layer": cfg.n_layer,
+            "n_head": cfg.n_head,
+            "n_inner": None,
+            "activation_function": "gelu_new",  # the tanh approximation, as we train with
+            "resid_pdrop": 0.0,
+            "embd_pdrop": 0.0,
+            "attn_pdrop": 0.0,
+            "layer_norm_epsilon": 1e-5,
+            "initializer_range": 0.02,
+            "bos_token_id": 256,
+            "eos_token_id": 256,
+            "tie_word_embeddings": True,
+            "torch_dtype": "float32",
+        },
+    )
+    atomic_write_json(out_dir / "tokenizer.json", byte_tokenizer_json())
+    atomic_write_json(
+        out_dir / "tokenizer_config.json",
+        {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOT_TEXT, "eos_token": EOT_TEXT,
+         "model_max_length": cfg.block_size, "clean_up_tokenization_spaces": False},
+    )
+    atomic_write_json(out_dir / "special_tokens_map.json", {"bos_token": EOT_TEXT, "eos_token": EOT_TEXT})
+    return out_dir
+
+
+class ImportRefused(ValueError):
+    pass
+
+
+def import_hf(src: Path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
+    """Read a GPT-2 folder (ours, or any GPT-2 with our byte tokenizer's vocabulary size)."""
+    src = Path(src)
+    try:
+        conf = json.loads((src / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ImportRefused(f"{src} has no readable config.json ({e})") from None
+    if conf.get("model_type") != "gpt2":
+        raise ImportRefused(f"{src} holds a '{conf.get('model_type')}' model; only GPT-2 models can be imported")
+    if conf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise ImportRefused(f"{src} uses {conf['activation_function']}; only the tanh GELU of GPT-2 is supported")
+    if conf.get("vocab_size") != 257:
+        raise ImportRefused(
+            f"{src} has a vocabulary of {conf.get('vocab_size')} tokens; this version imports byte-level models (257)"
+        )
+    cfg = GPTConfig(
+        vocab_size=conf["vocab_size"], n_layer=conf["n_layer"], n_head=conf["n_head"],
+        n_embd=conf["n_embd"], block_size=conf["n_positions"],
+    )
+    path = src / "model.safetensors"
+    if not path.exists():
+        raise ImportRefused(f"{src} has no model.safetensors")
+    raw = load_file(str(path))
+    weights = {(k[len(PREFIX):] if k.startswith(PREFIX) else k): v.astype(np.float32) for k, v in raw.items()}
+    weights.pop("lm_head.weight", None)  # tied to wte
+    from cllm_app.engine.model import param_shapes
+
+    expected = dict(param_shapes(cfg))
+    missing = sorted(set(expected) - set(weights))
+    if missing:
+        raise ImportRefused(f"{src} lacks {len(missing)} tensors, e.g. {missing[0]}")
+    for name, shape in expected.items():
+        if weights[name].shape != shape:
+            raise ImportRefused(f"{name} has shape {weights[name].shape}; the config says {shape}")
+    return cfg, {k: weights[k] for k in expected}
