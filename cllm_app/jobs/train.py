@@ -105,14 +105,18 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
         if trainer.resumed_from is not None:
             ModelEvent.create(model=row.id, kind="training_resumed", detail=json.dumps({"step": start_step}))
     total_steps = start_step + trainer.steps_per_epoch * (settings.target_epochs - trainer.epoch) - trainer.batch_in_epoch // settings.grad_accum
-    rates: list[float] = []
+    step_times: list[float] = []  # wall-clock seconds per step, store writes, evals and checkpoints included
+    last = [time.monotonic()]
     samples: list[dict] = []  # the last few texts generated at evals, shown under the chart
 
     def on_step(r: StepReport) -> None:
-        rates.append(r.tokens_per_sec)
-        rate = float(np.median(rates[-20:]))
+        now = time.monotonic()
+        step_times.append(now - last[0])
+        last[0] = now
+        seconds_per_step = float(np.mean(step_times[-50:]))
         steps_left = max(0, total_steps - r.step)
         tokens_per_step = settings.batch_size * settings.sequence_length * settings.grad_accum
+        rate = tokens_per_step / seconds_per_step if seconds_per_step > 0 else 0.0
         LossPoint.create(
             model=row.id, step=r.step, epoch=r.epoch, train_loss=r.train_loss,
             learning_rate=r.learning_rate, tokens_per_sec=r.tokens_per_sec,
@@ -129,7 +133,7 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
                 "train_loss": r.train_loss,
                 "learning_rate": r.learning_rate,
                 "tokens_per_sec": rate,
-                "eta_seconds": steps_left * tokens_per_step / rate if rate > 0 else None,
+                "eta_seconds": steps_left * seconds_per_step,
                 "grad_norm": r.grad_norm,
                 "samples": samples,
             },

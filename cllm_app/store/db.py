@@ -8,16 +8,26 @@ from cllm_app.store.migrations import upgrade
 from cllm_app.store.schema import db
 
 
+class StoreDatabase(SqliteDatabase):
+    """Transactions take the write lock when they begin (BEGIN IMMEDIATE). A deferred
+    transaction that reads and then writes fails at once with "database is locked" when
+    another process (a training worker) wrote in between; an immediate one waits its turn
+    (busy_timeout) instead."""
+
+    def atomic(self, lock_type: str | None = "IMMEDIATE"):
+        return super().atomic(lock_type=lock_type)
+
+
 def open_store(db_path: Path) -> SqliteDatabase:
     """Open (creating or upgrading) the SQLite store at `db_path` and bind the models to it."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    database = SqliteDatabase(
+    database = StoreDatabase(
         str(db_path),
         pragmas={
             "journal_mode": "wal",
             "foreign_keys": 1,
             "synchronous": "normal",  # with WAL this is still crash-safe for committed transactions
-            "busy_timeout": 5000,  # a training process and the window write to the same file
+            "busy_timeout": 15000,  # a training process and the window write to the same file
         },
     )
     database.connect(reuse_if_open=True)
