@@ -77,3 +77,15 @@ def test_fresh_root_has_wal_and_foreign_keys(studio, home):
     con = sqlite3.connect(home / "cllm.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert studio.database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_transactions_take_the_write_lock_at_once(studio):
+    """A read-then-write transaction must not fail when a worker process wrote in between."""
+    from cllm_app.store import db
+
+    seen = []
+    studio.database.connection().set_trace_callback(seen.append)
+    with db.atomic():
+        pass
+    studio.database.connection().set_trace_callback(None)
+    assert "BEGIN IMMEDIATE" in seen

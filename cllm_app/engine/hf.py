@@ -120,7 +120,10 @@ def import_hf(src: Path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     path = src / "model.safetensors"
     if not path.exists():
         raise ImportRefused(f"{src} has no model.safetensors")
-    raw = load_file(str(path))
+    try:
+        raw = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error type for a damaged file
+        raise ImportRefused(f"{path} cannot be read as safetensors ({e})") from None
     weights = {(k[len(PREFIX):] if k.startswith(PREFIX) else k): v.astype(np.float32) for k, v in raw.items()}
     weights.pop("lm_head.weight", None)  # tied to wte
     from cllm_app.engine.model import param_shapes

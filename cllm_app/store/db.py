@@ -14,8 +14,9 @@ class StoreDatabase(SqliteDatabase):
     another process (a training worker) wrote in between; an immediate one waits its turn
     (busy_timeout) instead."""
 
-    def atomic(self, lock_type: str | None = "IMMEDIATE"):
-        return super().atomic(lock_type=lock_type)
+    def begin(self, lock_type: str | None = None):
+        # Called for every outermost transaction, also when it is opened through the proxy.
+        return super().begin(lock_type or "IMMEDIATE")
 
 
 def open_store(db_path: Path) -> SqliteDatabase:

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -67,6 +68,17 @@ class App:
 
     def create(self, name: str, **shape) -> dict:
         return self.api("POST", "/api/models", {"model_name": name, **shape}, expect_status=201)[1]
+
+    def upload(self, name: str, files: dict[str, bytes]) -> dict:
+        """Add files to a model's training-data queue as a browser would (multipart upload)."""
+        response = self.session.post(
+            f"{self.origin}/api/models/{quote(name)}/queue/upload",
+            files=[("files", (filename, data)) for filename, data in files.items()],
+            headers={"X-CLLM-Token": self.token},
+            timeout=30,
+        )
+        assert response.status_code == 200, (response.status_code, response.text)
+        return response.json()
 
 
 def _read_url(proc: subprocess.Popen, timeout: float = 30.0) -> re.Match:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -50,3 +51,33 @@ def create_in_ui(page: Page, name: str, **shape) -> None:
     expect(page.locator(f'#panel-models tr[data-model="{name}"]')).to_have_attribute(
         "aria-selected", "true"
     )
+
+
+WORDS = (
+    "the a of and to in is was that for on with as by at from his her they we it this which "
+    "river morning light garden window letter voice winter city road house friend evening story "
+    "quiet bright slow early old small green warm distant open heavy gentle sudden "
+    "walked said found kept turned wrote carried waited watched remembered opened followed"
+).split()
+
+
+def sample_text(n_bytes: int, seed: int = 0) -> str:
+    """About n_bytes of plain English-looking sentences (the same for the same seed)."""
+    rng = random.Random(seed)
+    sentences = []
+    size = 0
+    while size < n_bytes:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 14))]
+        sentence = " ".join(words).capitalize() + rng.choice([".", ".", ".", "?", "!"])
+        sentences.append(sentence)
+        size += len(sentence) + 1
+    return " ".join(sentences)[:n_bytes]
+
+
+TINY_SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
+TINY_SETTINGS = {
+    "batch_size": 2,
+    "sequence_length": 16,
+    "eval_interval": 5,
+    "checkpoint_interval": 5,
+}

@@ -87,3 +87,34 @@ export const post = (path, body = {}) => request("POST", path, body);
 export const patch = (path, body = {}) => request("PATCH", path, body);
 export const put = (path, body = {}) => request("PUT", path, body);
 export const del = (path, body) => request("DELETE", path, body);
+
+/**
+ * POST multipart form data (files from a file input or a drop) and return the JSON answer;
+ * a refusal throws an ApiError as with post(). The browser sets the multipart Content-Type.
+ */
+export async function upload(path, formData) {
+  const headers = { Accept: "application/json" };
+  if (token) headers[TOKEN_HEADER] = token;
+  let response;
+  try {
+    response = await fetch(path, { method: "POST", headers, body: formData, cache: "no-store", credentials: "same-origin" });
+  } catch (err) {
+    throw new ApiError(0, "unreachable", "The app's server did not answer. Is CLLM Studio still running?");
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data && data.error ? data.error : {};
+    throw new ApiError(
+      response.status,
+      error.code || `http_${response.status}`,
+      error.message || `The server answered ${response.status} ${response.statusText}`.trim(),
+    );
+  }
+  return data;
+}

@@ -1,0 +1,38 @@
+"""Helpers shared by the kernel tests: the CPU variants to test, inputs, finite differences."""
+
+import numpy as np
+
+from cllm_app.kernels import ops
+
+# Every build of the kernels this machine can run (baseline, x86_64_v3, ...):
+# each parity test runs once per variant.
+VARIANTS = ops.available_variants()
+
+
+def kernels(variant: str):
+    """The kernel functions of one variant, as a namespace like ``ops``."""
+    return ops.load(variant)
+
+
+def randn(rng, *shape, scale=1.0, dtype=np.float32):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def numeric_grad(loss, arr, h=1e-6):
+    """Central differences of loss() with respect to every element of arr (float64, changed in place and restored)."""
+    grad = np.zeros_like(arr)
+    for idx in np.ndindex(arr.shape):
+        keep = arr[idx]
+        arr[idx] = keep + h
+        up = loss()
+        arr[idx] = keep - h
+        down = loss()
+        arr[idx] = keep
+        grad[idx] = (up - down) / (2 * h)
+    return grad
+
+
+def overlapping_view(a, shift=1):
+    """A view of the same shape as a's first len-shift elements, moved by shift: memory that overlaps a partly."""
+    flat = np.zeros(a.size + shift, a.dtype)
+    return flat[shift:].reshape(a.shape), flat[:-shift].reshape(a.shape)

@@ -1,0 +1,157 @@
+"""The training loop: exact resume, epochs, schedule, accumulation, divergence, layer growth."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cllm_app.engine.checkpoint import load_latest
+from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.trainer import (
+    Document,
+    Plan,
+    Trainer,
+    TrainingError,
+    TrainSettings,
+    split_documents,
+)
+from cllm_app.engine.weights import grow_layers, init_weights
+from cllm_app.kernels import ops
+
+CFG = GPTConfig(vocab_size=257, n_layer=2, n_head=2, n_embd=16, block_size=16)
+EOT = 256
+
+
+def _docs(n: int = 6, size: int = 700, seed: int = 0) -> list[Document]:
+    rng = np.random.default_rng(seed)
+    text = "the quick brown fox jumps over the lazy dog. " * 40
+    out = []
+    for i in range(n):
+        start = int(rng.integers(0, len(text) - size // 2))
+        chunk = (text * 2)[start : start + size].encode()
+        out.append(Document(doc_id=i + 1, key=f"doc-{i}", tokens=np.frombuffer(chunk, np.uint8)))
+    return out
+
+
+def _settings(**kw) -> TrainSettings:
+    base = dict(batch_size=2, sequence_length=16, learning_rate=3e-3, target_epochs=2, warmup_steps=3,
+                eval_interval=4, checkpoint_interval=5, seed=7)
+    return TrainSettings(**{**base, **kw})
+
+
+def _trainer(tmp_path, docs=None, settings=None, cfg=CFG, weights=None):
+    docs = _docs() if docs is None else docs
+    return Trainer(cfg, settings or _settings(), ops, lambda: docs, tmp_path / "ck", weights or init_weights(cfg), EOT)
+
+
+def _collect(trainer, **kw):
+    losses = []
+    outcome = trainer.run(on_step=lambda r: losses.append((r.step, r.train_loss)), **kw)
+    return outcome, losses
+
+
+def test_trains_to_target_epochs_and_loss_falls(tmp_path):
+    t = _trainer(tmp_path)
+    outcome, losses = _collect(t)
+    assert outcome == "done" and t.epoch == 2
+    assert len(losses) == 2 * t.steps_per_epoch
+    assert losses[-1][1] < losses[0][1] - 0.5
+    assert load_latest(tmp_path / "ck").step == t.step
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    """A run cut at any step and resumed from its checkpoint gives the same losses as one run."""
+    _, whole = _collect(_trainer(tmp_path / "a"))
+    for cut in (1, 5, 7, 13):
+        first = _trainer(tmp_path / f"b{cut}")
+        outcome, part1 = _collect(first, max_steps=cut)
+        assert outcome == "paused"
+        again = _trainer(tmp_path / f"b{cut}")
+        assert again.resumed_from == cut
+        _, part2 = _collect(again)
+        assert part1 + part2 == whole, f"cut at {cut}"
+
+
+def test_stop_request_checkpoints_and_returns(tmp_path):
+    t = _trainer(tmp_path)
+    calls = {"n": 0}
+
+    def stop_after_three():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    outcome, losses = _collect(t, should_stop=stop_after_three)
+    assert outcome == "stopped" and len(losses) == 3
+    assert load_latest(tmp_path / "ck").step == 3
+
+
+def test_gradient_accumulation_equals_a_larger_batch(tmp_path):
+    big = _trainer(tmp_path / "big", settings=_settings(batch_size=4, target_epochs=1))
+    acc = _trainer(tmp_path / "acc", settings=_settings(batch_size=2, grad_accum=2, target_epochs=1))
+    _collect(big, max_steps=1)
+    _collect(acc, max_steps=1)
+    np.testing.assert_allclose(acc.model.params.flat, big.model.params.flat, rtol=1e-5, atol=1e-6)
+
+
+def test_too_little_data_is_a_plain_refusal(tmp_path):
+    with pytest.raises(TrainingError, match="add more data"):
+        _trainer(tmp_path, docs=_docs(n=2, size=10))
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    t = _trainer(tmp_path, settings=_settings(learning_rate=1.0, warmup_steps=1, checkpoint_interval=1, target_epochs=50))
+    with pytest.raises(TrainingError, match="diverged"):
+        t.run()
+    good = load_latest(tmp_path / "ck")
+    assert good is not None and good.step == t.step  # every completed step was checkpointed; the bad one was not
+    assert all(np.isfinite(v).all() for v in good.tensors.values())
+
+
+def test_items_added_during_an_epoch_join_the_next_one(tmp_path):
+    docs = _docs(n=4)
+    t = Trainer(CFG, _settings(target_epochs=2), ops, lambda: list(docs), tmp_path / "ck", init_weights(CFG), EOT)
+    first_epoch_ids = list(t.epoch_doc_ids)
+    seen = []
+    docs.append(Document(doc_id=99, key="late", tokens=np.frombuffer(b"a late arrival " * 60, np.uint8)))
+    t.run(on_epoch=lambda tr: seen.append(list(tr.epoch_doc_ids)))
+    assert 99 not in first_epoch_ids and seen[0] == first_epoch_ids
+    assert 99 in seen[1]
+
+
+def test_validation_split_is_by_document_and_stable():
+    docs = _docs(n=20)
+    train, val = split_documents(docs)
+    assert val and train and not {d.doc_id for d in train} & {d.doc_id for d in val}
+    train2, val2 = split_documents(list(reversed(docs)) + [Document(100, "new", np.zeros(5, np.uint8))])
+    assert {d.doc_id for d in val} <= {d.doc_id for d in val2}
+    assert split_documents(docs[:1]) == (docs[:1], [])
+
+
+def test_plan_warms_up_decays_and_extends_without_a_jump():
+    plan = Plan(warmup_steps=10, peak_lr=1.0, min_lr=0.1)
+    plan.extend_to(0, 100)
+    assert plan.lr(0) == pytest.approx(0.1) and plan.lr(9) == pytest.approx(1.0)
+    assert plan.lr(10) == pytest.approx(1.0) and plan.lr(100) == pytest.approx(0.1)
+    mid = plan.lr(60)
+    plan.extend_to(60, 200)  # the target was raised at step 60
+    assert plan.lr(60) == pytest.approx(mid)
+    assert plan.lr(200) == pytest.approx(0.1)
+    assert all(plan.lr(s) >= plan.lr(s + 1) - 1e-12 for s in range(60, 200))
+
+
+def test_layers_grown_after_training_keep_the_old_optimizer_state(tmp_path):
+    t = _trainer(tmp_path, settings=_settings(target_epochs=1))
+    _collect(t, max_steps=6)
+    old_m = {k: v.copy() for k, v in t.m.views.items()}
+    grown_cfg = GPTConfig(**{**CFG.to_dict(), "n_layer": 3})
+    grown = grow_layers(t.weights(), CFG, 3)
+    t2 = Trainer(grown_cfg, _settings(target_epochs=1), ops, lambda: _docs(), tmp_path / "ck", grown, EOT)
+    assert t2.resumed_from == 6
+    for k, v in old_m.items():
+        np.testing.assert_array_equal(t2.m.views[k], v)
+    assert not t2.m.views["h.2.attn.c_attn.weight"].any()
+    x = np.frombuffer(b"the quick brown fox jumps", np.uint8).astype(np.int32)[None, :16]
+    before = t.model.forward(x, x)
+    assert math.isclose(t2.model.forward(x, x), before, rel_tol=1e-6)
+    outcome, _ = _collect(t2)
+    assert outcome == "done"

@@ -1,0 +1,117 @@
+"""Training as a background job in its own process: progress in the store, stop, and SIGKILL at
+any moment then resume giving the same losses as a run never interrupted."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from cllm_app.jobs.procs import spawn_worker
+from cllm_app.jobs.runner import JobRunner
+from cllm_app.services.training import start_training
+from cllm_app.store import LanguageModel, LossPoint, QueueEntry
+
+SHAPE = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
+SETTINGS = {"batch_size": 4, "sequence_length": 32, "target_epochs": 3, "eval_interval": 5,
+            "checkpoint_interval": 4, "warmup_steps": 5, "learning_rate": 0.003}
+TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, "
+        "it was the age of foolishness, it was the epoch of belief. ").encode()
+
+
+def _model(studio, name, docs=3):
+    studio.models.create(name, **SHAPE)
+    import io
+
+    for i in range(docs):
+        studio.queue.add_stream(name, io.BytesIO(TEXT * (6 + i) + f" part {i}".encode()), f"part{i}.txt")
+
+
+def _wait(predicate, timeout=120.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _losses(model_name):
+    row = LanguageModel.get(LanguageModel.model_name == model_name)
+    return [(p.step, p.train_loss) for p in row.loss_history.order_by(LossPoint.step)]
+
+
+def _job_state(studio, job_id):
+    return studio.jobs.get(job_id)["state"]
+
+
+def test_runner_trains_a_model_to_its_target(studio):
+    _model(studio, "r")
+    job = start_training(studio, "r", SETTINGS)
+    runner = JobRunner(studio).start()
+    try:
+        _wait(lambda: _job_state(studio, job["id"]) in ("done", "failed"), what="the job to finish")
+    finally:
+        runner.shutdown()
+    final = studio.jobs.get(job["id"])
+    assert final["state"] == "done", final["error"]
+    m = studio.models.show("r")
+    assert m["epochs_trained"] == 3 and m["steps_trained"] > 0
+    losses = _losses("r")
+    assert len(losses) == m["steps_trained"] and losses[-1][1] < losses[0][1]
+    assert final["detail"]["step"] == m["steps_trained"] and final["progress"] == pytest.approx(1.0)
+    used = [json.loads(e.epochs_used) for e in QueueEntry.select()]
+    assert used and all(u == [1, 2, 3] for u in used)  # every queue item records the epochs it was in
+    row = LanguageModel.get(LanguageModel.model_name == "r")
+    assert any(p.val_loss is not None for p in row.loss_history)
+
+
+def test_stop_checkpoints_within_a_second_and_continue_resumes(studio):
+    _model(studio, "s", docs=4)
+    job = start_training(studio, "s", {**SETTINGS, "target_epochs": 200})
+    runner = JobRunner(studio).start()
+    try:
+        _wait(lambda: len(_losses("s")) >= 6, what="a few steps")
+        t0 = time.monotonic()
+        studio.jobs.stop(job["id"])
+        _wait(lambda: _job_state(studio, job["id"]) == "stopped", timeout=10, what="the stop")
+        assert time.monotonic() - t0 < 2.0
+        stopped_at = studio.models.show("s")["steps_trained"]
+        assert stopped_at == _losses("s")[-1][0]  # the stop wrote a checkpoint of the last step
+        again = start_training(studio, "s", {})
+        _wait(lambda: len(_losses("s")) >= stopped_at + 3, what="more steps")
+        studio.jobs.stop(again["id"])
+        _wait(lambda: _job_state(studio, again["id"]) == "stopped", timeout=10, what="the second stop")
+    finally:
+        runner.shutdown()
+    steps = [s for s, _ in _losses("s")]
+    assert steps == list(range(1, len(steps) + 1))  # continued, no gap, no repeat
+    kinds = [e["kind"] for e in studio.models.show("s")["lineage"]["events"]]
+    assert "training_resumed" in kinds
+
+
+def test_sigkill_at_any_moment_then_resume_gives_the_same_losses(studio, tmp_path):
+    _model(studio, "whole")
+    studio.models.duplicate("whole", "killed")
+    root = studio.root.path
+    # the run never interrupted, in a worker process like any job
+    job = start_training(studio, "whole", SETTINGS)
+    proc = spawn_worker(job["id"], root, tmp_path / "whole.log")
+    assert proc.wait(timeout=300) == 0, (tmp_path / "whole.log").read_text()
+    whole = _losses("whole")
+    assert len(whole) > 12
+    # the same run, killed with SIGKILL three times at different moments, resumed each time
+    for kill_after in (3, 9, 14):
+        job = start_training(studio, "killed", SETTINGS if kill_after == 3 else {})
+        proc = spawn_worker(job["id"], root, tmp_path / f"killed-{kill_after}.log")
+        _wait(lambda k=kill_after, p=proc: len(_losses("killed")) >= k or p.poll() is not None, what="steps before the kill")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        studio.jobs.recover_orphans()
+        assert _job_state(studio, job["id"]) == "interrupted"
+    job = start_training(studio, "killed", {})
+    proc = spawn_worker(job["id"], root, tmp_path / "final.log")
+    assert proc.wait(timeout=300) == 0, (tmp_path / "final.log").read_text()
+    assert _losses("killed") == whole  # bit for bit, step by step
+    assert studio.models.show("killed")["epochs_trained"] == studio.models.show("whole")["epochs_trained"]
