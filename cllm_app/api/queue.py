@@ -1,10 +1,12 @@
 """/api/models/<name>/queue: a model's training-data queue."""
 
+from contextlib import nullcontext
+
 from flask import Blueprint, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
 from cllm_app.errors import InvalidInput
-from cllm_app.services.queue import MAX_FILE_BYTES, FileRefused
+from cllm_app.services.queue import MAX_FILE_BYTES
 
 bp = Blueprint("queue", __name__, url_prefix="/api")
 
@@ -33,16 +35,8 @@ def upload(model_name):
     files = request.files.getlist("files")
     if not files:
         raise InvalidInput("send the files as multipart form data under the name 'files'", code="no_files")
-    added, duplicates, refused = [], [], []
-    for f in files:
-        name = f.filename or "unnamed"
-        try:
-            result = queue().add_stream(model_name, f.stream, name)
-        except FileRefused as e:
-            refused.append({"origin": name, "reason": e.message})
-            continue
-        (added if "added" in result else duplicates).append(result.get("added") or result["duplicate"])
-    return jsonify({"added": added, "duplicates": duplicates, "refused": refused})
+    sources = [(f.filename or "unnamed", lambda f=f: nullcontext(f.stream)) for f in files]
+    return jsonify(queue().add_many(model_name, sources))
 
 
 @bp.get("/models/<path:model_name>/queue/<int:entry_id>")

@@ -11,13 +11,10 @@ from cllm_app.errors import Conflict, InvalidInput, NotFound
 from cllm_app.jobs.procs import pid_alive
 from cllm_app.services.models import ModelLifecycle, changing
 from cllm_app.store import Job, LanguageModel, db
-from cllm_app.store.schema import ACTIVE_JOB_STATES, utcnow
+from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
 JOB_KINDS = ("train",)
 
-
-def _iso(value):
-    return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
 def describe(job: Job) -> dict:
@@ -32,9 +29,9 @@ def describe(job: Job) -> dict:
         "error": job.error,
         "params": json.loads(job.params or "{}"),
         "detail": json.loads(job.detail or "{}"),
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
     }
 
 

@@ -12,7 +12,6 @@ import json
 import shutil
 import threading
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 from peewee import IntegrityError, fn
@@ -26,7 +25,7 @@ from cllm_app.services.failpoints import failpoint
 from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key
 from cllm_app.services.validate import as_float, as_int, only_fields
 from cllm_app.store import Job, LanguageModel, LossPoint, ModelEvent, QueueEntry, db
-from cllm_app.store.schema import ACTIVE_JOB_STATES, utcnow
+from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -49,9 +48,6 @@ TRAINING_DEFAULTS = {
 TRAINING_FIELDS = tuple(TRAINING_DEFAULTS)
 SORT_KEYS = ("name", "created", "updated", "size")
 
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
 def _check_arch(cfg: dict) -> GPTConfig:
@@ -185,8 +181,8 @@ class ModelLifecycle:
         out = {
             "id": row.id,
             "model_name": row.model_name,
-            "created_at": _iso(row.created_at),
-            "updated_at": _iso(row.updated_at),
+            "created_at": iso(row.created_at),
+            "updated_at": iso(row.updated_at),
             "tokenizer": row.tokenizer,
             "vocab_size": row.vocab_size,
             **{f: getattr(row, f) for f in ARCH_FIELDS},
@@ -208,7 +204,7 @@ class ModelLifecycle:
                 "duplicated_from": out["duplicated_from"],
                 "duplicates": [d.model_name for d in self._live().where(LanguageModel.duplicated_from == row)],
                 "events": [
-                    {"kind": e.kind, "at": _iso(e.created_at), "detail": json.loads(e.detail)}
+                    {"kind": e.kind, "at": iso(e.created_at), "detail": json.loads(e.detail)}
                     for e in row.events.order_by(ModelEvent.id)
                 ],
             }
@@ -461,7 +457,7 @@ class ModelLifecycle:
         return {
             "id": row.id,
             "model_name": row.model_name,
-            "deleted_at": _iso(row.deleted_at),
+            "deleted_at": iso(row.deleted_at),
             "disk_bytes": dir_size(self.root.trash_dir / row.trash_dir) if row.trash_dir else 0,
             "n_params": self.config_of(row).n_params,
         }

@@ -18,7 +18,7 @@ from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.fsutil import fsync_dir
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.store import LanguageModel, QueueEntry, db
-from cllm_app.store.schema import utcnow
+from cllm_app.store.schema import iso, utcnow
 
 MAX_FILE_BYTES = 2 * 1024**3  # one file; larger text is better split, and it keeps a bad pick cheap
 CHUNK = 1 << 20
@@ -40,7 +40,7 @@ def _entry_json(e: QueueEntry) -> dict:
         "status": e.status,
         "error": e.error,
         "epochs_used": e.epochs_used,
-        "added_at": e.added_at.isoformat(timespec="seconds") + "Z",
+        "added_at": iso(e.added_at),
     }
 
 
@@ -124,27 +124,39 @@ class Queue:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def add_files(self, model_name: str, paths) -> dict:
-        """Add files by path; each is added or refused on its own, with the reason."""
-        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
-            raise InvalidInput("paths must be a non-empty list of file paths", code="invalid_paths")
+    def add_many(self, model_name: str, sources) -> dict:
+        """Add several texts, each added or refused on its own with the reason.
+        `sources` yields (origin, open) pairs; open() gives a binary stream."""
         self.models.get(model_name)
         added, duplicates, refused = [], [], []
-        for p in paths:
-            path = Path(p).expanduser()
+        for origin, open_stream in sources:
             try:
-                if path.is_dir():
-                    raise FileRefused("it is a folder; pick the files inside it")
-                with open(path, "rb") as f:
-                    result = self.add_stream(model_name, f, str(path.resolve()))
+                with open_stream() as f:
+                    result = self.add_stream(model_name, f, origin)
             except FileRefused as e:
-                refused.append({"origin": str(path), "reason": e.message})
+                refused.append({"origin": origin, "reason": e.message})
                 continue
             except OSError as e:
-                refused.append({"origin": str(path), "reason": f"it cannot be read: {e.strerror or e}"})
+                refused.append({"origin": origin, "reason": f"it cannot be read: {e.strerror or e}"})
                 continue
             (added if "added" in result else duplicates).append(result.get("added") or result["duplicate"])
         return {"added": added, "duplicates": duplicates, "refused": refused}
+
+    def add_files(self, model_name: str, paths) -> dict:
+        """Add files by path (the window's file dialog gives paths)."""
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            raise InvalidInput("paths must be a non-empty list of file paths", code="invalid_paths")
+
+        def opener(path: Path):
+            def open_file():
+                if path.is_dir():
+                    raise FileRefused("it is a folder; pick the files inside it")
+                return open(path, "rb")
+
+            return open_file
+
+        paths = [Path(p).expanduser() for p in paths]
+        return self.add_many(model_name, [(str(p.resolve()) if p.exists() else str(p), opener(p)) for p in paths])
 
     def list(self, model_name: str) -> dict:
         row = self.models.get(model_name)

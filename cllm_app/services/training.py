@@ -5,7 +5,7 @@ import json
 from cllm_app.errors import Conflict, InvalidInput
 from cllm_app.services.validate import as_int
 from cllm_app.store import Job, LossPoint, ModelEvent, QueueEntry
-from cllm_app.store.schema import ACTIVE_JOB_STATES
+from cllm_app.store.schema import ACTIVE_JOB_STATES, iso
 
 
 def check_can_train(studio, model_name: str) -> None:
@@ -33,9 +33,6 @@ def start_training(studio, model_name: str, settings: dict) -> dict:
     return studio.jobs.submit("train", model_name, settings)
 
 
-def _iso(value):
-    return value.isoformat(timespec="milliseconds") + "Z" if value else None
-
 
 def history(studio, model_name: str, since_step=0) -> dict:
     since = as_int("since_step", int(since_step) if str(since_step).isdigit() else -1, 0, 2**62)
@@ -48,15 +45,15 @@ def history(studio, model_name: str, since_step=0) -> dict:
             "val_loss": p.val_loss,
             "learning_rate": p.learning_rate,
             "tokens_per_sec": p.tokens_per_sec,
-            "time": _iso(p.created_at),
+            "time": iso(p.created_at, "milliseconds"),
         }
         for p in row.loss_history.where(LossPoint.step > since).order_by(LossPoint.step)
     ]
     markers = [
-        {"kind": e.kind, "time": _iso(e.created_at), "detail": json.loads(e.detail)}
+        {"kind": e.kind, "time": iso(e.created_at, "milliseconds"), "detail": json.loads(e.detail)}
         for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown"))).order_by(ModelEvent.id)
     ] + [
-        {"kind": "data_added", "time": _iso(q.added_at), "detail": {"origin": q.origin, "tokens": q.token_count}}
+        {"kind": "data_added", "time": iso(q.added_at, "milliseconds"), "detail": {"origin": q.origin, "tokens": q.token_count}}
         for q in row.queue.order_by(QueueEntry.id)
     ]
     return {"model_name": row.model_name, "points": points, "markers": sorted(markers, key=lambda m: m["time"])}

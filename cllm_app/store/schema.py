@@ -29,6 +29,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def iso(value: datetime | None, timespec: str = "seconds") -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with a Z, the form the API and CLI print."""
+    return value.isoformat(timespec=timespec) + "Z" if value else None
+
+
 class BaseModel(Model):
     class Meta:
         database = db
