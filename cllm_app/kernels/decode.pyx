@@ -323,9 +323,6 @@ cdef extern from *:
     #else
     #  define DEC_BARRIER()
     #endif
-    #ifndef DEC_PROBE
-    #  define DEC_PROBE(tid, i)   /* a hook for timing the stages in a C test harness */
-    #endif
 
     /* Everything one thread does for one token; inlined into each build below.
 
@@ -379,9 +376,7 @@ cdef extern from *:
                 dec_range(C, 4, (int)g, (int)G, &lo, &hi);
                 dec_gemv_rows(pq + g * sq, xn + lo, Wqkv + lo * 3 * C, 3 * C, hi - lo, 3 * C);
             }
-            DEC_PROBE(tid, 0);
             DEC_BARRIER();
-            DEC_PROBE(tid, 1);
             /* this thread's heads: their q, k, v (into h); k, v into the caches;
                attention; their rows of c_proj */
             for (int64_t part = 0; part < 3; part++)
@@ -393,47 +388,36 @@ cdef extern from *:
                 memcpy(a->vc + base + pos * hs, h + 2 * C + hd * hs, (size_t)hs * sizeof(float));
                 dec_attend(y + hd * hs, h + hd * hs, a->kc + base, a->vc + base, T, hs, att);
             }
-            DEC_PROBE(tid, 2);
             for (int64_t hd = hlo; hd < hhi; hd++)
                 dec_gemv_rows(pc + hd * sc, y + hd * hs, Wproj + hd * hs * C, C, hs, C);
-            DEC_PROBE(tid, 3);
             DEC_BARRIER();
-            DEC_PROBE(tid, 4);
             /* x += y @ c_proj + bias */
             for (int64_t j = 0; j < C; j++) x[j] = (x[j] + dec_gather(pc, sc, NH, j)) + bproj[j];
 
             /* h = gelu(ln_2(x) @ c_fc + bias), for this thread's rows of mlp.c_proj */
             dec_layernorm(xn, x, ln2w, ln2b, C);
-            DEC_PROBE(tid, 5);
             for (int64_t g = glo; g < ghi; g++) {
                 dec_range(C, 4, (int)g, (int)G, &lo, &hi);
                 dec_gemv_rows(pf + g * sf, xn + lo, Wfc + lo * 4 * C, 4 * C, hi - lo, 4 * C);
             }
-            DEC_PROBE(tid, 6);
             DEC_BARRIER();
-            DEC_PROBE(tid, 7);
             for (int64_t j = mlo; j < mhi; j++) h[j] = dec_gelu(dec_gather(pf, sf, G, j) + bfc[j]);
-            DEC_PROBE(tid, 8);
 
             /* x += h @ mlp.c_proj + bias */
             for (int64_t g = glo; g < ghi; g++) {
                 dec_range(4 * C, 4, (int)g, (int)G, &lo, &hi);
                 dec_gemv_rows(pm + g * sc, h + lo, Wmlp + lo * C, C, hi - lo, C);
             }
-            DEC_PROBE(tid, 9);
             DEC_BARRIER();
-            DEC_PROBE(tid, 10);
             for (int64_t j = 0; j < C; j++) x[j] = (x[j] + dec_gather(pm, sc, G, j)) + bmlp[j];
         }
 
         /* logits = ln_f(x) @ wte.T, split by rows of wte */
-        DEC_PROBE(tid, 11);
         const float *lnfw = P + vecs + L * 13 * C, *lnfb = lnfw + C;
         dec_layernorm(xn, x, lnfw, lnfb, C);
         int64_t vlo, vhi;
         dec_range(V, DEC_LINE, tid, nt, &vlo, &vhi);
         for (int64_t r = vlo; r < vhi; r++) a->logits[r] = dec_dot16(xn, wte + r * C, C);
-        DEC_PROBE(tid, 12);
     }
 
     static void dec_run_portable(const dec_args *a, int nthreads) {
