@@ -54,6 +54,7 @@ if "OMP_WAIT_POLICY" not in os.environ:
 # Runnable from a checkout without installing: the package is one level up.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _common  # noqa: E402  (bench/ is on sys.path when a bench script runs)
 import numpy as np  # noqa: E402
 
 THREADS = 2
@@ -66,27 +67,7 @@ ADAMW = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "weight_decay": 0
 
 
 def load():
-    try:
-        import torch
-    except ImportError:
-        print(
-            "PyTorch is not installed, so there is nothing to compare against.\n"
-            "Install the bench extra (CPU build, torch==2.13.0):\n"
-            "    pip install -e '.[bench]'",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    try:
-        from cllm_app.kernels import ops
-    except ImportError as exc:
-        print(
-            f"The Cython kernels are not built ({exc}).\n"
-            "Build them with: pip install -e . --no-build-isolation",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    torch.set_num_threads(THREADS)
-    return torch, ops
+    return _common.load("ops", THREADS)
 
 
 class Case:

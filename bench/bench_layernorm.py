@@ -37,6 +37,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Runnable from a checkout without installing: the package is one level up.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _common  # noqa: E402  (bench/ is on sys.path when a bench script runs)
 import numpy as np  # noqa: E402
 
 THREADS = 2
@@ -46,27 +47,7 @@ CONFIGS = [("A", 8 * 128, 128), ("B", 8 * 256, 384)]
 
 
 def load():
-    try:
-        import torch
-    except ImportError:
-        print(
-            "PyTorch is not installed, so there is nothing to compare against.\n"
-            "Install the bench extra (CPU build, torch==2.13.0):\n"
-            "    pip install -e '.[bench]'",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    try:
-        from cllm_app.kernels import layernorm
-    except ImportError as exc:
-        print(
-            f"The Cython kernels are not built ({exc}).\n"
-            "Build them with: pip install -e . --no-build-isolation",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    torch.set_num_threads(THREADS)
-    return torch, layernorm
+    return _common.load("layernorm", THREADS)
 
 
 class Ours:
