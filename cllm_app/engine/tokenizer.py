@@ -5,17 +5,25 @@ documents in the training stream.
 """
 
 import codecs
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+TOKENIZER_FILE = "tokenizer.json"  # a BPE model's tokenizer, beside its weights
 
 
 class Tokenizer(Protocol):
     kind: str
     vocab_size: int
     eot: int
+    # Names the exact token mapping: token caches live under it, so two models with the
+    # same fingerprint can share cached tokens and a changed tokenizer never reads stale ones.
+    fingerprint: str
 
     def encode(self, text: str) -> np.ndarray: ...
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]: ...
 
     def decode(self, ids) -> str: ...
 
@@ -43,9 +51,13 @@ class ByteTokenizer:
     kind = "byte"
     vocab_size = 257
     eot = 256
+    fingerprint = "byte"
 
     def encode(self, text: str) -> np.ndarray:
         return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.uint16)
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        return [self.encode(t) for t in texts]
 
     def encode_bytes(self, data: bytes) -> np.ndarray:
         return np.frombuffer(data, dtype=np.uint8).astype(np.uint16)
@@ -65,3 +77,8 @@ def tokenizer_for(kind: str) -> Tokenizer:
     if kind == "byte":
         return ByteTokenizer()
     raise ValueError(f"unknown tokenizer kind '{kind}'")
+
+
+def load_tokenizer(model_folder: Path, kind: str) -> Tokenizer:
+    """The tokenizer of the model kept in `model_folder` (a BPE model keeps its tokenizer.json there)."""
+    return tokenizer_for(kind)

@@ -11,6 +11,13 @@ from cllm_app.store import Job
 POLL_SECONDS = 0.3
 
 
+def lane(kind: str) -> str:
+    """Jobs of one lane run one at a time per model. Training writes the weights, so it has a
+    lane of its own; crawling and ingesting only add to the queue (which training reads at each
+    epoch's start), so they run beside training, one crawl and one ingest per model at a time."""
+    return kind
+
+
 class JobRunner:
     def __init__(self, studio: Studio):
         self.studio = studio
@@ -47,16 +54,17 @@ class JobRunner:
                     message=f"its process ended unexpectedly (exit code {code}); Continue resumes from the last checkpoint",
                 )
         busy = {
-            j.model_id
-            for j in Job.select(Job.model).where(Job.state.in_(("running", "stopping")))
-        } | {Job.get_by_id(i).model_id for i in self.procs}
+            (j.model_id, lane(j.kind))
+            for j in Job.select(Job.model, Job.kind).where(Job.state.in_(("running", "stopping")))
+        } | {(j.model_id, lane(j.kind)) for j in Job.select().where(Job.id.in_(list(self.procs)))}
         for job in Job.select().where(Job.state == "queued").order_by(Job.id):
-            if job.model_id in busy:
-                continue  # one job per model: it waits its turn
+            key = (job.model_id, lane(job.kind))
+            if key in busy:
+                continue  # one job per model and lane: it waits its turn
             log = self.studio.root.path / "logs" / f"job-{job.id}.log"
             self.procs[job.id] = spawn_worker(job.id, self.studio.root.path, log)
             self.studio.jobs.start(job.id, self.procs[job.id].pid)
-            busy.add(job.model_id)
+            busy.add(key)
 
     def shutdown(self, wait: float = 10.0) -> None:
         """Ask running jobs to checkpoint and stop, then stop the thread."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling
-from cllm_app.engine.tokenizer import tokenizer_for
+from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.trainer import Document, StepReport, Trainer, TrainingError, TrainSettings
 from cllm_app.engine.weights import load_weights, save_weights
 from cllm_app.services.generation import decode_kernel
@@ -89,7 +89,7 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
     folder = studio.models.folder(row)
     cfg = GPTConfig.load(folder / "config.json")
     settings = settings_of(row)
-    tok = tokenizer_for(row.tokenizer)
+    tok = load_tokenizer(folder, row.tokenizer)
     try:
         trainer = Trainer(
             cfg, settings, kernels, lambda: documents(studio, LanguageModel.get_by_id(row.id)),

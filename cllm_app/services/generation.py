@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, KVCache, Sampling, decode_step_reference
 from cllm_app.engine.model import FlatTensors
-from cllm_app.engine.tokenizer import tokenizer_for
+from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.weights import load_weights
 from cllm_app.errors import InvalidInput
 from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
@@ -57,7 +57,7 @@ def load_generator(studio, model_name: str) -> Generator:
     params = FlatTensors(cfg)
     params.load(load_weights(folder / WEIGHTS_FILE))
     step, _ = decode_kernel(cfg, params)
-    return Generator(cfg, params, tokenizer_for(row.tokenizer), step)
+    return Generator(cfg, params, load_tokenizer(folder, row.tokenizer), step)
 
 
 def generate(studio, model_name: str, prompt: str, sampling: dict, should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:

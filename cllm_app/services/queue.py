@@ -34,6 +34,7 @@ def _entry_json(e: QueueEntry) -> dict:
         "id": e.id,
         "source_kind": e.source_kind,
         "origin": e.origin,
+        "title": e.title,
         "content_hash": e.content_hash,
         "byte_count": e.byte_count,
         "token_count": e.token_count,
@@ -94,7 +95,15 @@ class Queue:
             raise
         return Path(tmp), digest.hexdigest(), size
 
-    def add_stream(self, model_name: str, source, origin: str, source_kind: str = "file") -> dict:
+    def add_text(self, model_name: str, text: str, *, origin: str, source_kind: str, title: str | None = None) -> dict:
+        """Add one text already in memory (a crawled page). Returns {"added": entry} or {"duplicate": entry}."""
+        import io
+
+        return self.add_stream(model_name, io.BytesIO(text.encode("utf-8")), origin, source_kind, title=title)
+
+    def add_stream(
+        self, model_name: str, source, origin: str, source_kind: str = "file", title: str | None = None
+    ) -> dict:
         """Add one text from a binary stream. Returns {"added": entry} or {"duplicate": entry}."""
         row = self.models.get(model_name)
         folder = self.folder(row)
@@ -110,6 +119,7 @@ class Queue:
                     model=row,
                     source_kind=source_kind,
                     origin=origin,
+                    title=title,
                     data_path=data_path,
                     content_hash=content_hash,
                     byte_count=size,

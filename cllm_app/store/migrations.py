@@ -125,7 +125,17 @@ def _v3_job_detail(database: SqliteDatabase) -> None:
     migrate(SqliteMigrator(database).add_column("jobs", "detail", TextField(default="{}")))
 
 
-MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [_v1_initial, _v2_trash, _v3_job_detail]
+def _v4_queue_title(database: SqliteDatabase) -> None:
+    """Queue items show a title (a page's or a document's), not only where they came from."""
+    migrate(SqliteMigrator(database).add_column("queue_entries", "title", TextField(null=True)))
+
+
+MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
+    _v1_initial,
+    _v2_trash,
+    _v3_job_detail,
+    _v4_queue_title,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -100,6 +100,7 @@ class QueueEntry(BaseModel):
     model = ForeignKeyField(LanguageModel, backref="queue", on_delete="CASCADE")
     source_kind = CharField()  # file | crawl | import
     origin = TextField()  # the path or URL it came from
+    title = TextField(null=True)  # a page's or document's title, where it has one
     imported_from = ForeignKeyField(LanguageModel, null=True, on_delete="SET NULL")
     data_path = CharField(null=True)  # relative to the model's queue folder
     content_hash = CharField()
