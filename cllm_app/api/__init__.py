@@ -6,6 +6,7 @@ from pathlib import Path
 from flask import Flask, send_from_directory
 
 from cllm_app.api import errors, security
+from cllm_app.api.crawls import bp as crawls_bp
 from cllm_app.api.jobs import bp as jobs_bp
 from cllm_app.api.models import bp as models_bp
 from cllm_app.api.openapi import bp as openapi_bp
@@ -38,7 +39,7 @@ def create_app(
     )
     security.install(app, for_window=for_window)
     errors.install(app)
-    for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, openapi_bp):
+    for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, openapi_bp, crawls_bp):
         app.register_blueprint(bp)
 
     @app.get("/")

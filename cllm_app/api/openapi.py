@@ -118,6 +118,45 @@ SCHEMAS = {
             "finished_at": {"type": ["string", "null"]},
         },
     },
+    "Crawl": {
+        "type": "object",
+        "properties": {
+            "id": _INT,
+            "model_name": _STR,
+            "state": _STR,
+            "settings": {"type": "object"},
+            "job_id": {"type": ["integer", "null"]},
+            "queued": _INT,
+            "fetched": _INT,
+            "skipped": _INT,
+            "failed": _INT,
+            "tokens": _INT,
+            "requested": _INT,
+            "trainings_queued": _INT,
+            "message": {"type": ["string", "null"]},
+            "resumable": {"type": "boolean"},
+            "created_at": _STR,
+            "updated_at": _STR,
+            "finished_at": {"type": ["string", "null"]},
+        },
+    },
+    "CrawlUrl": {
+        "type": "object",
+        "properties": {
+            "id": _INT,
+            "url": _STR,
+            "depth": _INT,
+            "status": _STR,
+            "outcome": {"type": ["string", "null"]},
+            "reason": {"type": ["string", "null"]},
+            "http_status": {"type": ["integer", "null"]},
+            "final_url": {"type": ["string", "null"]},
+            "title": {"type": ["string", "null"]},
+            "queue_entry_id": {"type": ["integer", "null"]},
+            "token_count": _INT,
+            "fetched_at": {"type": ["string", "null"]},
+        },
+    },
     "Settings": {
         "type": "object",
         "properties": {"selected_model": {"type": ["string", "null"]}, "theme": _STR},
@@ -178,6 +217,39 @@ ROUTES = {
     ("GET", "/api/settings"): (None, 200, _ref("Settings")),
     ("PUT", "/api/settings"): (_obj({"selected_model": {"type": ["string", "null"]}}), 200, _ref("Settings")),
     ("GET", "/api/openapi.json"): (None, 200, {"type": "object"}),
+    ("POST", "/api/models/{model_name}/crawls"): (
+        _obj(
+            {
+                "start_urls": {"type": "array", "items": _STR},
+                "allowed_domains": {"type": "array", "items": _STR},
+                "max_depth": _INT,
+                "max_pages": _INT,
+                "max_page_bytes": _INT,
+                "rate": _NUM,
+                "user_agent": _STR,
+                "timeout": _NUM,
+                "train_after_tokens": _INT,
+            },
+            ("start_urls",),
+        ),
+        202,
+        _ref("Crawl"),
+    ),
+    ("GET", "/api/models/{model_name}/crawls"): (
+        None,
+        200,
+        _obj({"model_name": _STR, "crawls": {"type": "array", "items": _ref("Crawl")}}),
+    ),
+    ("GET", "/api/crawls/{crawl_id}"): (None, 200, _ref("Crawl")),
+    ("GET", "/api/crawls/{crawl_id}/urls"): (
+        None,
+        200,
+        _obj({"crawl_id": _INT, "status": _STR, "total": _INT, "offset": _INT, "limit": _INT,
+              "urls": {"type": "array", "items": _ref("CrawlUrl")}}),
+    ),
+    ("POST", "/api/crawls/{crawl_id}/pause"): (None, 200, _ref("Crawl")),
+    ("POST", "/api/crawls/{crawl_id}/stop"): (None, 200, _ref("Crawl")),
+    ("POST", "/api/crawls/{crawl_id}/resume"): (None, 202, _ref("Crawl")),
 }
 
 QUERY_PARAMS = {
@@ -188,6 +260,11 @@ QUERY_PARAMS = {
     ("GET", "/api/model-names/check"): [("model_name", _STR), ("current", _STR)],
     ("GET", "/api/jobs"): [("model_name", _STR), ("active", {"type": "string", "enum": ["0", "1"]})],
     ("GET", "/api/models/{model_name}/loss-history"): [("since_step", _INT)],
+    ("GET", "/api/crawls/{crawl_id}/urls"): [
+        ("status", {"type": "string", "enum": ["processed", "all", "queued", "fetched", "skipped", "failed"]}),
+        ("offset", _INT),
+        ("limit", _INT),
+    ],
 }
 
 

@@ -5,6 +5,8 @@ It knows nothing of Flask or of files other than its own database.
 
 from cllm_app.store.db import open_store
 from cllm_app.store.schema import (
+    Crawl,
+    CrawlUrl,
     Job,
     LanguageModel,
     LossPoint,
@@ -23,4 +25,6 @@ __all__ = [
     "LossPoint",
     "Job",
     "Setting",
+    "Crawl",
+    "CrawlUrl",
 ]

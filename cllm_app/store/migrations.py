@@ -130,11 +130,53 @@ def _v4_queue_title(database: SqliteDatabase) -> None:
     migrate(SqliteMigrator(database).add_column("queue_entries", "title", TextField(null=True)))
 
 
+def _v5_crawls(database: SqliteDatabase) -> None:
+    """Crawls and the URLs each one met (its frontier and every outcome), so a crawl can pause,
+    stop and resume where it was."""
+    database.execute_sql(
+        """CREATE TABLE crawls (
+            id INTEGER NOT NULL PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+            state VARCHAR(255) NOT NULL,
+            settings TEXT NOT NULL,
+            job_id INTEGER,
+            trainings_queued INTEGER NOT NULL DEFAULT 0,
+            message TEXT,
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL,
+            finished_at DATETIME
+        )"""
+    )
+    database.execute_sql("CREATE INDEX crawls_model_id ON crawls (model_id)")
+    database.execute_sql(
+        """CREATE TABLE crawl_urls (
+            id INTEGER NOT NULL PRIMARY KEY,
+            crawl_id INTEGER NOT NULL REFERENCES crawls (id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            depth INTEGER NOT NULL,
+            status VARCHAR(255) NOT NULL,
+            outcome VARCHAR(255),
+            reason TEXT,
+            http_status INTEGER,
+            final_url TEXT,
+            title TEXT,
+            content_hash VARCHAR(255),
+            queue_entry_id INTEGER,
+            token_count INTEGER NOT NULL DEFAULT 0,
+            discovered_at DATETIME NOT NULL,
+            fetched_at DATETIME
+        )"""
+    )
+    database.execute_sql("CREATE UNIQUE INDEX crawl_urls_crawl_url ON crawl_urls (crawl_id, url)")
+    database.execute_sql("CREATE INDEX crawl_urls_crawl_status ON crawl_urls (crawl_id, status, depth, id)")
+
+
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v1_initial,
     _v2_trash,
     _v3_job_detail,
     _v4_queue_title,
+    _v5_crawls,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

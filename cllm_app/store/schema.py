@@ -164,3 +164,42 @@ class Setting(BaseModel):
 
     class Meta:
         table_name = "settings"
+
+
+class Crawl(BaseModel):
+    """One crawl of a model: its settings, its state and the job that runs (or last ran) it."""
+
+    model = ForeignKeyField(LanguageModel, backref="crawls", on_delete="CASCADE")
+    state = CharField(default="queued")  # queued | running | pausing | paused | stopping | stopped | done | failed
+    settings = TextField(default="{}")  # JSON: start_urls, allowed_domains, max_depth, max_pages, …
+    job_id = IntegerField(null=True)
+    trainings_queued = IntegerField(default=0)
+    message = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "crawls"
+
+
+class CrawlUrl(BaseModel):
+    """One URL a crawl met: waiting in its frontier (`status` queued) or with its outcome."""
+
+    crawl = ForeignKeyField(Crawl, backref="urls", on_delete="CASCADE")
+    url = TextField()
+    depth = IntegerField()
+    status = CharField(default="queued")  # queued | fetched | skipped | failed
+    outcome = CharField(null=True)  # fetched | duplicate | disallowed | off_site | too_big | wrong_type | …
+    reason = TextField(null=True)
+    http_status = IntegerField(null=True)
+    final_url = TextField(null=True)
+    title = TextField(null=True)
+    content_hash = CharField(null=True)
+    queue_entry_id = IntegerField(null=True)  # the queue item it became (no foreign key: the queue owns its table)
+    token_count = BigIntegerField(default=0)
+    discovered_at = DateTimeField(default=utcnow)
+    fetched_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "crawl_urls"
