@@ -430,13 +430,75 @@ def train(name, **settings):
     sys.exit(0 if state in ("done", "stopped") else EXIT_REFUSED)
 
 
+@cli.command()
+@click.argument("name")
+@click.argument("urls", nargs=-1)
+@click.option("--max-pages", "max_pages", type=int, help="Pages to request at most (default 100).")
+@click.option("--depth", "max_depth", type=int, help="Links to follow from a start URL (default 2).")
+@click.option("--rate", type=float, help="Requests per second per host; 0 turns the limit off (default 1).")
+@click.option("--domain", "allowed_domains", multiple=True, help="An allowed domain (repeat); default: the start URLs' sites.")
+@click.option("--max-bytes", "max_page_bytes", type=int, help="Largest page in bytes (default 2 MiB).")
+@click.option("--user-agent", "user_agent", help="The User-Agent sent, and matched in robots.txt.")
+@click.option("--timeout", type=float, help="Seconds to wait for a server (default 15).")
+@click.option("--train-after", "train_after_tokens", type=int,
+              help="Continuous mode: queue training once this many untrained tokens are in the queue.")
+@click.option("--resume", "resume_id", type=int, help="Go on with crawl #ID from its frontier instead.")
+@refusals
+def crawl(name, urls, resume_id, **settings):
+    """Crawl URLS into model NAME's training-data queue; Ctrl+C stops, --resume ID goes on."""
+    import signal
+
+    from cllm_app.jobs.crawl import run_crawl
+    from cllm_app.services import crawls
+
+    studio = _studio()
+    if resume_id is not None:
+        if urls or any(v not in (None, ()) for v in settings.values()):
+            raise click.UsageError("--resume takes no URLs or settings: the crawl keeps its own")
+        if crawls.get_crawl(studio, resume_id)["model_name"].casefold() != name.casefold():
+            raise CllmError(f"crawl #{resume_id} is not a crawl of '{name}'")
+        c = crawls.resume_crawl(studio, resume_id, foreground=True)
+    else:
+        if not urls:
+            raise click.UsageError("give at least one URL to start from")
+        body = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items() if v not in (None, ())}
+        c = crawls.start_crawl(studio, name, {**body, "start_urls": list(urls)}, foreground=True)
+    click.echo(f"crawling for {c['model_name']} (crawl #{c['id']}, job #{c['job_id']}); Ctrl+C stops")
+
+    def ask_to_stop(signum, frame):
+        # The first Ctrl+C ends the crawl after the page at hand; a second one aborts.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        crawls.stop_crawl(studio, c["id"])
+
+    signal.signal(signal.SIGINT, ask_to_stop)
+    printer = _ProgressPrinter(studio, c["job_id"], line=_crawl_line, every=0.5)
+    printer.start()
+    try:
+        state = run_crawl(studio, c["job_id"])
+    finally:
+        printer.stop()
+    final = crawls.get_crawl(studio, c["id"])
+    click.echo(final["message"] or state)
+    if final["resumable"]:
+        import shlex
+
+        click.echo(f"resume with: cllm crawl {shlex.quote(final['model_name'])} --resume {final['id']}")
+    sys.exit(0 if state in ("done", "stopped") else EXIT_REFUSED)
+
+
+def _crawl_line(d: dict) -> str:
+    return (f"fetched {d['fetched']} · skipped {d['skipped']} · failed {d['failed']} · queued {d['queued']} · "
+            f"{d['tokens']:,} tokens · {d['pages_per_sec']:.1f} pages/s")
+
+
 class _ProgressPrinter:
     """Prints the job's progress line once a second, from the store like the window does."""
 
-    def __init__(self, studio, job_id):
+    def __init__(self, studio, job_id, line=None, every: float = 1.0):
         import threading
 
         self.studio, self.job_id = studio, job_id
+        self.line, self.every = line, every
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -444,9 +506,11 @@ class _ProgressPrinter:
         self._thread.start()
 
     def _loop(self):
-        while not self._done.wait(1.0):
+        while not self._done.wait(self.every):
             d = self.studio.jobs.get(self.job_id)["detail"]
-            if d:
+            if d and self.line:
+                click.echo(f"\r{self.line(d)}   ", nl=False)
+            elif d:
                 eta = d.get("eta_seconds")
                 eta_text = f" · ETA {int(eta // 60)}m{int(eta % 60):02d}s" if eta is not None else ""
                 click.echo(
@@ -458,7 +522,8 @@ class _ProgressPrinter:
     def stop(self):
         self._done.set()
         self._thread.join(timeout=2)
-        click.echo("")
+        d = self.studio.jobs.get(self.job_id)["detail"] if self.line else None
+        click.echo(f"\r{self.line(d)}   " if d else "")
 
 
 def main() -> None:
