@@ -1,20 +1,385 @@
-// The Crawler tab: gathering text from the web into the selected model's training queue.
+// The Crawler tab: gather web pages into the selected model's training-data queue.
+//
+// A form starts a crawl (start URLs, same site or listed domains, limits, rate, user agent,
+// continuous mode); the crawl card shows the crawl being watched (the model's newest, or one
+// picked from its past crawls) with Pause / Stop / Resume, live counts, and its most recent
+// URLs with their outcome and reason. While a crawl is live the tab polls about once a second
+// (GET /api/crawls/<id> and its /urls); a reloaded page finds the live crawl the same way.
 
-import { mountTabPage } from "../components/tab-page.js";
-import { formatInt, h } from "../ui.js";
+import * as api from "../api.js";
+import * as selection from "../selection.js";
+import { mountModelSelect } from "../components/model-select.js";
+import { renderSummary } from "../components/model-summary.js";
+import { progressBar } from "../components/job-progress.js";
+import { errorText, fill, formatAgo, formatInt, h, sentence, toast, toastError } from "../ui.js";
 
-export function mount(panel, ctx) {
-  mountTabPage(panel, {
-    title: "Crawler",
-    intro: "Where the selected model's training text comes from.",
-    holds: [
-      "A crawler that fetches web pages you point it at and turns them into plain text.",
-      "The selected model's queue: the texts waiting to be trained on, with their token counts.",
-      "Adding your own files to the queue.",
-    ],
-    extra: (m) => h("dl", { class: "facts" },
-      h("dt", {}, "Queue"), h("dd", { dataset: { testid: "crawler-queue" } }, `${formatInt(m.queue.items)} items · ${formatInt(m.queue.tokens)} tokens`),
-      h("dt", {}, "Queue folder"), h("dd", {}, h("code", { class: "path" }, m.queue_directory)),
+const LIVE = ["queued", "running", "pausing", "stopping"];
+const STATES = {
+  queued: { label: "Waiting to start", tone: "warn" },
+  running: { label: "Crawling", tone: "accent" },
+  pausing: { label: "Pausing", tone: "warn" },
+  paused: { label: "Paused", tone: "warn" },
+  stopping: { label: "Stopping", tone: "warn" },
+  stopped: { label: "Stopped", tone: "muted" },
+  done: { label: "Finished", tone: "ok" },
+  failed: { label: "Failed", tone: "danger" },
+  interrupted: { label: "Interrupted", tone: "warn" },
+};
+const OUTCOME_TONES = {
+  fetched: "ok", duplicate: "muted", disallowed: "muted", off_site: "muted", too_big: "muted",
+  wrong_type: "muted", no_text: "muted", http_error: "danger", timeout: "danger",
+  redirect_error: "danger", network_error: "danger",
+};
+const FIELDS = [
+  { field: "max_depth", help: "links to follow from a start URL", value: 2, step: "1", min: "0", max: "100" },
+  { field: "max_pages", help: "pages to request at most", value: 100, step: "1", min: "1" },
+  { field: "max_page_bytes", help: "largest page, in bytes", value: 2097152, step: "1024", min: "1024" },
+  { field: "rate", help: "requests per second per site; 0 = no limit", value: 1, step: "any", min: "0", max: "100" },
+  { field: "timeout", help: "seconds to wait for a server", value: 15, step: "any", min: "0.1" },
+  { field: "train_after_tokens", help: "continuous mode: queue training past this many untrained tokens; 0 = off", value: 0, step: "1", min: "0" },
+];
+const COUNTS = ["queued", "fetched", "skipped", "failed", "tokens"];
+const POLL_MS = 1000;
+const URL_ROWS = 30;
+
+let els = {};
+let panel;
+let modelName = null;
+let modelId = null;
+let crawl = null; // the crawl the card shows
+let seq = 0;
+let timer = null;
+let polls = 0;
+let openTabFn = () => {};
+
+export function mount(root, { openTab }) {
+  panel = root;
+  openTabFn = openTab;
+  const head = h("div", { class: "panel-head" },
+    h("div", { class: "panel-title" },
+      h("h2", {}, "Crawler"),
+      h("p", { class: "muted" }, "Gather web pages as training text for the selected model."),
     ),
-  }, ctx);
+  );
+  mountModelSelect(head);
+
+  els.form = buildForm();
+  const formCard = h("section", { class: "card", "aria-labelledby": "crawl-new-title" },
+    h("div", { class: "card-head" }, h("h3", { id: "crawl-new-title" }, "New crawl"),
+      h("span", { class: "muted small" }, "robots.txt is obeyed; only HTML and plain text are kept")),
+    els.form);
+
+  els.pause = h("button", { type: "button", class: "btn", dataset: { testid: "crawl-pause" }, onclick: () => act("pause") }, "Pause");
+  els.stop = h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "crawl-stop" }, onclick: () => act("stop") }, "Stop");
+  els.resume = h("button", { type: "button", class: "btn btn-primary", dataset: { testid: "crawl-resume" }, onclick: () => act("resume") }, "Resume");
+  els.status = h("div", { class: "crawl-status", dataset: { testid: "crawl-status" } });
+  els.urls = h("div", { class: "table-scroll" });
+  const crawlCard = h("section", { class: "card", "aria-labelledby": "crawl-title", dataset: { testid: "crawl-card" } },
+    h("div", { class: "card-head" }, h("h3", { id: "crawl-title" }, "Crawl"),
+      h("div", { class: "run-buttons push-right" }, els.pause, els.stop, els.resume)),
+    els.status,
+    h("h4", { class: "small muted" }, "Recent URLs"),
+    els.urls,
+  );
+
+  els.info = h("div", { class: "summary-wrap" });
+  els.history = h("div", { dataset: { testid: "crawl-history" } });
+  fill(panel,
+    head,
+    h("div", { class: "tab-grid" },
+      h("div", { class: "tab-main" }, formCard, crawlCard),
+      h("div", { class: "tab-side" },
+        h("section", { class: "card", "aria-labelledby": "crawler-model-title" },
+          h("div", { class: "card-head" }, h("h3", { id: "crawler-model-title" }, "Selected model")), els.info),
+        h("section", { class: "card", "aria-labelledby": "crawler-history-title" },
+          h("div", { class: "card-head" }, h("h3", { id: "crawler-history-title" }, "Past crawls")), els.history),
+      ),
+    ),
+  );
+  render();
+  selection.subscribe(onSelection);
+}
+
+/** The app shows this tab: catch up at once. */
+export function shown() {
+  if (modelName) loadModel();
+}
+
+// ---- the form ------------------------------------------------------------------------------
+
+function field(id, label, input, help) {
+  return h("div", { class: "field" },
+    h("label", { for: id, class: "field-label mono" }, label), input,
+    help ? h("span", { class: "field-help" }, help) : null);
+}
+
+function buildForm() {
+  els.inputs = {};
+  els.startUrls = h("textarea", {
+    id: "crawl-start_urls", class: "input", rows: 3, name: "start_urls", spellcheck: false,
+    placeholder: "https://example.org/\nhttps://example.org/blog/", dataset: { testid: "crawl-start-urls" },
+  });
+  els.sameSite = h("input", { type: "radio", name: "crawl-scope", value: "same", checked: true, dataset: { testid: "crawl-scope-same" }, onchange: syncScope });
+  els.listed = h("input", { type: "radio", name: "crawl-scope", value: "domains", dataset: { testid: "crawl-scope-domains" }, onchange: syncScope });
+  els.domains = h("input", {
+    id: "crawl-allowed_domains", class: "input", type: "text", placeholder: "example.org, docs.example.org",
+    disabled: true, dataset: { testid: "crawl-domains" },
+  });
+  els.userAgent = h("input", { id: "crawl-user_agent", class: "input", type: "text", dataset: { testid: "crawl-user_agent" } });
+  const numbers = FIELDS.map(({ field: name, help, value, step, min, max }) => {
+    const id = `crawl-${name}`;
+    const input = h("input", { id, class: "input input-num", type: "number", name, step, min, max, value: String(value), dataset: { testid: id } });
+    input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
+    els.inputs[name] = input;
+    return field(id, name, input, help);
+  });
+  els.start = h("button", { type: "submit", class: "btn btn-primary", dataset: { testid: "crawl-start" } }, "Start crawl");
+  els.error = h("p", { class: "form-error", role: "alert", dataset: { testid: "crawl-error" } });
+  return h("form", { class: "training-form", novalidate: true, onsubmit: start, dataset: { testid: "crawl-form" } },
+    field("crawl-start_urls", "start_urls", els.startUrls, "one URL per line"),
+    h("fieldset", { class: "field crawl-scope" },
+      h("legend", { class: "field-label" }, "Scope"),
+      h("label", {}, els.sameSite, " the start URLs' own sites"),
+      h("label", {}, els.listed, " these domains and their subdomains:"),
+      els.domains),
+    h("div", { class: "settings-grid" }, numbers,
+      field("crawl-user_agent", "user_agent", els.userAgent, "sent with every request; empty = CLLM Studio's")),
+    h("div", { class: "form-actions" }, els.start),
+    els.error,
+  );
+}
+
+function syncScope() {
+  els.domains.disabled = !els.listed.checked;
+  if (els.listed.checked) els.domains.focus();
+}
+
+/** The request body from the form, or a message saying which field is wrong. */
+function formBody() {
+  const urls = els.startUrls.value.split(/\s+/).filter(Boolean);
+  if (!urls.length) return { problem: "Give at least one start URL.", input: els.startUrls };
+  const body = { start_urls: urls };
+  for (const [name, input] of Object.entries(els.inputs)) {
+    const text = input.value.trim();
+    if (text === "" || Number.isNaN(Number(text))) return { problem: `${name} needs a number.`, input };
+    body[name] = Number(text);
+  }
+  if (els.listed.checked) {
+    body.allowed_domains = els.domains.value.split(/[\s,]+/).filter(Boolean);
+    if (!body.allowed_domains.length) return { problem: "List at least one domain, or crawl the start URLs' own sites.", input: els.domains };
+  }
+  if (els.userAgent.value.trim()) body.user_agent = els.userAgent.value.trim();
+  return { body };
+}
+
+async function start(event) {
+  event.preventDefault();
+  if (!modelName) return;
+  els.error.textContent = "";
+  const { body, problem, input } = formBody();
+  if (problem) {
+    els.error.textContent = problem;
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    return;
+  }
+  els.start.disabled = true;
+  try {
+    crawl = await api.post(`/api/models/${api.seg(modelName)}/crawls`, body);
+    toast(`Started crawl #${crawl.id} for ${modelName}`, { kind: "ok" });
+    render();
+    await loadModel();
+  } catch (err) {
+    els.error.textContent = errorText(err);
+    const name = err.code?.startsWith("invalid_") ? err.code.slice("invalid_".length) : null;
+    const bad = name === "start_urls" ? els.startUrls : name === "allowed_domains" ? els.domains : name === "user_agent" ? els.userAgent : els.inputs[name];
+    if (bad) {
+      bad.setAttribute("aria-invalid", "true");
+      bad.focus();
+    }
+  } finally {
+    renderControls();
+  }
+}
+
+// ---- the model, its crawls -----------------------------------------------------------------
+
+function onSelection({ currentModel }) {
+  renderSummary(els.info, currentModel, { openModels: () => openTabFn("models") });
+  const id = currentModel ? currentModel.id : null;
+  modelName = currentModel ? currentModel.model_name : null;
+  if (id !== modelId) {
+    modelId = id;
+    crawl = null;
+    els.error.textContent = "";
+    render();
+    loadModel();
+  }
+  renderControls();
+}
+
+/** The model's crawls: the list, and the newest one in the card unless one was picked. */
+async function loadModel() {
+  const mine = ++seq;
+  if (!modelName) {
+    fill(els.history, h("p", { class: "empty" }, "Select a model to see its crawls."));
+    return;
+  }
+  try {
+    const { crawls } = await api.get(`/api/models/${api.seg(modelName)}/crawls`);
+    if (mine !== seq) return;
+    renderHistory(crawls);
+    const same = crawl && crawls.find((c) => c.id === crawl.id);
+    crawl = same || crawls[0] || null;
+    await refreshCrawl();
+  } catch (err) {
+    if (mine === seq && err.code !== "model_not_found") toastError(err);
+  }
+}
+
+function renderHistory(crawls) {
+  if (!crawls.length) {
+    fill(els.history, h("p", { class: "empty", dataset: { testid: "crawl-history-empty" } }, "No crawls yet."));
+    return;
+  }
+  fill(els.history, h("ul", { class: "jobs-list" }, crawls.map((c) => h("li", {
+    class: `jobs-item${crawl && crawl.id === c.id ? " is-current" : ""}`, dataset: { crawlId: String(c.id), testid: "crawl-history-item" },
+  },
+    h("div", { class: "jobs-item-head" },
+      h("button", { type: "button", class: "link jobs-model", title: "Show this crawl", onclick: () => show(c) }, `Crawl #${c.id}`),
+      badge(c.state),
+    ),
+    h("p", { class: "muted small" }, `${c.settings.start_urls[0]}${c.settings.start_urls.length > 1 ? ` +${c.settings.start_urls.length - 1}` : ""}`),
+    h("p", { class: "muted small" }, `${formatInt(c.fetched)} fetched · ${formatInt(c.tokens)} tokens · ${formatAgo(c.created_at)}`),
+  ))));
+}
+
+function show(c) {
+  crawl = c;
+  refreshCrawl().catch(toastError);
+  loadHistoryOnly();
+}
+
+// ---- the crawl card ------------------------------------------------------------------------
+
+function badge(state) {
+  const spec = STATES[state] || { label: state, tone: "muted" };
+  return h("span", { class: `badge badge-${spec.tone}`, dataset: { state, testid: "crawl-state" } }, spec.label);
+}
+
+function render() {
+  renderStatus();
+  renderControls();
+}
+
+function renderStatus() {
+  if (!crawl) {
+    fill(els.status, h("p", { class: "empty", dataset: { testid: "crawl-none" } },
+      modelName ? "No crawl yet. Give start URLs above and press Start crawl." : "Select a model to crawl for it."));
+    fill(els.urls);
+    els.status.dataset.state = "";
+    return;
+  }
+  const c = crawl;
+  const s = c.settings;
+  els.status.dataset.state = c.state;
+  els.status.dataset.crawlId = String(c.id);
+  fill(els.status,
+    h("div", { class: "run-status" }, badge(c.state),
+      h("span", { class: "muted small" }, `Crawl #${c.id} · started ${formatAgo(c.created_at)}`),
+      h("span", { class: "push-right mono small" }, `${formatInt(c.requested)} / ${formatInt(s.max_pages)} pages`)),
+    progressBar(Math.min(1, c.requested / s.max_pages), { label: "Crawl progress" }),
+    h("dl", { class: "run-stats" }, COUNTS.map((k) => h("div", { class: "run-stat" },
+      h("dt", {}, k === "tokens" ? "Tokens added" : sentence(k)),
+      h("dd", { dataset: { testid: `crawl-count-${k}` } }, formatInt(c[k]))))),
+    h("p", { class: "muted small" },
+      `${s.allowed_domains.length ? `Domains: ${s.allowed_domains.join(", ")}` : "Same site"} · depth ${s.max_depth} · `,
+      `${s.rate ? `${s.rate} requests/s per site` : "no rate limit"}`,
+      s.train_after_tokens ? ` · trains past ${formatInt(s.train_after_tokens)} untrained tokens (${c.trainings_queued} queued)` : ""),
+    c.message ? h("p", { class: "job-message small muted", dataset: { testid: "crawl-message" } }, sentence(c.message)) : null,
+  );
+}
+
+function renderUrls(urls) {
+  if (!urls.length) {
+    fill(els.urls, h("p", { class: "empty" }, "No URL has been fetched yet."));
+    return;
+  }
+  fill(els.urls, h("table", { class: "table", dataset: { testid: "crawl-urls-table" } },
+    h("thead", {}, h("tr", {}, h("th", {}, "URL"), h("th", {}, "Outcome"), h("th", {}, "Reason"), h("th", { class: "num" }, "Tokens"))),
+    h("tbody", {}, urls.map((u) => h("tr", { dataset: { outcome: u.outcome || "", url: u.url } },
+      h("td", { class: "path", title: u.final_url && u.final_url !== u.url ? `${u.url} → ${u.final_url}` : u.url }, u.title ? `${u.title} — ${u.url}` : u.url),
+      h("td", {}, h("span", { class: `badge badge-${OUTCOME_TONES[u.outcome] || "muted"}` }, (u.outcome || "").replace("_", " "))),
+      h("td", { class: "small" }, u.reason || ""),
+      h("td", { class: "num" }, u.token_count ? formatInt(u.token_count) : "–"),
+    ))),
+  ));
+}
+
+function renderControls() {
+  const live = Boolean(crawl && LIVE.includes(crawl.state));
+  els.start.disabled = !modelName || live;
+  els.pause.disabled = !crawl || !["queued", "running"].includes(crawl.state);
+  els.stop.disabled = !crawl || !["queued", "running", "pausing", "paused", "interrupted"].includes(crawl.state);
+  els.resume.disabled = !crawl || !crawl.resumable;
+}
+
+async function act(action) {
+  if (!crawl) return;
+  const id = crawl.id;
+  try {
+    const answer = await api.post(`/api/crawls/${id}/${action}`, {});
+    if (crawl && crawl.id === answer.id) crawl = answer;
+    render();
+    if (action === "resume") toast(`Resumed crawl #${id}`, { kind: "ok" });
+  } catch (err) {
+    toastError(err);
+  }
+  schedule(0);
+}
+
+/** Fetch the shown crawl and its recent URLs; keep polling while it is live. */
+async function refreshCrawl() {
+  clearTimeout(timer);
+  timer = null;
+  const mine = seq;
+  if (!crawl) {
+    render();
+    return;
+  }
+  const id = crawl.id;
+  const wasLive = LIVE.includes(crawl.state);
+  const [fresh, { urls }] = await Promise.all([
+    api.get(`/api/crawls/${id}`),
+    api.get(`/api/crawls/${id}/urls${api.query({ limit: URL_ROWS })}`),
+  ]);
+  if (mine !== seq || !crawl || crawl.id !== id) return;
+  crawl = fresh;
+  render();
+  renderUrls(urls);
+  const live = LIVE.includes(fresh.state);
+  polls += 1;
+  if ((wasLive && !live) || (live && polls % 5 === 0)) {
+    selection.refresh().catch(() => {}); // the queue's size in every tab's summary
+    loadHistoryOnly();
+  }
+  if (live) schedule(POLL_MS);
+}
+
+async function loadHistoryOnly() {
+  if (!modelName) return;
+  try {
+    const { crawls } = await api.get(`/api/models/${api.seg(modelName)}/crawls`);
+    renderHistory(crawls);
+  } catch {
+    // the next poll tries again
+  }
+}
+
+function schedule(ms) {
+  clearTimeout(timer);
+  timer = setTimeout(() => refreshCrawl().catch((err) => {
+    console.warn("crawl poll failed", err);
+    schedule(POLL_MS * 3);
+  }), ms);
 }
