@@ -58,7 +58,7 @@ def test_crawl_the_local_site_then_train_on_it(page, app, site):
     expect(table.locator(f'tr[data-url="{site.url("/missing")}"]')).to_contain_text("HTTP 404")
     expect(page.get_by_test_id("crawl-message")).to_contain_text("No URLs left to fetch")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "crawler-tab.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "crawler-tab.png"))
 
     # Pause a slower crawl, then resume it: it goes on and finishes.
     fill_form(page, [site.url("/wide/")], max_depth=1, rate=4)

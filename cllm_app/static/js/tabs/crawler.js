@@ -87,7 +87,7 @@ export function mount(root, { openTab }) {
   fill(panel,
     head,
     h("div", { class: "tab-grid" },
-      h("div", { class: "tab-main" }, formCard, crawlCard),
+      h("div", { class: "tab-main" }, crawlCard, formCard),
       h("div", { class: "tab-side" },
         h("section", { class: "card", "aria-labelledby": "crawler-model-title" },
           h("div", { class: "card-head" }, h("h3", { id: "crawler-model-title" }, "Selected model")), els.info),
@@ -119,6 +119,7 @@ function buildForm() {
     id: "crawl-start_urls", class: "input", rows: 3, name: "start_urls", spellcheck: false,
     placeholder: "https://example.org/\nhttps://example.org/blog/", dataset: { testid: "crawl-start-urls" },
   });
+  els.startUrls.addEventListener("input", () => els.startUrls.removeAttribute("aria-invalid"));
   els.sameSite = h("input", { type: "radio", name: "crawl-scope", value: "same", checked: true, dataset: { testid: "crawl-scope-same" }, onchange: syncScope });
   els.listed = h("input", { type: "radio", name: "crawl-scope", value: "domains", dataset: { testid: "crawl-scope-domains" }, onchange: syncScope });
   els.domains = h("input", {
@@ -176,6 +177,7 @@ async function start(event) {
   event.preventDefault();
   if (!modelName) return;
   els.error.textContent = "";
+  for (const el of els.form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
   const { body, problem, input } = formBody();
   if (problem) {
     els.error.textContent = problem;
@@ -275,7 +277,7 @@ function render() {
 function renderStatus() {
   if (!crawl) {
     fill(els.status, h("p", { class: "empty", dataset: { testid: "crawl-none" } },
-      modelName ? "No crawl yet. Give start URLs above and press Start crawl." : "Select a model to crawl for it."));
+      modelName ? "No crawl yet. Give start URLs below and press Start crawl." : "Select a model to crawl for it."));
     fill(els.urls);
     els.status.dataset.state = "";
     return;
