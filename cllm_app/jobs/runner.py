@@ -5,6 +5,7 @@ import subprocess
 import threading
 
 from cllm_app.jobs.procs import spawn_worker
+from cllm_app.services.jobs import resume_hint
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 
@@ -51,7 +52,7 @@ class JobRunner:
                 self.studio.jobs.finish(
                     job_id,
                     "interrupted",
-                    message=f"its process ended unexpectedly (exit code {code}); Continue resumes from the last checkpoint",
+                    message=f"its process ended unexpectedly (exit code {code}); {resume_hint(job.kind)}",
                 )
         busy = {
             (j.model_id, lane(j.kind))

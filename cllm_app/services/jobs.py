@@ -15,6 +15,16 @@ from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
 JOB_KINDS = ("train", "crawl")
 
+_RESUME_HINTS = {
+    "train": "Continue resumes from the last checkpoint",
+    "crawl": "Resume continues the crawl from its saved frontier",
+}
+
+
+def resume_hint(kind: str) -> str:
+    """What a person can do about an interrupted job of this kind."""
+    return _RESUME_HINTS.get(kind, "start it again")
+
 
 
 def describe(job: Job) -> dict:
@@ -116,7 +126,7 @@ class Jobs:
                 self.finish(
                     job.id,
                     "interrupted",
-                    message="interrupted: its process ended without finishing; Continue resumes from the last checkpoint",
+                    message=f"interrupted: its process ended without finishing; {resume_hint(job.kind)}",
                 )
                 n += 1
         return n

@@ -9,7 +9,7 @@ export const ACTIVE_STATES = ["queued", "running", "stopping", "paused"];
 
 const STATES = {
   queued: { label: "Waiting to start", tone: "warn" },
-  running: { label: "Training", tone: "accent" },
+  running: { label: "Running", tone: "accent" },
   stopping: { label: "Stopping", tone: "warn" },
   paused: { label: "Paused", tone: "warn" },
   done: { label: "Finished", tone: "ok" },
@@ -35,8 +35,11 @@ export function formatDuration(seconds) {
 }
 
 /** The state of a job as a badge: data-state holds the server's word, the text a person's. */
+const RUNNING_LABEL = { train: "Training", crawl: "Crawling", ingest: "Adding files", evaluate: "Evaluating" };
+
 export function stateBadge(job, testid) {
-  const spec = STATES[job.state] || { label: job.state, tone: "muted" };
+  const spec = { ...(STATES[job.state] || { label: job.state, tone: "muted" }) };
+  if (job.state === "running" && RUNNING_LABEL[job.kind]) spec.label = RUNNING_LABEL[job.kind];
   return h("span", { class: `badge badge-${spec.tone}`, dataset: { state: job.state, ...(testid ? { testid } : {}) } }, spec.label);
 }
 
