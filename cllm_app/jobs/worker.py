@@ -6,7 +6,10 @@ import traceback
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 
-KINDS = {"train": "cllm_app.jobs.train:run_training"}
+KINDS = {
+    "train": "cllm_app.jobs.train:run_training",
+    "evaluate": "cllm_app.services.research.evaluate:run_evaluation",
+}
 
 
 def run_job(job_id: int) -> int:
