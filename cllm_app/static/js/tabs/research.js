@@ -4,6 +4,7 @@
 
 import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
+import { renderSummary } from "../components/model-summary.js";
 import { fill, h } from "../ui.js";
 import * as evaluate from "../research/evaluate.js";
 import * as compare from "../research/compare.js";
@@ -33,22 +34,27 @@ export function mount(panel, ctx) {
     ),
   );
   mountModelSelect(head);
-  const nav = h("div", { class: "segmented research-nav", role: "tablist", "aria-label": "Research views" });
+  const nav = h("div", { class: "segmented research-nav", role: "group", "aria-label": "Research views" });
   for (const view of VIEWS) {
     buttons[view.name] = h("button", {
-      type: "button", class: "segment", role: "tab", id: `research-view-${view.name}`,
-      "aria-selected": "false", "aria-controls": `research-${view.name}`,
+      type: "button", class: "segment", id: `research-view-${view.name}`,
+      "aria-pressed": "false", "aria-controls": `research-${view.name}`,
       dataset: { testid: `research-view-${view.name}` }, onclick: () => show(view.name),
     }, view.label);
     nav.append(buttons[view.name]);
     boxes[view.name] = h("div", {
-      class: "research-view", id: `research-${view.name}`, role: "tabpanel", hidden: true,
+      class: "research-view", id: `research-${view.name}`, role: "region", hidden: true,
       "aria-labelledby": `research-view-${view.name}`, dataset: { testid: `research-${view.name}` },
     });
     view.module.mount(boxes[view.name], ctx);
   }
-  fill(panel, head, nav, VIEWS.map((v) => boxes[v.name]));
+  const summary = h("div", { class: "summary-wrap" });
+  const summaryTitle = h("span", {}, "Selected model");
+  const details = h("details", { class: "card research-summary" }, h("summary", {}, summaryTitle), summary);
+  fill(panel, head, details, nav, VIEWS.map((v) => boxes[v.name]));
   selection.subscribe((snap) => {
+    renderSummary(summary, snap.currentModel, { openModels: () => ctx.openTab("models") });
+    summaryTitle.textContent = snap.currentModel ? `Selected model: ${snap.currentModel.model_name}` : "No model selected";
     for (const view of VIEWS) view.module.selectionChanged?.(snap);
   });
   show(sessionStorage.getItem(VIEW_KEY) || "evaluate", { quiet: true });
@@ -59,7 +65,6 @@ function show(name, { quiet = false } = {}) {
   current = name;
   for (const view of VIEWS) {
     const active = view.name === name;
-    buttons[view.name].setAttribute("aria-selected", String(active));
     buttons[view.name].setAttribute("aria-pressed", String(active));
     boxes[view.name].hidden = !active;
   }
