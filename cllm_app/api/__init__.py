@@ -11,6 +11,7 @@ from cllm_app.api.jobs import bp as jobs_bp
 from cllm_app.api.models import bp as models_bp
 from cllm_app.api.openapi import bp as openapi_bp
 from cllm_app.api.queue import bp as queue_bp
+from cllm_app.api.research import bp as research_bp
 from cllm_app.api.settings import bp as settings_bp
 from cllm_app.api.themes import bp as themes_bp
 from cllm_app.api.trash import bp as trash_bp
@@ -39,7 +40,7 @@ def create_app(
     )
     security.install(app, for_window=for_window)
     errors.install(app)
-    for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, openapi_bp, crawls_bp):
+    for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp):
         app.register_blueprint(bp)
 
     @app.get("/")

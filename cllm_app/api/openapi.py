@@ -252,6 +252,65 @@ ROUTES = {
     ("POST", "/api/crawls/{crawl_id}/resume"): (None, 202, _ref("Crawl")),
 }
 
+# The Research tab (cllm_app/api/research.py).
+_EVALUATE_BODY = _obj({
+    "source": {"type": "string", "enum": ["validation", "queue", "text"]},
+    "from_model": _STR,
+    "split": {"type": "string", "enum": ["all", "validation"]},
+    "text": _STR,
+    "max_tokens": _INT,
+    "run": {"type": "string", "enum": ["auto", "job"]},
+})
+_EVALUATION = {
+    "type": "object",
+    "description": "An evaluation (200), or with 202 the evaluate Job whose detail gets it.",
+    "properties": {
+        "model_name": _STR, "source": {"type": "object"}, "tokens": _INT, "bytes": _INT, "documents": _INT,
+        "windows": _INT, "window": _INT, "total_nats": _NUM, "loss": {"type": ["number", "null"]},
+        "perplexity": {"type": ["number", "null"]}, "bits_per_byte": {"type": ["number", "null"]},
+        "tokens_available": _INT, "max_tokens": _INT, "truncated": {"type": "boolean"},
+        "stopped": {"type": "boolean"}, "seconds": _NUM, "tokens_per_sec": {"type": ["number", "null"]},
+    },
+}
+_NOTE = {
+    "type": "object",
+    "properties": {
+        "note_name": _STR, "title": _STR, "bytes": _INT, "modified_at": _STR,
+        "models": {"type": "array", "items": _STR}, "content": _STR, "html": _STR,
+        "snippets": {"type": "array", "items": _STR},
+    },
+}
+_UPLOAD = {"multipart": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}
+ROUTES.update({
+    ("POST", "/api/models/{model_name}/evaluate"): (_EVALUATE_BODY, 200, _EVALUATION),
+    ("POST", "/api/models/{model_name}/evaluate/upload"): (_UPLOAD, 200, _EVALUATION),
+    ("GET", "/api/research/compare"): (None, 200, _obj({"models": {"type": "array", "items": {"type": "object"}}})),
+    ("POST", "/api/models/{model_name}/inspect"): (
+        _obj({"prompt": _STR, "top_k": _INT, "layer": _INT, "head": _INT}, ("prompt",)),
+        200,
+        {"type": "object", "properties": {
+            "tokens": {"type": "array"}, "surprisal_bits": {"type": "array"}, "top_k": {"type": "array"},
+            "attention": {"type": "array"}, "layer": _INT, "head": _INT,
+        }},
+    ),
+    ("GET", "/api/research/lineage"): (
+        None, 200, _obj({"nodes": {"type": "array"}, "edges": {"type": "array"}}),
+    ),
+    ("GET", "/api/research/notes"): (
+        None, 200, _obj({"notes": {"type": "array", "items": _NOTE}, "q": _STR, "folder": _STR}),
+    ),
+    ("POST", "/api/research/notes"): (_obj({"note_name": _STR, "content": _STR}, ("note_name",)), 201, _NOTE),
+    ("POST", "/api/research/notes/upload"): (_UPLOAD, 201, _NOTE),
+    ("GET", "/api/research/notes/{note_name}"): (None, 200, _NOTE),
+    ("PUT", "/api/research/notes/{note_name}"): (_obj({"content": _STR}, ("content",)), 200, _NOTE),
+    ("POST", "/api/research/notes/{note_name}/rename"): (_obj({"note_name": _STR}, ("note_name",)), 200, _NOTE),
+    ("DELETE", "/api/research/notes/{note_name}"): (
+        _obj({"confirm": {"type": "boolean"}}, ("confirm",)), 200, _obj({"note_name": _STR}),
+    ),
+    ("PUT", "/api/research/notes/{note_name}/models/{model_name}"): (None, 200, _NOTE),
+    ("DELETE", "/api/research/notes/{note_name}/models/{model_name}"): (None, 200, _NOTE),
+})
+
 QUERY_PARAMS = {
     ("GET", "/api/models"): [
         ("sort", {"type": "string", "enum": ["name", "created", "updated", "size"]}),
@@ -265,6 +324,8 @@ QUERY_PARAMS = {
         ("offset", _INT),
         ("limit", _INT),
     ],
+    ("GET", "/api/research/compare"): [("model_name", _STR)],
+    ("GET", "/api/research/notes"): [("q", _STR), ("model_name", _STR)],
 }
 
 

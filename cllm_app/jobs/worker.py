@@ -6,7 +6,11 @@ import traceback
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 
-KINDS = {"train": "cllm_app.jobs.train:run_training", "crawl": "cllm_app.jobs.crawl:run_crawl"}
+KINDS = {
+    "train": "cllm_app.jobs.train:run_training",
+    "crawl": "cllm_app.jobs.crawl:run_crawl",
+    "evaluate": "cllm_app.services.research.evaluate:run_evaluation",
+}
 
 
 def run_job(job_id: int) -> int:

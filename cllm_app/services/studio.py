@@ -6,6 +6,7 @@ from cllm_app.paths import DataRoot
 from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.services.queue import Queue
+from cllm_app.services.research.notes import Notes
 from cllm_app.services.themes import Themes
 from cllm_app.store import open_store
 
@@ -19,6 +20,7 @@ class Studio:
         self.queue = Queue(self.models)
         self.jobs = Jobs(self.models)
         self.themes = Themes(self.root.themes_dir)
+        self.notes = Notes(self.root.research_dir, self.models)
         self.themes.install_builtins()
 
     def close(self) -> None:

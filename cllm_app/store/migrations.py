@@ -171,12 +171,27 @@ def _v5_crawls(database: SqliteDatabase) -> None:
     database.execute_sql("CREATE INDEX crawl_urls_crawl_status ON crawl_urls (crawl_id, status, depth, id)")
 
 
+def _v6_note_links(database: SqliteDatabase) -> None:
+    """Research notes can be attached to models (by model id, so a rename keeps them)."""
+    database.execute_sql(
+        """CREATE TABLE note_links (
+            id INTEGER NOT NULL PRIMARY KEY,
+            note_name VARCHAR(255) NOT NULL,
+            model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+            created_at DATETIME NOT NULL
+        )"""
+    )
+    database.execute_sql("CREATE UNIQUE INDEX note_links_note_model ON note_links (note_name, model_id)")
+    database.execute_sql("CREATE INDEX note_links_model_id ON note_links (model_id)")
+
+
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v1_initial,
     _v2_trash,
     _v3_job_detail,
     _v4_queue_title,
     _v5_crawls,
+    _v6_note_links,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

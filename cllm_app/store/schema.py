@@ -203,3 +203,15 @@ class CrawlUrl(BaseModel):
 
     class Meta:
         table_name = "crawl_urls"
+
+
+class NoteLink(BaseModel):
+    """A research note (a file in the data root's research/ folder) attached to a model; keyed by
+    the model's id, so renaming the model keeps it, and by the note's file name."""
+
+    note_name = CharField()
+    model = ForeignKeyField(LanguageModel, backref="note_links", on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "note_links"

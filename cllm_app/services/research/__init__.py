@@ -1,0 +1,1 @@
+"""The Research tab's services: evaluate, compare, inspect, lineage and notes, one module each."""

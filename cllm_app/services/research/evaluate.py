@@ -1,0 +1,301 @@
+"""Evaluate: loss, perplexity and bits per byte of a model on any text.
+
+Texts: the model's own validation split (the trainer's, by document hash), another model's
+queue (all of it, or its validation split), a pasted text, or an uploaded file.
+
+How it is measured: each document is read as <|endoftext|> followed by its tokens, so every
+token of the text is predicted (the first from <|endoftext|> alone). The sequence is cut into
+non-overlapping windows of the model's block_size; inside a window a token sees the window's
+earlier tokens only. Non-overlapping windows cost one forward per token, at the price of a
+little less context at each window's start than a sliding window would give.
+
+    loss          = total nats / predicted tokens      (mean cross-entropy, natural log)
+    perplexity    = exp(loss)
+    bits_per_byte = total nats / ln 2 / UTF-8 bytes of the predicted text
+
+Small inputs are answered at once; large ones run as an "evaluate" job with progress, its
+result in the job's detail. `max_tokens` caps the predicted tokens (documents are taken in
+queue order until the cap, the last one cut).
+"""
+
+import codecs
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.model import GPT, FlatTensors
+from cllm_app.engine.tokenizer import Tokenizer
+from cllm_app.engine.trainer import split_documents
+from cllm_app.errors import InvalidInput
+from cllm_app.services.research.sources import (
+    kernels,
+    model_documents,
+    model_parts,
+    retokenize,
+    text_bytes,
+)
+from cllm_app.services.validate import as_int
+from cllm_app.store import Job, LanguageModel
+
+SOURCES = ("validation", "queue", "text")
+SPLITS = ("all", "validation")
+RUN_MODES = ("auto", "job")
+DEFAULT_MAX_TOKENS = 1_000_000
+MAX_TOKENS_LIMIT = 100_000_000
+MAX_TEXT_BYTES = 64 * 1024 * 1024  # an uploaded file; pasted text is bounded by the request size
+# Answered at once below this many (predicted tokens x parameters): a second or two here.
+INLINE_BUDGET = 2_000_000_000
+BATCH = 8
+PENDING_DIR = "evaluations"  # texts waiting for their evaluate job, under the data root
+
+
+@dataclass
+class Prepared:
+    """A resolved request: the model, what is evaluated, and its token documents."""
+
+    row: LanguageModel
+    cfg: GPTConfig
+    weights: dict
+    tok: Tokenizer
+    docs: list[np.ndarray]
+    source: dict
+    text: str | None = None  # pasted or uploaded text, kept for a job
+
+
+def _check_max_tokens(value) -> int:
+    if value is None:
+        return DEFAULT_MAX_TOKENS
+    return as_int("max_tokens", value, 1, MAX_TOKENS_LIMIT)
+
+
+def _queue_docs(studio, target: Prepared, source_row: LanguageModel, split: str) -> list[np.ndarray]:
+    docs = model_documents(studio, source_row)
+    if not docs:
+        raise InvalidInput(
+            f"the training-data queue of '{source_row.model_name}' is empty: nothing to evaluate",
+            code="empty_queue",
+        )
+    if split == "validation":
+        _, docs = split_documents(docs)
+        if not docs:
+            raise InvalidInput(
+                f"'{source_row.model_name}' has no validation split: its queue holds one document, "
+                "and validation needs two at least",
+                code="no_validation_split",
+            )
+    source_tok = target.tok if source_row.id == target.row.id else model_parts(studio, source_row)[2]
+    return [retokenize(d.tokens, source_tok, target.tok) for d in docs]
+
+
+def prepare(studio, model_name: str, source: str = "validation", from_model=None, split=None,
+            text=None, origin: str | None = None) -> Prepared:
+    """Resolve what to evaluate into token documents of the evaluated model's tokenizer."""
+    row = studio.models.get(model_name)
+    if source not in SOURCES:
+        raise InvalidInput(f"source must be one of: {', '.join(SOURCES)}", code="invalid_source")
+    cfg, weights, tok = model_parts(studio, row)
+    p = Prepared(row=row, cfg=cfg, weights=weights, tok=tok, docs=[], source={"source": source})
+    if source == "text":
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput("the text to evaluate is empty", code="empty_text")
+        if "\x00" in text:
+            raise InvalidInput("the text holds NUL characters: it looks binary, not text", code="binary_text")
+        p.text = text
+        p.docs = [tok.encode(text)]
+        p.source.update(origin=origin or "pasted text", characters=len(text))
+        return p
+    if source == "validation":
+        if from_model not in (None, "", row.model_name) or split not in (None, "validation"):
+            raise InvalidInput("source 'validation' is the model's own validation split; use source "
+                               "'queue' with from_model and split for another model's text",
+                               code="invalid_source")
+        p.docs = _queue_docs(studio, p, row, "validation")
+        p.source.update(from_model=row.model_name, split="validation")
+        return p
+    split = split or "all"
+    if split not in SPLITS:
+        raise InvalidInput(f"split must be one of: {', '.join(SPLITS)}", code="invalid_split")
+    other = studio.models.get(from_model) if from_model else row
+    p.docs = _queue_docs(studio, p, other, split)
+    p.source.update(from_model=other.model_name, from_model_id=other.id, split=split)
+    return p
+
+
+def read_upload(stream, filename: str) -> str:
+    """An uploaded file's text: UTF-8 (a BOM is dropped), not binary, not empty, not huge."""
+    data = stream.read(MAX_TEXT_BYTES + 1)
+    if len(data) > MAX_TEXT_BYTES:
+        raise InvalidInput(f"'{filename}' is larger than {MAX_TEXT_BYTES // 1024**2} MB; evaluate a part of it",
+                           code="file_too_large")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    if b"\x00" in data:
+        raise InvalidInput(f"'{filename}' looks binary (it contains NUL bytes), not text", code="binary_file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"'{filename}' is not UTF-8 text (byte {e.start:,} cannot be read); "
+                           "save it as UTF-8 and try again", code="not_utf8") from None
+    if not text.strip():
+        raise InvalidInput(f"'{filename}' is empty", code="empty_file")
+    return text
+
+
+def score(cfg: GPTConfig, weights: dict, tok: Tokenizer, docs: list[np.ndarray], max_tokens: int,
+          K=None, progress: Callable[[int, int], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> dict:
+    """Sum the cross-entropy of every token of `docs` (up to `max_tokens`) with the model's
+    compiled forward. Returns the measures; `stopped` is true when `should_stop` ended it early."""
+    K = K or kernels()
+    params = FlatTensors(cfg)
+    params.load(weights)
+    model = GPT(cfg, K, params)
+    T, eot = cfg.block_size, tok.eot
+    available = sum(int(d.size) for d in docs)
+    budget = min(max_tokens, available)
+    windows: list[np.ndarray] = []  # L+1 tokens each: inputs w[:-1], targets w[1:]
+    left = budget
+    n_docs = 0
+    for d in docs:
+        if left <= 0:
+            break
+        part = np.asarray(d[:left], dtype=np.int64)
+        if part.size == 0:
+            continue
+        left -= part.size
+        n_docs += 1
+        seq = np.concatenate(([eot], part))
+        for start in range(0, part.size, T):
+            windows.append(seq[start : start + T + 1])
+    total_nats = 0.0
+    done = n_bytes = n_windows = 0
+    stopped = False
+    started = time.perf_counter()
+    for i in range(0, len(windows), BATCH):
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        group = windows[i : i + BATCH]
+        L = max(w.size - 1 for w in group)
+        x = np.zeros((len(group), L), np.int32)
+        y = np.zeros((len(group), L), np.int32)
+        mask = np.zeros((len(group), L), bool)
+        for j, w in enumerate(group):
+            n = w.size - 1
+            x[j, :n], y[j, :n], mask[j, :n] = w[:-1], w[1:], True
+        # Padding sits after each window's real tokens, so causal attention keeps it from them.
+        model.forward(x, y)
+        losses = model.acts.losses.reshape(len(group), L).astype(np.float64)
+        total_nats += float(losses[mask].sum())
+        done += int(mask.sum())
+        n_bytes += sum(text_bytes(tok, w[1:]) for w in group)
+        n_windows += len(group)
+        if progress is not None:
+            progress(done, budget)
+    seconds = time.perf_counter() - started
+    loss = total_nats / done if done else float("nan")
+    return {
+        "tokens": done,
+        "bytes": n_bytes,
+        "documents": n_docs,
+        "windows": n_windows,
+        "window": T,
+        "total_nats": total_nats,
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 700.0)) if done else float("nan"),
+        "bits_per_byte": total_nats / math.log(2) / n_bytes if n_bytes else None,
+        "tokens_available": available,
+        "max_tokens": max_tokens,
+        "truncated": available > budget,
+        "stopped": stopped,
+        "seconds": round(seconds, 3),
+        "tokens_per_sec": round(done / seconds, 1) if seconds > 0 else None,
+    }
+
+
+def evaluate(studio, model_name: str, body: dict) -> tuple[dict, bool]:
+    """Evaluate now, or submit an evaluate job for a large input. Returns (answer, is_job)."""
+    run = body.get("run") or "auto"
+    if run not in RUN_MODES:
+        raise InvalidInput(f"run must be one of: {', '.join(RUN_MODES)}", code="invalid_run")
+    max_tokens = _check_max_tokens(body.get("max_tokens"))
+    p = prepare(studio, model_name, body.get("source") or "validation", body.get("from_model"),
+                body.get("split"), body.get("text"), body.get("origin"))
+    predicted = min(max_tokens, sum(int(d.size) for d in p.docs))
+    if run == "auto" and predicted * p.cfg.n_params <= INLINE_BUDGET:
+        result = score(p.cfg, p.weights, p.tok, p.docs, max_tokens)
+        return {"model_name": p.row.model_name, "source": p.source, **_clean(result)}, False
+    params = {**p.source, "max_tokens": max_tokens}
+    params.pop("characters", None)
+    if p.text is not None:
+        folder = studio.root.path / PENDING_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.txt"
+        (folder / name).write_text(p.text, encoding="utf-8")
+        params["text_file"] = name
+    return studio.jobs.submit("evaluate", p.row.model_name, params), True
+
+
+def _clean(result: dict) -> dict:
+    """JSON has no NaN: an empty measure is null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
+
+
+def run_evaluation(studio, job_id: int) -> str:
+    """The evaluate job: score the text its params name, reporting progress; the result goes
+    into the job's detail. Returns the job's final state."""
+    job = Job.get_by_id(job_id)
+    params = json.loads(job.params or "{}")
+    row = LanguageModel.get_by_id(job.model_id)
+    text_path = studio.root.path / PENDING_DIR / params["text_file"] if params.get("text_file") else None
+    try:
+        text = text_path.read_text(encoding="utf-8") if text_path else None
+        from_model = None
+        if params.get("from_model_id"):
+            src = LanguageModel.get_or_none(LanguageModel.id == params["from_model_id"])
+            if src is None or src.deleted_at is not None:
+                studio.jobs.finish(job_id, "failed", error="the model whose text was to be evaluated is gone")
+                return "failed"
+            from_model = src.model_name
+        try:
+            p = prepare(studio, row.model_name, params.get("source", "validation"), from_model,
+                        params.get("split"), text, params.get("origin"))
+        except InvalidInput as e:
+            studio.jobs.finish(job_id, "failed", error=e.message)
+            return "failed"
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.5 and done < total:
+                return
+            last[0] = now
+            studio.jobs.report(job_id, progress=done / max(1, total),
+                               message=f"evaluated {done:,} of {total:,} tokens")
+
+        stop_check = [0.0, False]
+
+        def should_stop() -> bool:
+            now = time.monotonic()
+            if now - stop_check[0] >= 0.2:
+                stop_check[0], stop_check[1] = now, studio.jobs.stop_requested(job_id)
+            return stop_check[1]
+
+        result = score(p.cfg, p.weights, p.tok, p.docs, params.get("max_tokens", DEFAULT_MAX_TOKENS),
+                       progress=progress, should_stop=should_stop)
+        detail = {"model_name": row.model_name, "source": p.source, **_clean(result)}
+        studio.jobs.report(job_id, progress=1.0 if not result["stopped"] else None, detail=detail)
+        if result["stopped"]:
+            studio.jobs.finish(job_id, "stopped", message=f"stopped after {result['tokens']:,} tokens")
+            return "stopped"
+        studio.jobs.finish(job_id, "done", message=f"loss {result['loss']:.4f} over {result['tokens']:,} tokens")
+        return "done"
+    finally:
+        if text_path is not None:
+            text_path.unlink(missing_ok=True)

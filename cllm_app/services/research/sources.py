@@ -1,0 +1,61 @@
+"""Where the Research tab gets a model's weights, tokenizer and training documents.
+
+`model_documents` is the one place that turns a model's queue into token documents: it
+delegates to the trainer's own reader, so "the validation split" here is exactly the one
+training uses, whatever the queue's storage becomes.
+"""
+
+import os
+
+import numpy as np
+
+from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.tokenizer import Tokenizer, load_tokenizer
+from cllm_app.engine.trainer import Document
+from cllm_app.engine.weights import load_weights
+from cllm_app.errors import InvalidInput
+from cllm_app.services.models import WEIGHTS_FILE
+from cllm_app.store import LanguageModel
+
+
+def model_documents(studio, row: LanguageModel) -> list[Document]:
+    """The model's ready queue items as token documents, read the way training reads them."""
+    from cllm_app.jobs.train import documents
+
+    return documents(studio, row)
+
+
+def model_parts(studio, row: LanguageModel) -> tuple[GPTConfig, dict[str, np.ndarray], Tokenizer]:
+    """The model's shape, latest weights and tokenizer, as saved on disk."""
+    folder = studio.models.folder(row)
+    path = folder / WEIGHTS_FILE
+    if not path.exists():
+        raise InvalidInput(f"'{row.model_name}' has no weights file at {path}", code="no_weights")
+    cfg = GPTConfig.load(folder / "config.json")
+    return cfg, load_weights(path), load_tokenizer(folder, row.tokenizer)
+
+
+def kernels():
+    """The compiled kernels; CLLM_KERNELS=reference uses the numpy references, as training does."""
+    if os.environ.get("CLLM_KERNELS") == "reference":
+        from cllm_app.kernels import reference
+
+        return reference
+    from cllm_app.kernels import ops
+
+    return ops
+
+
+def retokenize(tokens: np.ndarray, source: Tokenizer, target: Tokenizer) -> np.ndarray:
+    """Another model's tokens in this model's tokenizer (unchanged when the mapping is the same)."""
+    if source.fingerprint == target.fingerprint:
+        return np.asarray(tokens)
+    return target.encode(source.decode(tokens))
+
+
+def text_bytes(tok: Tokenizer, tokens: np.ndarray) -> int:
+    """UTF-8 bytes the tokens stand for (<|endoftext|> stands for none)."""
+    tokens = np.asarray(tokens)
+    if tok.kind == "byte":
+        return int(np.count_nonzero(tokens < 256))
+    return len(tok.decode(tokens).encode("utf-8"))
