@@ -399,6 +399,58 @@ class ModelLifecycle:
             failpoint("configure.commit")
         return self.describe(row)
 
+    def set_tokenizer(self, model_name: str, tokenizer="byte", vocab_size=None, tokenizer_data=None,
+                      tokenizer_from=None) -> dict:
+        """Give a model that has not trained another tokenizer (and fresh weights for its
+        vocabulary). Once a model has trained its tokenizer is fixed: its weights mean those tokens."""
+        row = self.get(model_name)
+        self._refuse_tokenizer_change(row)
+        bpe = None
+        if tokenizer == "bpe":
+            from cllm_app.services.tokenizers import train_tokenizer
+
+            bpe, _ = train_tokenizer(self, vocab_size, tokenizer_data, tokenizer_from)
+        elif tokenizer != "byte" or vocab_size not in (None, 257) or tokenizer_data is not None or tokenizer_from is not None:
+            raise InvalidInput(
+                f"tokenizer must be one of: {', '.join(TOKENIZER_KINDS)}; only bpe takes vocab_size and data",
+                code="invalid_tokenizer",
+            )
+        return self._replace_tokenizer(row.model_name, bpe)
+
+    def _refuse_tokenizer_change(self, row: LanguageModel) -> None:
+        if row.has_trained:
+            raise InvalidInput(
+                f"the tokenizer of '{row.model_name}' is fixed: it has trained, and its weights mean those "
+                "tokens. Create a new model to use another tokenizer.",
+                code="tokenizer_locked",
+            )
+        self._refuse_if_busy(row, "change the tokenizer of")
+
+    @_one_change_at_a_time
+    def _replace_tokenizer(self, model_name: str, bpe) -> dict:
+        row = self.get(model_name)
+        self._refuse_tokenizer_change(row)  # again: it may have trained while the tokenizer did
+        new = GPTConfig(**{**self.config_of(row).to_dict(), "vocab_size": bpe.vocab_size if bpe else 257})
+        new = _check_arch(new.to_dict())
+        folder = self.folder(row)
+        with FileSteps() as files, db.atomic():
+            row.tokenizer, row.vocab_size, row.updated_at = ("bpe" if bpe else "byte"), new.vocab_size, utcnow()
+            row.save()
+            detail = {"tokenizer": row.tokenizer, "vocab_size": new.vocab_size}
+            if bpe is not None:
+                detail["fingerprint"] = bpe.fingerprint
+                files.replace_file(folder / TOKENIZER_FILE, bpe.json_text.encode("utf-8"))
+            elif (folder / TOKENIZER_FILE).exists():
+                old = (folder / TOKENIZER_FILE).read_bytes()
+                (folder / TOKENIZER_FILE).unlink()
+                files.on_rollback(lambda: atomic_write_bytes(folder / TOKENIZER_FILE, old))
+            failpoint("tokenizer.file")
+            files.replace_file(folder / WEIGHTS_FILE, weights_bytes(init_weights(new, row.seed)))
+            files.replace_file(folder / CONFIG_FILE, (json.dumps(new.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+            ModelEvent.create(model=row, kind="tokenizer_changed", detail=json.dumps(detail))
+            failpoint("tokenizer.commit")
+        return self.describe(row)
+
     @_one_change_at_a_time
     def rename(self, model_name: str, new_name) -> dict:
         row = self.get(model_name)
