@@ -57,6 +57,8 @@ def _print_model(m: dict) -> None:
         ("model_name", m["model_name"]),
         ("shape", f"n_layer={m['n_layer']} n_head={m['n_head']} n_embd={m['n_embd']} "
                   f"block_size={m['block_size']} vocab_size={m['vocab_size']} ({m['tokenizer']})"),
+        ("tokenizer", f"{m['tokenizer']}, vocab_size {m['vocab_size']:,}"
+                      + (" (byte-level BPE, tokenizer.json in the model's folder)" if m["tokenizer"] == "bpe" else "")),
         ("parameters", f"{m['n_params']:,}"),
         ("epochs", f"{m['epochs_trained']} trained of {m['target_epochs']} target"),
         ("training", f"batch_size={m['batch_size']} sequence_length={m['sequence_length']} "
@@ -140,16 +142,58 @@ def _arch_options(func):
     return func
 
 
+def _tokenizer_options(func):
+    """--tokenizer, --vocab-size, --tokenizer-data, --tokenizer-from (a BPE tokenizer is trained on data)."""
+    for decorator in reversed([
+        click.option("--tokenizer", type=click.Choice(["byte", "bpe"]), default=None,
+                     help="byte (the default: 256 bytes + <|endoftext|>) or bpe (byte-level BPE trained on data)."),
+        click.option("--vocab-size", "vocab_size", type=int, default=None, help="BPE vocabulary, 512 to 32768 (default 4096)."),
+        click.option("--tokenizer-data", "tokenizer_data", multiple=True, type=click.Path(path_type=str),
+                     help="A UTF-8 text file to train the BPE tokenizer on (repeat for more)."),
+        click.option("--tokenizer-from", "tokenizer_from", default=None, metavar="MODEL",
+                     help="Train the BPE tokenizer on the training-data queue of MODEL."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def _tokenizer_fields(tokenizer, vocab_size, tokenizer_data, tokenizer_from) -> dict:
+    fields = {"tokenizer": tokenizer, "vocab_size": vocab_size, "tokenizer_from": tokenizer_from,
+              "tokenizer_data": list(tokenizer_data) or None}
+    if fields["tokenizer"] is None and (tokenizer_data or tokenizer_from):
+        fields["tokenizer"] = "bpe"  # data to train on can only mean a BPE tokenizer
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 @models.command("create")
 @click.argument("name", required=False)
 @_arch_options
+@_tokenizer_options
 @click.option("--json", "as_json", is_flag=True, help="Print the new model as JSON.")
 @refusals
-def models_create(name, as_json, **arch):
-    """Create a model (named NAME, or model_N with the lowest free N)."""
+def models_create(name, as_json, tokenizer, vocab_size, tokenizer_data, tokenizer_from, **arch):
+    """Create a model (named NAME, or model_N with the lowest free N).
+
+    With --tokenizer bpe, its tokenizer is trained first on --tokenizer-data files or on the
+    queue of --tokenizer-from MODEL."""
     fields = {k: v for k, v in arch.items() if v is not None}
+    fields.update(_tokenizer_fields(tokenizer, vocab_size, tokenizer_data, tokenizer_from))
     m = _studio().models.create(name, **fields)
-    _print_json(m) if as_json else click.echo(f"created {m['model_name']} ({m['n_params']:,} parameters)")
+    _print_json(m) if as_json else click.echo(
+        f"created {m['model_name']} ({m['n_params']:,} parameters, {m['tokenizer']} tokenizer of {m['vocab_size']:,} tokens)"
+    )
+
+
+@models.command("set-tokenizer")
+@click.argument("name")
+@_tokenizer_options
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def models_set_tokenizer(name, as_json, tokenizer, vocab_size, tokenizer_data, tokenizer_from):
+    """Give model NAME another tokenizer (only before it has trained; its weights start afresh)."""
+    fields = _tokenizer_fields(tokenizer, vocab_size, tokenizer_data, tokenizer_from)
+    m = _studio().models.set_tokenizer(name, **fields)
+    _print_json(m) if as_json else click.echo(f"{m['model_name']}: {m['tokenizer']} tokenizer of {m['vocab_size']:,} tokens")
 
 
 @models.command("list")

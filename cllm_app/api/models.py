@@ -4,7 +4,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
 from cllm_app.errors import CllmError
-from cllm_app.services.models import ARCH_FIELDS, TRAINING_FIELDS
+from cllm_app.services.models import ARCH_FIELDS, TOKENIZER_FIELDS, TRAINING_FIELDS
+from cllm_app.services.tokenizers import MAX_UPLOAD_BYTES, stage_uploads
 
 bp = Blueprint("models", __name__, url_prefix="/api")
 
@@ -23,8 +24,8 @@ def list_models():
 
 @bp.post("/models")
 def create_model():
-    """Create a model with a chosen name (or the default model_N) and shape."""
-    body = json_body({"model_name", *ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS}, "a new model")
+    """Create a model with a chosen name (or the default model_N), shape and tokenizer (byte or BPE)."""
+    body = json_body({"model_name", *ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS, *TOKENIZER_FIELDS}, "a new model")
     model = lifecycle().create(**body)
     return jsonify(model), 201
 
@@ -77,3 +78,19 @@ def delete_model(model_name):
     """Move a model to the trash; needs {"confirm": true}."""
     body = json_body({"confirm"}, "a delete")
     return {"trash": lifecycle().delete(model_name, confirm=body.get("confirm"))}
+
+
+@bp.put("/models/<path:model_name>/tokenizer")
+def set_tokenizer(model_name):
+    """Give a model that has not trained another tokenizer (byte, or BPE trained on data)."""
+    body = json_body({"vocab_size", *TOKENIZER_FIELDS}, "a tokenizer")
+    return lifecycle().set_tokenizer(model_name, **body)
+
+
+@bp.post("/tokenizer-data")
+def upload_tokenizer_data():
+    """Stage files sent as multipart form data for a new model's BPE tokenizer to train on."""
+    request.max_content_length = MAX_UPLOAD_BYTES + (1 << 20)
+    files = request.files.getlist("files")
+    studio = current_app.config["STUDIO"]
+    return jsonify(stage_uploads(studio.root, [(f.filename or "unnamed", f.stream) for f in files])), 201

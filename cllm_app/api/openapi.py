@@ -28,6 +28,13 @@ _TRAINING = {
     "seed": _INT,
 }
 
+# A BPE tokenizer is trained when a model is created, on files (paths) or another model's queue.
+_TOKENIZER = {
+    "tokenizer": {"type": "string", "enum": ["byte", "bpe"]},
+    "tokenizer_data": {"type": "array", "items": _STR},
+    "tokenizer_from": _STR,
+}
+
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -166,7 +173,16 @@ SCHEMAS = {
 # (method, rule) -> (request body schema or None, success status, response schema)
 ROUTES = {
     ("GET", "/api/models"): (None, 200, _obj({"models": {"type": "array", "items": _ref("Model")}})),
-    ("POST", "/api/models"): (_obj({"model_name": _STR, **_ARCH, "vocab_size": _INT, **_TRAINING}), 201, _ref("Model")),
+    ("POST", "/api/models"): (
+        _obj({"model_name": _STR, **_ARCH, "vocab_size": _INT, **_TRAINING, **_TOKENIZER}), 201, _ref("Model")
+    ),
+    ("PUT", "/api/models/{model_name}/tokenizer"): (_obj({"vocab_size": _INT, **_TOKENIZER}), 200, _ref("Model")),
+    ("POST", "/api/tokenizer-data"): (
+        {"multipart": {"type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        201,
+        _obj({"paths": {"type": "array", "items": _STR},
+              "files": {"type": "array", "items": _obj({"name": _STR, "byte_count": _INT})}}),
+    ),
     ("GET", "/api/model-names/default"): (None, 200, _obj({"model_name": _STR})),
     ("GET", "/api/model-names/check"): (
         None,

@@ -4,7 +4,9 @@ machine, and import such a folder back.
 Our tensors already have GPT-2's names and its Conv1D layout (in, out), so export is a
 rename (`transformer.` in front) plus a `config.json` and tokenizer files that
 `transformers` reads. The byte tokenizer becomes a byte-level BPE with no merges whose
-ids are the byte values, and <|endoftext|> = 256.
+ids are the byte values, and <|endoftext|> = 256. A BPE model's own tokenizer.json is
+copied byte for byte (so an import gets the same fingerprint), with GPT-2's slow-tokenizer
+files (vocab.json, merges.txt) beside it.
 """
 
 import json
@@ -13,25 +15,17 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
+from cllm_app.engine.bpe import EOT_TEXT, BPETokenizer, TokenizerError, bytes_to_unicode
 from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.tokenizer import TOKENIZER_FILE
 from cllm_app.engine.weights import save_weights
 from cllm_app.fsutil import atomic_write_json
 
 PREFIX = "transformer."
-EOT_TEXT = "<|endoftext|>"
 
 
 def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in character for each byte (its byte-level BPE alphabet)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars = keep[:]
-    n = 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(keep, chars, strict=True)}
+    return bytes_to_unicode()
 
 
 def byte_tokenizer_json() -> dict:
@@ -54,9 +48,33 @@ def byte_tokenizer_json() -> dict:
     }
 
 
-def export_hf(cfg: GPTConfig, weights: dict[str, np.ndarray], out_dir: Path, tokenizer: str = "byte") -> Path:
-    if tokenizer != "byte":
-        raise ValueError(f"export of the '{tokenizer}' tokenizer is not supported yet")
+def _write_bpe_files(out_dir: Path, bpe: BPETokenizer, block_size: int) -> None:
+    """tokenizer.json as the model keeps it, plus what GPT2Tokenizer (the slow one) reads."""
+    from cllm_app.fsutil import atomic_write_bytes
+
+    data = json.loads(bpe.json_text)
+    atomic_write_bytes(out_dir / TOKENIZER_FILE, bpe.json_text.encode("utf-8"))
+    atomic_write_json(out_dir / "vocab.json", data["model"]["vocab"])
+    merges = [m if isinstance(m, str) else f"{m[0]} {m[1]}" for m in data["model"]["merges"]]
+    atomic_write_bytes(out_dir / "merges.txt", ("#version: 0.2\n" + "".join(m + "\n" for m in merges)).encode("utf-8"))
+    atomic_write_json(
+        out_dir / "tokenizer_config.json",
+        {"tokenizer_class": "GPT2Tokenizer", "bos_token": EOT_TEXT, "eos_token": EOT_TEXT, "unk_token": EOT_TEXT,
+         "add_prefix_space": False, "model_max_length": block_size, "clean_up_tokenization_spaces": False},
+    )
+    atomic_write_json(
+        out_dir / "special_tokens_map.json", {"bos_token": EOT_TEXT, "eos_token": EOT_TEXT, "unk_token": EOT_TEXT}
+    )
+
+
+def export_hf(
+    cfg: GPTConfig, weights: dict[str, np.ndarray], out_dir: Path, tokenizer: str = "byte",
+    bpe: BPETokenizer | None = None,
+) -> Path:
+    """Write the GPT-2 folder; a BPE model passes its loaded tokenizer as `bpe`."""
+    if tokenizer not in ("byte", "bpe") or (tokenizer == "bpe") != (bpe is not None):
+        raise ValueError(f"export of the '{tokenizer}' tokenizer needs its tokenizer (bpe=...)")
+    eot = bpe.eot if bpe is not None else 256
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_weights(out_dir / "model.safetensors", {PREFIX + k: v for k, v in weights.items()})
@@ -78,13 +96,16 @@ def export_hf(cfg: GPTConfig, weights: dict[str, np.ndarray], out_dir: Path, tok
             "attn_pdrop": 0.0,
             "layer_norm_epsilon": 1e-5,
             "initializer_range": 0.02,
-            "bos_token_id": 256,
-            "eos_token_id": 256,
+            "bos_token_id": eot,
+            "eos_token_id": eot,
             "tie_word_embeddings": True,
             "torch_dtype": "float32",
         },
     )
-    atomic_write_json(out_dir / "tokenizer.json", byte_tokenizer_json())
+    if bpe is not None:
+        _write_bpe_files(out_dir, bpe, cfg.block_size)
+        return out_dir
+    atomic_write_json(out_dir / TOKENIZER_FILE, byte_tokenizer_json())
     atomic_write_json(
         out_dir / "tokenizer_config.json",
         {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": EOT_TEXT, "eos_token": EOT_TEXT,
@@ -98,8 +119,11 @@ class ImportRefused(ValueError):
     pass
 
 
-def import_hf(src: Path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
-    """Read a GPT-2 folder (ours, or any GPT-2 with our byte tokenizer's vocabulary size)."""
+def import_hf(src: Path) -> tuple[GPTConfig, dict[str, np.ndarray], BPETokenizer | None]:
+    """Read a GPT-2 folder: (config, weights, its BPE tokenizer or None for the byte tokenizer).
+
+    A vocabulary of 257 is our byte tokenizer; any other size needs a byte-level BPE
+    tokenizer.json of that size (ours, or GPT-2's own)."""
     src = Path(src)
     try:
         conf = json.loads((src / "config.json").read_text())
@@ -109,10 +133,19 @@ def import_hf(src: Path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
         raise ImportRefused(f"{src} holds a '{conf.get('model_type')}' model; only GPT-2 models can be imported")
     if conf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
         raise ImportRefused(f"{src} uses {conf['activation_function']}; only the tanh GELU of GPT-2 is supported")
+    bpe = None
     if conf.get("vocab_size") != 257:
-        raise ImportRefused(
-            f"{src} has a vocabulary of {conf.get('vocab_size')} tokens; this version imports byte-level models (257)"
-        )
+        try:
+            bpe = BPETokenizer.from_file(src / TOKENIZER_FILE)
+        except TokenizerError as e:
+            raise ImportRefused(
+                f"{src} has a vocabulary of {conf.get('vocab_size')} tokens but no usable byte-level BPE "
+                f"tokenizer.json: {e}"
+            ) from None
+        if bpe.vocab_size != conf.get("vocab_size"):
+            raise ImportRefused(
+                f"{src}: config.json says {conf.get('vocab_size')} tokens, its tokenizer.json has {bpe.vocab_size}"
+            )
     cfg = GPTConfig(
         vocab_size=conf["vocab_size"], n_layer=conf["n_layer"], n_head=conf["n_head"],
         n_embd=conf["n_embd"], block_size=conf["n_positions"],
@@ -135,4 +168,4 @@ def import_hf(src: Path) -> tuple[GPTConfig, dict[str, np.ndarray]]:
     for name, shape in expected.items():
         if weights[name].shape != shape:
             raise ImportRefused(f"{name} has shape {weights[name].shape}; the config says {shape}")
-    return cfg, {k: weights[k] for k in expected}
+    return cfg, {k: weights[k] for k in expected}, bpe

@@ -1,4 +1,5 @@
-"""Tokenizers behind one small interface, so BPE can join the byte tokenizer later.
+"""Tokenizers behind one small interface: the byte tokenizer (the default) and byte-level BPE
+(engine/bpe.py), whose tokenizer.json lives in the model's folder.
 
 Token ids are uint16 on disk and int32 in batches; `eot` (<|endoftext|>) separates
 documents in the training stream.
@@ -73,7 +74,11 @@ class ByteTokenizer:
         return StreamDecoder(self._bytes)
 
 
+TOKENIZER_KINDS = ("byte", "bpe")
+
+
 def tokenizer_for(kind: str) -> Tokenizer:
+    """A tokenizer that needs no file (only the byte tokenizer)."""
     if kind == "byte":
         return ByteTokenizer()
     raise ValueError(f"unknown tokenizer kind '{kind}'")
@@ -81,4 +86,28 @@ def tokenizer_for(kind: str) -> Tokenizer:
 
 def load_tokenizer(model_folder: Path, kind: str) -> Tokenizer:
     """The tokenizer of the model kept in `model_folder` (a BPE model keeps its tokenizer.json there)."""
+    if kind == "bpe":
+        return _load_bpe(Path(model_folder) / TOKENIZER_FILE)
     return tokenizer_for(kind)
+
+
+_cache: dict[tuple[str, int, int], Tokenizer] = {}
+
+
+def _load_bpe(path: Path) -> Tokenizer:
+    """Loading checks the tiktoken conversion (a fraction of a second), so a loaded tokenizer is
+    kept while its file is unchanged: generation and ingestion load it again and again."""
+    from cllm_app.engine.bpe import BPETokenizer, TokenizerError
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise TokenizerError(f"{path} is missing: this BPE model has lost its tokenizer") from None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    tok = _cache.get(key)
+    if tok is None:
+        tok = BPETokenizer.from_file(path)
+        if len(_cache) > 8:
+            _cache.clear()
+        _cache[key] = tok
+    return tok

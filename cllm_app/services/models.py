@@ -17,9 +17,10 @@ from pathlib import Path
 from peewee import IntegrityError, fn
 
 from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.tokenizer import TOKENIZER_FILE, TOKENIZER_KINDS, load_tokenizer
 from cllm_app.engine.weights import grow_layers, init_weights, load_weights, weights_bytes
 from cllm_app.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
-from cllm_app.fsutil import FileSteps, dir_size
+from cllm_app.fsutil import FileSteps, atomic_write_bytes, dir_size
 from cllm_app.paths import DataRoot
 from cllm_app.services.failpoints import failpoint
 from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key
@@ -47,6 +48,7 @@ TRAINING_DEFAULTS = {
 }
 TRAINING_FIELDS = tuple(TRAINING_DEFAULTS)
 SORT_KEYS = ("name", "created", "updated", "size")
+TOKENIZER_FIELDS = ("tokenizer", "tokenizer_data", "tokenizer_from")  # vocab_size goes with them
 
 
 
@@ -229,24 +231,54 @@ class ModelLifecycle:
 
     # ---- creating ------------------------------------------------------------------------
 
-    def _write_model_files(self, folder: Path, config: GPTConfig, weights: dict) -> None:
+    def _write_model_files(self, folder: Path, config: GPTConfig, weights: dict, bpe=None) -> None:
         folder.mkdir(parents=True)
         for sub in MODEL_SUBDIRS:
             (folder / sub).mkdir()
         config.save(folder / CONFIG_FILE)
         (folder / WEIGHTS_FILE).write_bytes(weights_bytes(weights))
+        if bpe is not None:
+            atomic_write_bytes(folder / TOKENIZER_FILE, bpe.json_text.encode("utf-8"))
 
     def _staging(self) -> Path:
         # A dot-name can never be a model name, so a crash mid-create leaves only an ignorable folder.
         return self.root.models_dir / f".staging-{uuid.uuid4().hex}"
 
-    @_one_change_at_a_time
     def create(self, model_name: str | None = None, **fields) -> dict:
-        fields = only_fields(fields, {*ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS}, "a new model")
+        """A new model. tokenizer="bpe" trains its tokenizer first (vocab_size tokens, on the
+        files in tokenizer_data or the queue of the model tokenizer_from); that can take a
+        while, so it runs before the change lock is taken and the name is checked again after."""
+        fields = only_fields(fields, {*ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS, *TOKENIZER_FIELDS}, "a new model")
+        kind = fields.pop("tokenizer", None) or "byte"
+        data, source = fields.pop("tokenizer_data", None), fields.pop("tokenizer_from", None)
+        bpe, detail = None, None
+        if kind == "bpe":
+            from cllm_app.services.tokenizers import release_uploads, train_tokenizer
+
+            if model_name is not None:
+                self.check_new_name(model_name)  # refuse a bad name before a long training
+            bpe, detail = train_tokenizer(self, fields.pop("vocab_size", None), data, source)
+            fields["vocab_size"] = bpe.vocab_size
+        elif kind != "byte":
+            raise InvalidInput(f"tokenizer must be one of: {', '.join(TOKENIZER_KINDS)}", code="invalid_tokenizer")
+        elif data is not None or source is not None:
+            raise InvalidInput(
+                "tokenizer_data and tokenizer_from train a BPE tokenizer; the byte tokenizer needs no training "
+                '(set tokenizer to "bpe")',
+                code="invalid_tokenizer",
+            )
+        model = self._create_new(model_name, fields, bpe, detail)
+        if bpe is not None and data is not None:
+            release_uploads(self.root, data)
+        return model
+
+    @_one_change_at_a_time
+    def _create_new(self, model_name, fields: dict, bpe, tokenizer_detail: dict | None) -> dict:
         config = _check_arch({**GPTConfig().to_dict(), **{k: v for k, v in fields.items() if k in (*ARCH_FIELDS, "vocab_size")}})
         training = {k: v for k, v in fields.items() if k in TRAINING_FIELDS}
         seed = training.get("seed", TRAINING_DEFAULTS["seed"])
-        return self._create(model_name, config, training, lambda: init_weights(config, seed), "created", config.to_dict())
+        detail = config.to_dict() if tokenizer_detail is None else {**config.to_dict(), "tokenizer": tokenizer_detail}
+        return self._create(model_name, config, training, lambda: init_weights(config, seed), "created", detail, bpe)
 
     @_one_change_at_a_time
     def import_hf(self, src: Path, model_name: str | None = None) -> dict:
@@ -254,11 +286,11 @@ class ModelLifecycle:
         from cllm_app.engine.hf import ImportRefused, import_hf
 
         try:
-            config, weights = import_hf(Path(src))
+            config, weights, bpe = import_hf(Path(src))
         except ImportRefused as e:
             raise InvalidInput(str(e), code="import_refused") from None
         _check_arch(config.to_dict())
-        return self._create(model_name, config, {}, lambda: weights, "imported", {"from": str(Path(src).resolve())})
+        return self._create(model_name, config, {}, lambda: weights, "imported", {"from": str(Path(src).resolve())}, bpe)
 
     def export_hf(self, model_name: str, out_dir: Path) -> Path:
         from cllm_app.engine.hf import export_hf
@@ -267,9 +299,11 @@ class ModelLifecycle:
         out_dir = Path(out_dir)
         if out_dir.exists() and any(out_dir.iterdir()):
             raise Conflict(f"{out_dir} is not empty; choose a new or empty folder", code="folder_not_empty")
-        return export_hf(self.config_of(row), load_weights(self.folder(row) / WEIGHTS_FILE), out_dir, row.tokenizer)
+        folder = self.folder(row)
+        bpe = load_tokenizer(folder, "bpe") if row.tokenizer == "bpe" else None
+        return export_hf(self.config_of(row), load_weights(folder / WEIGHTS_FILE), out_dir, row.tokenizer, bpe)
 
-    def _create(self, model_name, config: GPTConfig, training: dict, make_weights, event: str, detail: dict) -> dict:
+    def _create(self, model_name, config: GPTConfig, training: dict, make_weights, event: str, detail: dict, bpe=None) -> dict:
         model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
         settings = {**TRAINING_DEFAULTS, "sequence_length": min(128, config.block_size)}
         settings.update(_check_training(training, config.block_size, 0))
@@ -285,13 +319,13 @@ class ModelLifecycle:
             row = LanguageModel.create(
                 model_name=model_name,
                 name_key=name_key(model_name),
-                tokenizer="byte",
+                tokenizer="byte" if bpe is None else "bpe",
                 **config.to_dict(),
                 **settings,
             )
             ModelEvent.create(model=row, kind=event, detail=json.dumps(detail))
             files.on_rollback(lambda: shutil.rmtree(staging, ignore_errors=True))
-            self._write_model_files(staging, config, make_weights())
+            self._write_model_files(staging, config, make_weights(), bpe)
             failpoint("create.files")
             files.move(staging, target)
             failpoint("create.commit")
@@ -363,6 +397,58 @@ class ModelLifecycle:
                 if fixed := [k for k in arch if k != "n_layer"]:
                     ModelEvent.create(model=row, kind="reshaped", detail=json.dumps({k: arch[k] for k in fixed}))
             failpoint("configure.commit")
+        return self.describe(row)
+
+    def set_tokenizer(self, model_name: str, tokenizer="byte", vocab_size=None, tokenizer_data=None,
+                      tokenizer_from=None) -> dict:
+        """Give a model that has not trained another tokenizer (and fresh weights for its
+        vocabulary). Once a model has trained its tokenizer is fixed: its weights mean those tokens."""
+        row = self.get(model_name)
+        self._refuse_tokenizer_change(row)
+        bpe = None
+        if tokenizer == "bpe":
+            from cllm_app.services.tokenizers import train_tokenizer
+
+            bpe, _ = train_tokenizer(self, vocab_size, tokenizer_data, tokenizer_from)
+        elif tokenizer != "byte" or vocab_size not in (None, 257) or tokenizer_data is not None or tokenizer_from is not None:
+            raise InvalidInput(
+                f"tokenizer must be one of: {', '.join(TOKENIZER_KINDS)}; only bpe takes vocab_size and data",
+                code="invalid_tokenizer",
+            )
+        return self._replace_tokenizer(row.model_name, bpe)
+
+    def _refuse_tokenizer_change(self, row: LanguageModel) -> None:
+        if row.has_trained:
+            raise InvalidInput(
+                f"the tokenizer of '{row.model_name}' is fixed: it has trained, and its weights mean those "
+                "tokens. Create a new model to use another tokenizer.",
+                code="tokenizer_locked",
+            )
+        self._refuse_if_busy(row, "change the tokenizer of")
+
+    @_one_change_at_a_time
+    def _replace_tokenizer(self, model_name: str, bpe) -> dict:
+        row = self.get(model_name)
+        self._refuse_tokenizer_change(row)  # again: it may have trained while the tokenizer did
+        new = GPTConfig(**{**self.config_of(row).to_dict(), "vocab_size": bpe.vocab_size if bpe else 257})
+        new = _check_arch(new.to_dict())
+        folder = self.folder(row)
+        with FileSteps() as files, db.atomic():
+            row.tokenizer, row.vocab_size, row.updated_at = ("bpe" if bpe else "byte"), new.vocab_size, utcnow()
+            row.save()
+            detail = {"tokenizer": row.tokenizer, "vocab_size": new.vocab_size}
+            if bpe is not None:
+                detail["fingerprint"] = bpe.fingerprint
+                files.replace_file(folder / TOKENIZER_FILE, bpe.json_text.encode("utf-8"))
+            elif (folder / TOKENIZER_FILE).exists():
+                old = (folder / TOKENIZER_FILE).read_bytes()
+                (folder / TOKENIZER_FILE).unlink()
+                files.on_rollback(lambda: atomic_write_bytes(folder / TOKENIZER_FILE, old))
+            failpoint("tokenizer.file")
+            files.replace_file(folder / WEIGHTS_FILE, weights_bytes(init_weights(new, row.seed)))
+            files.replace_file(folder / CONFIG_FILE, (json.dumps(new.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+            ModelEvent.create(model=row, kind="tokenizer_changed", detail=json.dumps(detail))
+            failpoint("tokenizer.commit")
         return self.describe(row)
 
     @_one_change_at_a_time

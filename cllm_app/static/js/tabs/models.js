@@ -2,6 +2,7 @@
 // trash, with Undo), restore, empty the trash, add layers, and the selected model's details.
 
 import * as api from "../api.js";
+import { pickFiles } from "../bridge.js";
 import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
 import {
@@ -16,6 +17,7 @@ const ARCH = [
   { field: "block_size", label: "Context (block_size)", value: 128, min: 8, max: 8192 },
 ];
 const VOCAB_SIZE = 257; // the byte tokenizer: 256 bytes + <|endoftext|>
+const BPE_VOCAB = { value: 4096, min: 512, max: 32768 };
 const LAYER_RULE =
   "Layers can be added, never removed. New layers start as identities, so the model computes exactly what it did.";
 const SORTABLE = { name: "asc", created: "desc", updated: "desc", size: "desc" };
@@ -185,26 +187,129 @@ function buildCreateForm() {
     validate();
   });
   for (const input of Object.values(arch)) input.addEventListener("input", updateEstimate);
-  updateEstimate();
+  const tokenizer = buildTokenizerFields();
 
   const form = h("form", { class: "create-form", dataset: { testid: "create-form" }, novalidate: true, onsubmit: onCreate },
     h("div", { class: "field field-name" },
       h("label", { for: "create-name", class: "field-label" }, "Name"), name, nameMessage),
     h("div", { class: "arch-fields" }, archFields),
+    tokenizer,
     h("div", { class: "form-actions" }, button, estimate),
     error,
   );
+  els.tokenizerNote = h("span", { class: "muted small", dataset: { testid: "create-tokenizer-note" } });
+  updateEstimate();
   return h("section", { class: "card", "aria-labelledby": "create-title" },
-    h("div", { class: "card-head" }, h("h3", { id: "create-title" }, "New model"),
-      h("span", { class: "muted small" }, "Byte-level tokenizer (vocab_size 257)")),
+    h("div", { class: "card-head" }, h("h3", { id: "create-title" }, "New model"), els.tokenizerNote),
     form,
   );
+}
+
+// The tokenizer: byte-level (nothing to train) or a byte-level BPE trained on files the person
+// picks (native dialog in the window, a file input in a browser) or on another model's queue.
+function buildTokenizerFields() {
+  const kind = h("select", { id: "create-tokenizer", class: "input", dataset: { testid: "create-tokenizer" } },
+    h("option", { value: "byte" }, "Byte-level (257 tokens, no training)"),
+    h("option", { value: "bpe" }, "BPE (trained on your text)"));
+  const vocab = h("input", {
+    id: "create-vocab_size", class: "input input-num", type: "number", value: String(BPE_VOCAB.value),
+    min: String(BPE_VOCAB.min), max: String(BPE_VOCAB.max), step: "1", dataset: { testid: "create-vocab_size" },
+  });
+  const source = h("select", { id: "create-tokenizer-source", class: "input", dataset: { testid: "create-tokenizer-source" } },
+    h("option", { value: "files" }, "Text files I pick"),
+    h("option", { value: "queue" }, "Another model's training data"));
+  const fileInput = h("input", {
+    type: "file", multiple: true, hidden: true, dataset: { testid: "tokenizer-file-input" },
+    "aria-label": "Text files to train the tokenizer on",
+  });
+  const pickButton = h("button", { type: "button", class: "btn", dataset: { testid: "tokenizer-pick" } }, "Choose files…");
+  const chosen = h("span", { class: "muted small", dataset: { testid: "tokenizer-files" } }, "No files chosen");
+  const fromModel = h("select", { id: "create-tokenizer-from", class: "input", dataset: { testid: "create-tokenizer-from" } });
+  const filesRow = h("div", { class: "field" }, h("span", { class: "field-label" }, "Training text"),
+    h("div", { class: "add-layers-row" }, pickButton, chosen, fileInput));
+  const queueRow = h("div", { class: "field", hidden: true },
+    h("label", { for: "create-tokenizer-from", class: "field-label" }, "Model whose queue to use"), fromModel);
+  const bpeFields = h("div", { class: "arch-fields", hidden: true, dataset: { testid: "bpe-fields" } },
+    h("div", { class: "field" }, h("label", { for: "create-vocab_size", class: "field-label" }, "Vocabulary (vocab_size)"), vocab),
+    h("div", { class: "field" }, h("label", { for: "create-tokenizer-source", class: "field-label" }, "Train on"), source),
+    filesRow, queueRow,
+    h("p", { class: "muted small" }, "The tokenizer is trained when the model is created and fixed once the model has trained."));
+  els.tokenizer = { kind, vocab, source, fromModel, paths: null, files: [] };
+
+  const showChosen = (names) => {
+    chosen.textContent = names.length ? `${names.length} file${names.length === 1 ? "" : "s"}: ${names.join(", ")}` : "No files chosen";
+  };
+  const sync = () => {
+    const bpe = kind.value === "bpe";
+    bpeFields.hidden = !bpe;
+    filesRow.hidden = source.value !== "files";
+    queueRow.hidden = source.value !== "queue";
+    if (source.value === "queue") {
+      const current = fromModel.value;
+      fill(fromModel, selection.models().map((m) => h("option", { value: m.model_name }, m.model_name)));
+      if (current) fromModel.value = current;
+    }
+    updateEstimate();
+  };
+  kind.addEventListener("change", sync);
+  source.addEventListener("change", sync);
+  vocab.addEventListener("input", updateEstimate);
+  pickButton.addEventListener("click", async () => {
+    try {
+      const paths = await pickFiles(["txt", "md"]);
+      if (paths === null) {
+        fileInput.click(); // a plain browser: its own file picker, uploaded when the model is created
+        return;
+      }
+      if (!paths.length) return;
+      Object.assign(els.tokenizer, { paths, files: [] });
+      showChosen(paths.map((p) => p.split(/[\\/]/).pop()));
+    } catch (err) {
+      toastError(err);
+    }
+  });
+  fileInput.addEventListener("change", () => {
+    Object.assign(els.tokenizer, { paths: null, files: [...fileInput.files] });
+    showChosen(els.tokenizer.files.map((f) => f.name));
+  });
+  els.resetTokenizerFiles = () => {
+    Object.assign(els.tokenizer, { paths: null, files: [] });
+    fileInput.value = "";
+    showChosen([]);
+  };
+  return h("div", { class: "field" },
+    h("div", { class: "arch-fields" },
+      h("div", { class: "field" }, h("label", { for: "create-tokenizer", class: "field-label" }, "Tokenizer"), kind)),
+    bpeFields);
 }
 
 function updateEstimate() {
   const shape = Object.fromEntries(Object.entries(els.arch).map(([k, input]) => [k, Number(input.value)]));
   const valid = Object.values(shape).every((v) => Number.isInteger(v) && v > 0);
-  els.estimate.textContent = valid ? `About ${formatInt(estimateParams(shape))} parameters` : "";
+  const bpe = els.tokenizer?.kind.value === "bpe";
+  const vocab = bpe ? Number(els.tokenizer.vocab.value) : VOCAB_SIZE;
+  els.estimate.textContent = valid && Number.isInteger(vocab) && vocab > 0
+    ? `About ${formatInt(estimateParams(shape, vocab))} parameters` : "";
+  if (els.tokenizerNote) {
+    els.tokenizerNote.textContent = bpe ? `BPE tokenizer (vocab_size ${formatInt(vocab)})` : "Byte-level tokenizer (vocab_size 257)";
+  }
+}
+
+/** The tokenizer part of a create request; uploads browser-picked files first. */
+async function tokenizerBody() {
+  const t = els.tokenizer;
+  if (t.kind.value !== "bpe") return {};
+  const body = { tokenizer: "bpe", vocab_size: Number(t.vocab.value) };
+  if (t.source.value === "queue") {
+    if (!t.fromModel.value) throw new Error("Choose the model whose training data the tokenizer learns from.");
+    return { ...body, tokenizer_from: t.fromModel.value };
+  }
+  if (t.paths && t.paths.length) return { ...body, tokenizer_data: t.paths };
+  if (!t.files.length) throw new Error("Choose the text files the tokenizer learns from.");
+  const form = new FormData();
+  for (const file of t.files) form.append("files", file, file.name);
+  const staged = await api.upload("/api/tokenizer-data", form);
+  return { ...body, tokenizer_data: staged.paths };
 }
 
 let createSeq = 0;
@@ -246,15 +351,21 @@ async function onCreate(event) {
     body[field] = Number(text);
   }
   els.createButton.disabled = true;
+  const label = els.createButton.textContent;
   try {
-    const model = await api.post("/api/models", body);
+    const tokenizer = await tokenizerBody();
+    if (tokenizer.tokenizer === "bpe") els.createButton.textContent = "Training tokenizer…";
+    const model = await api.post("/api/models", { ...body, ...tokenizer });
+    els.resetTokenizerFiles();
     els.nameIsDefault = true;
     await selection.refresh({ select: model.model_name });
     toast(`Created ${model.model_name}`, { kind: "ok" });
     await loadDefaultName();
   } catch (err) {
-    els.createError.textContent = errorText(err);
+    els.createError.textContent = err instanceof api.ApiError ? errorText(err) : err.message;
     await validateCreateName();
+  } finally {
+    els.createButton.textContent = label;
   }
 }
 
@@ -317,12 +428,12 @@ function renderDetails() {
     m.busy ? h("p", { class: "notice notice-warn", dataset: { testid: "details-busy" } },
       `Busy: ${m.busy.kind} job #${m.busy.job_id} is ${m.busy.state}.`) : null,
     section("Architecture", dl([
-      ["vocab_size", m.vocab_size],
+      ["vocab_size", m.vocab_size, "details-vocab_size"],
       ["n_layer", m.n_layer, "details-n_layer"],
       ["n_head", m.n_head],
       ["n_embd", m.n_embd],
       ["block_size", m.block_size],
-      ["tokenizer", m.tokenizer],
+      ["tokenizer", m.tokenizer === "bpe" ? `BPE (${formatInt(m.vocab_size)} tokens)` : "byte-level", "details-tokenizer"],
       ["Parameters", h("span", { dataset: { testid: "details-params", value: String(m.n_params) } },
         `${formatInt(m.n_params)} (${formatParams(m.n_params)})`)],
     ])),
@@ -482,7 +593,10 @@ function describeEvent(event) {
   const d = event.detail || {};
   switch (event.kind) {
     case "created":
-      return `Created with ${d.n_layer} layers, ${d.n_head} heads, n_embd ${d.n_embd}, block_size ${d.block_size}`;
+      return `Created with ${d.n_layer} layers, ${d.n_head} heads, n_embd ${d.n_embd}, block_size ${d.block_size}` +
+        (d.tokenizer ? `, a BPE tokenizer of ${d.tokenizer.vocab_size} tokens` : "");
+    case "tokenizer_changed":
+      return `Tokenizer changed to ${d.tokenizer} (${d.vocab_size} tokens)`;
     case "duplicated": {
       const source = selection.models().find((x) => x.id === d.source_id);
       return `Duplicated from ${source ? source.model_name : `model #${d.source_id}`}`;
