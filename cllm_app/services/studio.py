@@ -3,9 +3,11 @@
 from pathlib import Path
 
 from cllm_app.paths import DataRoot
+from cllm_app.services.chat import Chat
 from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.services.queue import Queue
+from cllm_app.services.streams import Streams
 from cllm_app.services.themes import Themes
 from cllm_app.store import open_store
 
@@ -20,6 +22,8 @@ class Studio:
         self.jobs = Jobs(self.models)
         self.themes = Themes(self.root.themes_dir)
         self.themes.install_builtins()
+        self.streams = Streams(self)
+        self.chat = Chat(self, self.streams)
 
     def close(self) -> None:
         self.database.close()

@@ -5,9 +5,11 @@ It knows nothing of Flask or of files other than its own database.
 
 from cllm_app.store.db import open_store
 from cllm_app.store.schema import (
+    Conversation,
     Job,
     LanguageModel,
     LossPoint,
+    Message,
     ModelEvent,
     QueueEntry,
     Setting,
@@ -23,4 +25,6 @@ __all__ = [
     "LossPoint",
     "Job",
     "Setting",
+    "Conversation",
+    "Message",
 ]

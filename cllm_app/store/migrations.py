@@ -130,11 +130,41 @@ def _v4_queue_title(database: SqliteDatabase) -> None:
     migrate(SqliteMigrator(database).add_column("queue_entries", "title", TextField(null=True)))
 
 
+def _v5_conversations(database: SqliteDatabase) -> None:
+    """The LLM tab keeps conversations per model, each with its messages."""
+    database.execute_sql(
+        """CREATE TABLE conversations (
+            id INTEGER NOT NULL PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+            title TEXT NOT NULL,
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL
+        )"""
+    )
+    database.execute_sql("CREATE INDEX conversations_model_id ON conversations (model_id)")
+    database.execute_sql(
+        """CREATE TABLE messages (
+            id INTEGER NOT NULL PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            role VARCHAR(255) NOT NULL,
+            content TEXT NOT NULL,
+            sampling TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            tokens_per_sec REAL,
+            finish_reason VARCHAR(255),
+            created_at DATETIME NOT NULL
+        )"""
+    )
+    database.execute_sql("CREATE INDEX messages_conversation_id ON messages (conversation_id)")
+
+
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v1_initial,
     _v2_trash,
     _v3_job_detail,
     _v4_queue_title,
+    _v5_conversations,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
