@@ -122,9 +122,24 @@ def test_sampling_presets_and_settings(client):
 # ---- over a real socket ------------------------------------------------------------------------
 
 
+def never_ends(studio, name: str) -> None:
+    """Make a model unable to say <|endoftext|>, so a long reply runs until it is stopped:
+    the eot logit becomes a constant -100 (ln_f's first channel is the constant 1, and eot's
+    output row reads only that channel)."""
+    from cllm_app.engine.weights import load_weights, save_weights
+
+    path = studio.models.folder(studio.models.get(name)) / "model.safetensors"
+    w = load_weights(path)
+    w["ln_f.weight"][0], w["ln_f.bias"][0] = 0.0, 1.0
+    w["wte.weight"][256] = 0.0
+    w["wte.weight"][256, 0] = -100.0
+    save_weights(path, w)
+
+
 @pytest.fixture
 def server(studio):
     studio.models.create("big", n_layer=2, n_head=2, n_embd=32, block_size=256)
+    never_ends(studio, "big")
     s = Server(studio).start()
     yield s
     s.stop()

@@ -15,12 +15,16 @@ after its current token; a client that goes away ends it too.
 
 import json
 import logging
+import socket
+import threading
+from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
 from cllm_app.errors import CllmError, InvalidInput
 from cllm_app.services.chat import PRESETS, Reply
+from cllm_app.store import db
 
 log = logging.getLogger(__name__)
 bp = Blueprint("generate", __name__, url_prefix="/api")
@@ -36,14 +40,68 @@ def _event(name: str, data: dict) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def no_delay() -> None:
+    """Send each write at once: with Nagle's algorithm a small write waits for the previous
+    one's acknowledgement, which costs a round trip per token (werkzeug writes a chunk in
+    several small pieces)."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+def drained(reply: Reply) -> Iterator[list[str]]:
+    """Run `reply` in a thread of its own and give out, at each write, every piece made since
+    the last one. Generation never waits for the socket (the decode kernel runs without the
+    GIL meanwhile), and a slow reader gets several tokens per write instead of falling behind.
+    If the reader goes away, the stream is told to stop and ends as cancelled."""
+    ready = threading.Condition()
+    box: dict = {"items": [], "done": False, "error": None}
+
+    def produce():
+        try:
+            for piece in reply.pieces():
+                with ready:
+                    box["items"].append(piece)
+                    ready.notify()
+        except BaseException as e:  # handed to the reader, which reports it in the stream
+            box["error"] = e
+        finally:
+            with ready:
+                box["done"] = True
+                ready.notify()
+            if not db.is_closed():
+                db.close()  # this thread's own connection (the reply was saved through it)
+
+    threading.Thread(target=produce, name=f"stream-{reply.stream_id[:8]}", daemon=True).start()
+    done = False
+    try:
+        while not done:
+            with ready:
+                while not box["items"] and not box["done"]:
+                    ready.wait()
+                items, box["items"] = box["items"], []
+                done = box["done"]
+            if items:
+                yield items
+        if box["error"] is not None:
+            raise box["error"]
+    finally:
+        if not done:
+            reply.handle.stop_event.set()
+
+
 def sse_response(reply: Reply) -> Response:
-    """Stream `reply` as server-sent events; the werkzeug server writes and flushes each one."""
+    """Stream `reply` as server-sent events: one event per piece, each write sent at once."""
+    no_delay()
 
     def events():
         yield _event("start", reply.start_info())
         try:
-            for piece in reply.pieces():
-                yield _event("token", {"text": piece})
+            for pieces in drained(reply):
+                yield "".join(_event("token", {"text": piece}) for piece in pieces)
         except CllmError as e:
             yield _event("error", {"code": e.code, "message": e.message})
             return

@@ -26,6 +26,7 @@ import uuid
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from cllm_app.api.generate import drained, no_delay
 from cllm_app.errors import CllmError, InvalidInput
 from cllm_app.services.chat import Reply
 from cllm_app.services.validate import as_float, as_int
@@ -145,13 +146,15 @@ def _finish(stats: dict) -> str:
 def _sse(reply: Reply, chunk, last_chunk, usage_chunk) -> Response:
     """OpenAI's streaming: `data: {chunk}` lines, a chunk with finish_reason, usage if asked, [DONE]."""
 
+    no_delay()
+
     def lines():
         try:
             first = chunk(None)
             if first is not None:
                 yield f"data: {json.dumps(first)}\n\n"
-            for piece in reply.pieces():
-                yield f"data: {json.dumps(chunk(piece), ensure_ascii=False)}\n\n"
+            for pieces in drained(reply):
+                yield "".join(f"data: {json.dumps(chunk(piece), ensure_ascii=False)}\n\n" for piece in pieces)
         except CllmError as e:
             yield f"data: {json.dumps({'error': {'message': e.message, 'type': 'invalid_request_error', 'param': None, 'code': e.code}})}\n\n"
             return
