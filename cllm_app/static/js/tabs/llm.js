@@ -8,6 +8,7 @@
 import * as api from "../api.js";
 import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
+import { renderSummary } from "../components/model-summary.js";
 import { createSamplingControls } from "../components/sampling-controls.js";
 import { confirmDialog, errorText, fill, formatAgo, formatInt, h, promptDialog, toast, toastError } from "../ui.js";
 
@@ -83,6 +84,7 @@ export function mount(panel, { openTab }) {
   );
 
   els.stats = h("dl", { class: "summary llm-stats", dataset: { testid: "llm-stats" } });
+  els.summary = h("div", { class: "summary-wrap" });
   const samplingCard = h("section", { class: "card", "aria-labelledby": "sampling-title" });
   sampling = createSamplingControls(samplingCard);
 
@@ -101,6 +103,8 @@ export function mount(panel, { openTab }) {
         h("section", { class: "card", "aria-labelledby": "llm-stats-title" },
           h("div", { class: "card-head" }, h("h3", { id: "llm-stats-title" }, "Last reply")), els.stats),
         samplingCard,
+        h("section", { class: "card", "aria-labelledby": "llm-model-title" },
+          h("div", { class: "card-head" }, h("h3", { id: "llm-model-title" }, "Selected model")), els.summary),
       ),
     ),
   );
@@ -125,6 +129,7 @@ function onSelection({ currentModel }) {
   const previous = model;
   model = currentModel;
   renderNote();
+  renderSummary(els.summary, model, { openModels: els.openModels });
   if (previous && model && previous.id === model.id) {
     if (previous.model_name !== model.model_name) sampling.load(model.model_name); // renamed
     renderButtons();
