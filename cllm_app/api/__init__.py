@@ -7,8 +7,10 @@ from flask import Flask, send_from_directory
 
 from cllm_app.api import errors, security
 from cllm_app.api.crawls import bp as crawls_bp
+from cllm_app.api.generate import bp as generate_bp
 from cllm_app.api.jobs import bp as jobs_bp
 from cllm_app.api.models import bp as models_bp
+from cllm_app.api.openai_compat import bp as openai_bp
 from cllm_app.api.openapi import bp as openapi_bp
 from cllm_app.api.queue import bp as queue_bp
 from cllm_app.api.research import bp as research_bp
@@ -42,6 +44,8 @@ def create_app(
     errors.install(app)
     for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(generate_bp)
+    app.register_blueprint(openai_bp)
 
     @app.get("/")
     def index():

@@ -164,6 +164,33 @@ SCHEMAS = {
             "fetched_at": {"type": ["string", "null"]},
         },
     },
+    "Sampling": _obj({
+        "temperature": _NUM, "top_k": _INT, "top_p": _NUM, "repetition_penalty": _NUM,
+        "max_new_tokens": _INT, "seed": {"type": ["integer", "null"]},
+    }),
+    "SamplingSettings": {"type": "object", "properties": {"model_name": _STR, "preset": _STR, "sampling": _ref("Sampling")}},
+    "Conversation": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "model_name": _STR, "title": _STR, "created_at": _STR, "updated_at": _STR,
+            "message_count": _INT, "messages": {"type": "array", "items": _ref("Message")},
+        },
+    },
+    "Message": {
+        "type": "object",
+        "properties": {
+            "id": _INT, "conversation_id": _INT, "role": _STR, "content": _STR,
+            "sampling": {"type": ["object", "null"]}, "prompt_tokens": {"type": ["integer", "null"]},
+            "completion_tokens": {"type": ["integer", "null"]}, "tokens_per_sec": {"type": ["number", "null"]},
+            "finish_reason": {"type": ["string", "null"]}, "created_at": _STR,
+        },
+    },
+    "StreamEvents": {
+        "type": "string",
+        "description": "text/event-stream: events start {stream_id, prompt_tokens}, token {text} "
+        "(one per piece), done {prompt_tokens, completion_tokens, seconds, time_to_first_token, "
+        "tokens_per_sec, finish_reason, message?}, or error {code, message}",
+    },
     "Settings": {
         "type": "object",
         "properties": {"selected_model": {"type": ["string", "null"]}, "theme": _STR},
@@ -266,6 +293,26 @@ ROUTES = {
     ("POST", "/api/crawls/{crawl_id}/pause"): (None, 200, _ref("Crawl")),
     ("POST", "/api/crawls/{crawl_id}/stop"): (None, 200, _ref("Crawl")),
     ("POST", "/api/crawls/{crawl_id}/resume"): (None, 202, _ref("Crawl")),
+    # the LLM tab (api/generate.py); the streamed routes answer text/event-stream (see there)
+    ("GET", "/api/models/{model_name}/conversations"): (
+        None, 200, _obj({"model_name": _STR, "conversations": {"type": "array", "items": _ref("Conversation")}})),
+    ("POST", "/api/models/{model_name}/conversations"): (_obj({"title": _STR}), 201, _ref("Conversation")),
+    ("GET", "/api/conversations/{conversation_id}"): (None, 200, _ref("Conversation")),
+    ("PATCH", "/api/conversations/{conversation_id}"): (_obj({"title": _STR}, ("title",)), 200, _ref("Conversation")),
+    ("DELETE", "/api/conversations/{conversation_id}"): (None, 200, _obj({"deleted": _ref("Conversation")})),
+    ("POST", "/api/conversations/{conversation_id}/messages"): (
+        _obj({"content": _STR, "sampling": _ref("Sampling")}, ("content",)), 200, _ref("StreamEvents")),
+    ("POST", "/api/conversations/{conversation_id}/regenerate"): (
+        _obj({"sampling": _ref("Sampling")}), 200, _ref("StreamEvents")),
+    ("POST", "/api/models/{model_name}/complete"): (
+        _obj({"prompt": _STR, "sampling": _ref("Sampling"), "stop": {"type": ["string", "array"]}}, ("prompt",)),
+        200, _ref("StreamEvents")),
+    ("POST", "/api/streams/stop"): (
+        _obj({"stream_id": _STR}, ("stream_id",)), 200, _obj({"stream_id": _STR, "stopped": {"type": "boolean"}})),
+    ("GET", "/api/sampling-presets"): (None, 200, _obj({"presets": {"type": "array"}})),
+    ("GET", "/api/models/{model_name}/sampling"): (None, 200, _ref("SamplingSettings")),
+    ("PUT", "/api/models/{model_name}/sampling"): (
+        _obj({"preset": _STR, "sampling": _ref("Sampling")}, ("preset", "sampling")), 200, _ref("SamplingSettings")),
 }
 
 # The Research tab (cllm_app/api/research.py).

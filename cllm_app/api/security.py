@@ -4,7 +4,8 @@ The server binds 127.0.0.1, but any web page the person opens could still send
 requests there. So: every request must name the bound address as its Host (this
 defeats DNS rebinding), a cross-site Origin is refused, and every /api/ request
 carries the secret made at launch (header X-CLLM-Token, or `token` in the query
-string for EventSource, which cannot set headers).
+string for EventSource, which cannot set headers). The OpenAI-compatible /v1/ routes also
+take it as `Authorization: Bearer <secret>`, the way OpenAI clients send their API key.
 """
 
 import hmac
@@ -28,6 +29,9 @@ def check_request() -> None:
         abort(403, description="requests from other web pages are not allowed")
     if request.path.startswith(PROTECTED_PREFIXES):
         given = request.headers.get(TOKEN_HEADER) or request.args.get("token") or ""
+        auth = request.headers.get("Authorization", "")
+        if not given and request.path.startswith("/v1/") and auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
         if not hmac.compare_digest(given.encode(), current_app.config["SECRET"].encode()):
             abort(403, description="missing or wrong token: open the app through the URL it printed")
 

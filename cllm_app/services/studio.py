@@ -3,10 +3,12 @@
 from pathlib import Path
 
 from cllm_app.paths import DataRoot
+from cllm_app.services.chat import Chat
 from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.services.queue import Queue
 from cllm_app.services.research.notes import Notes
+from cllm_app.services.streams import Streams
 from cllm_app.services.themes import Themes
 from cllm_app.store import open_store
 
@@ -22,6 +24,8 @@ class Studio:
         self.themes = Themes(self.root.themes_dir)
         self.notes = Notes(self.root.research_dir, self.models)
         self.themes.install_builtins()
+        self.streams = Streams(self)
+        self.chat = Chat(self, self.streams)
 
     def close(self) -> None:
         self.database.close()

@@ -5,11 +5,13 @@ It knows nothing of Flask or of files other than its own database.
 
 from cllm_app.store.db import open_store
 from cllm_app.store.schema import (
+    Conversation,
     Crawl,
     CrawlUrl,
     Job,
     LanguageModel,
     LossPoint,
+    Message,
     ModelEvent,
     NoteLink,
     QueueEntry,
@@ -29,4 +31,6 @@ __all__ = [
     "Setting",
     "Crawl",
     "CrawlUrl",
+    "Conversation",
+    "Message",
 ]

@@ -185,6 +185,35 @@ def _v6_note_links(database: SqliteDatabase) -> None:
     database.execute_sql("CREATE INDEX note_links_model_id ON note_links (model_id)")
 
 
+def _v7_conversations(database: SqliteDatabase) -> None:
+    """The LLM tab keeps conversations per model, each with its messages."""
+    database.execute_sql(
+        """CREATE TABLE conversations (
+            id INTEGER NOT NULL PRIMARY KEY,
+            model_id INTEGER NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+            title TEXT NOT NULL,
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL
+        )"""
+    )
+    database.execute_sql("CREATE INDEX conversations_model_id ON conversations (model_id)")
+    database.execute_sql(
+        """CREATE TABLE messages (
+            id INTEGER NOT NULL PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            role VARCHAR(255) NOT NULL,
+            content TEXT NOT NULL,
+            sampling TEXT,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            tokens_per_sec REAL,
+            finish_reason VARCHAR(255),
+            created_at DATETIME NOT NULL
+        )"""
+    )
+    database.execute_sql("CREATE INDEX messages_conversation_id ON messages (conversation_id)")
+
+
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v1_initial,
     _v2_trash,
@@ -192,6 +221,7 @@ MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v4_queue_title,
     _v5_crawls,
     _v6_note_links,
+    _v7_conversations,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -215,3 +215,33 @@ class NoteLink(BaseModel):
 
     class Meta:
         table_name = "note_links"
+
+
+class Conversation(BaseModel):
+    """A chat with one model in the LLM tab. It hangs off the model's id, so a rename keeps it
+    and emptying the trash removes it with the model."""
+
+    model = ForeignKeyField(LanguageModel, backref="conversations", on_delete="CASCADE")
+    title = TextField()
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "conversations"
+
+
+class Message(BaseModel):
+    """One turn of a conversation; an assistant turn keeps how it was made (sampling, counts, speed)."""
+
+    conversation = ForeignKeyField(Conversation, backref="messages", on_delete="CASCADE")
+    role = CharField()  # user | assistant
+    content = TextField()
+    sampling = TextField(null=True)  # JSON of the sampling settings used (assistant turns)
+    prompt_tokens = IntegerField(null=True)
+    completion_tokens = IntegerField(null=True)
+    tokens_per_sec = FloatField(null=True)
+    finish_reason = CharField(null=True)  # stop | length | cancelled
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "messages"

@@ -118,3 +118,55 @@ export async function upload(path, formData) {
   }
   return data;
 }
+
+/**
+ * POST `body` and read the server-sent events of the answer as they arrive:
+ * onEvent(name, data) is called for each `event:`/`data:` block (data parsed as JSON).
+ * EventSource cannot POST or send the token header, so this reads the fetch body stream.
+ * A refusal before the stream starts throws an ApiError; `signal` (an AbortSignal) cancels,
+ * and the promise then rejects with an AbortError.
+ */
+export async function stream(path, body, { onEvent, signal } = {}) {
+  const headers = { Accept: "text/event-stream", "Content-Type": "application/json" };
+  if (token) headers[TOKEN_HEADER] = token;
+  let response;
+  try {
+    response = await fetch(path, {
+      method: "POST", headers, body: JSON.stringify(body ?? {}), cache: "no-store", credentials: "same-origin", signal,
+    });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "unreachable", "The app's server did not answer. Is CLLM Studio still running?");
+  }
+  if (!response.ok) {
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    const error = data && data.error ? data.error : {};
+    throw new ApiError(response.status, error.code || `http_${response.status}`,
+      error.message || `The server answered ${response.status} ${response.statusText}`.trim());
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message";
+      let data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) name = line.slice(7);
+        else if (line.startsWith("data: ")) data += line.slice(6);
+      }
+      if (data) onEvent?.(name, JSON.parse(data));
+    }
+  }
+}

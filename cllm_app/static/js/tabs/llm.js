@@ -1,14 +1,539 @@
-// The LLM tab: talking to the selected model (chat) and generating text from a prompt.
+// The LLM tab: talk to the selected model (Chat, with conversations kept per model) or let it
+// continue a prompt (Completion). Replies stream in token by token (server-sent events read by
+// api.stream); Stop asks the server to end the stream (POST /api/streams/stop), which then
+// sends its final stats, and a chat reply stopped part way is kept. Sampling settings, with
+// named presets, are remembered per model. A model that is training answers from its latest
+// checkpoint.
 
-import { mountTabPage } from "../components/tab-page.js";
+import * as api from "../api.js";
+import * as selection from "../selection.js";
+import { mountModelSelect } from "../components/model-select.js";
+import { renderSummary } from "../components/model-summary.js";
+import { createSamplingControls } from "../components/sampling-controls.js";
+import { confirmDialog, errorText, fill, formatAgo, formatInt, h, promptDialog, toast, toastError } from "../ui.js";
 
-export function mount(panel, ctx) {
-  mountTabPage(panel, {
-    title: "LLM",
-    intro: "Talk to the selected model and let it write.",
-    holds: [
-      "A chat with the selected model.",
-      "Text generation from a prompt, with temperature, top-k and length controls.",
-    ],
-  }, ctx);
+const MODE_KEY = "cllm-llm-mode";
+
+let els = {};
+let sampling;
+let model = null; // the selected model (from selection.js)
+let mode = "chat";
+let conversations = [];
+let conversation = null; // the open conversation, with its messages
+let seq = 0;
+// The stream in progress: {kind: "chat"|"completion", streamId, controller, stopping}
+let running = null;
+
+export function mount(panel, { openTab }) {
+  const head = h("div", { class: "panel-head" },
+    h("div", { class: "panel-title" },
+      h("h2", {}, "LLM"),
+      h("p", { class: "muted" }, "Talk to the selected model, or let it continue a text."),
+    ),
+  );
+  mountModelSelect(head);
+
+  els.modeChat = h("button", { type: "button", class: "segment", dataset: { testid: "llm-mode-chat" }, onclick: () => setMode("chat") }, "Chat");
+  els.modeCompletion = h("button", { type: "button", class: "segment", dataset: { testid: "llm-mode-completion" }, onclick: () => setMode("completion") }, "Completion");
+  els.note = h("p", { class: "llm-note", dataset: { testid: "llm-note" }, hidden: true });
+
+  // chat: conversation list beside the messages
+  els.convList = h("ul", { class: "conv-list", dataset: { testid: "conversation-list" } });
+  els.newConv = h("button", { type: "button", class: "btn btn-small", dataset: { testid: "conversation-new" }, onclick: newConversation }, "New");
+  els.messages = h("div", { class: "chat-messages", dataset: { testid: "chat-messages" }, "aria-live": "polite" });
+  els.chatTitle = h("h3", { class: "chat-title", dataset: { testid: "chat-title" } }, "");
+  els.input = h("textarea", {
+    class: "input chat-input", rows: 3, placeholder: "Write a message… (Enter sends, Shift+Enter for a new line)",
+    dataset: { testid: "chat-input" }, "aria-label": "Message",
+  });
+  els.input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      send();
+    }
+  });
+  els.send = h("button", { type: "button", class: "btn btn-primary", dataset: { testid: "chat-send" }, onclick: send }, "Send");
+  els.chatStop = h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "chat-stop" }, onclick: stop }, "Stop");
+  els.regenerate = h("button", { type: "button", class: "btn", dataset: { testid: "chat-regenerate" }, onclick: regenerate }, "Regenerate");
+  els.chatError = h("p", { class: "form-error", role: "alert", dataset: { testid: "chat-error" } });
+  els.chatView = h("div", { class: "llm-chat", dataset: { testid: "chat-view" } },
+    h("aside", { class: "conv-side" },
+      h("div", { class: "card-head" }, h("h3", {}, "Conversations"), h("span", { class: "push-right" }, els.newConv)),
+      els.convList),
+    h("div", { class: "chat-main" },
+      els.chatTitle,
+      els.messages,
+      els.chatError,
+      els.input,
+      h("div", { class: "llm-buttons" }, els.send, els.chatStop, els.regenerate),
+    ),
+  );
+
+  // completion
+  els.prompt = h("textarea", { class: "input completion-prompt", rows: 5, placeholder: "A prompt for the model to continue…", dataset: { testid: "completion-prompt" }, "aria-label": "Prompt" });
+  els.generate = h("button", { type: "button", class: "btn btn-primary", dataset: { testid: "completion-generate" }, onclick: complete }, "Generate");
+  els.completionStop = h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "completion-stop" }, onclick: stop }, "Stop");
+  els.completionCopy = h("button", { type: "button", class: "btn", dataset: { testid: "completion-copy" }, onclick: () => copy(els.output.textContent) }, "Copy");
+  els.output = h("pre", { class: "completion-output", dataset: { testid: "completion-output" } });
+  els.completionError = h("p", { class: "form-error", role: "alert", dataset: { testid: "completion-error" } });
+  els.completionView = h("div", { class: "llm-completion", dataset: { testid: "completion-view" } },
+    els.prompt,
+    h("div", { class: "llm-buttons" }, els.generate, els.completionStop, els.completionCopy),
+    els.completionError,
+    els.output,
+  );
+
+  els.stats = h("dl", { class: "summary llm-stats", dataset: { testid: "llm-stats" } });
+  els.summary = h("div", { class: "summary-wrap" });
+  const samplingCard = h("section", { class: "card", "aria-labelledby": "sampling-title" });
+  sampling = createSamplingControls(samplingCard);
+
+  fill(panel,
+    head,
+    h("div", { class: "tab-grid" },
+      h("div", { class: "tab-main" },
+        h("section", { class: "card llm-card" },
+          h("div", { class: "card-head" }, h("div", { class: "segmented", role: "group", "aria-label": "View" }, els.modeChat, els.modeCompletion)),
+          els.note,
+          els.chatView,
+          els.completionView,
+        ),
+      ),
+      h("div", { class: "tab-side" },
+        h("section", { class: "card", "aria-labelledby": "llm-stats-title" },
+          h("div", { class: "card-head" }, h("h3", { id: "llm-stats-title" }, "Last reply")), els.stats),
+        samplingCard,
+        h("section", { class: "card", "aria-labelledby": "llm-model-title" },
+          h("div", { class: "card-head" }, h("h3", { id: "llm-model-title" }, "Selected model")), els.summary),
+      ),
+    ),
+  );
+  els.openModels = () => openTab("models");
+  renderStats(null);
+  setMode(sessionStorage.getItem(MODE_KEY) || "chat");
+  selection.subscribe(onSelection);
+}
+
+function setMode(next) {
+  mode = next === "completion" ? "completion" : "chat";
+  sessionStorage.setItem(MODE_KEY, mode);
+  els.modeChat.setAttribute("aria-pressed", String(mode === "chat"));
+  els.modeCompletion.setAttribute("aria-pressed", String(mode === "completion"));
+  els.chatView.hidden = mode !== "chat";
+  els.completionView.hidden = mode !== "completion";
+}
+
+// ---- selection ----------------------------------------------------------------------------
+
+function onSelection({ currentModel }) {
+  const previous = model;
+  model = currentModel;
+  renderNote();
+  renderSummary(els.summary, model, { openModels: els.openModels });
+  if (previous && model && previous.id === model.id) {
+    if (previous.model_name !== model.model_name) sampling.load(model.model_name); // renamed
+    renderButtons();
+    return;
+  }
+  if (running) cancelRunning();
+  conversation = null;
+  conversations = [];
+  els.output.textContent = "";
+  els.chatError.textContent = "";
+  els.completionError.textContent = "";
+  renderStats(null);
+  sampling.load(model ? model.model_name : null);
+  loadConversations();
+}
+
+function renderNote() {
+  let text = "";
+  if (!model) text = "Choose a model above, or create one in the Models tab.";
+  else if (model.busy && model.busy.kind === "train") text = `“${model.model_name}” is training: it answers from its latest checkpoint.`;
+  else if (!model.steps_trained) text = `“${model.model_name}” has not trained yet, so it answers with random characters. Train it in the Training tab.`;
+  els.note.textContent = text;
+  els.note.hidden = !text;
+}
+
+// ---- conversations ------------------------------------------------------------------------
+
+async function loadConversations({ open = null } = {}) {
+  const mine = ++seq;
+  if (!model) {
+    renderConversations();
+    renderChat();
+    return;
+  }
+  try {
+    const listing = await api.get(`/api/models/${api.seg(model.model_name)}/conversations`);
+    if (mine !== seq) return;
+    conversations = listing.conversations;
+    const id = open ?? conversation?.id ?? conversations[0]?.id ?? null;
+    renderConversations();
+    if (id !== null && conversations.some((c) => c.id === id)) await openConversation(id);
+    else {
+      conversation = null;
+      renderChat();
+    }
+  } catch (err) {
+    if (mine === seq) toastError(err);
+  }
+}
+
+async function openConversation(id) {
+  const mine = ++seq;
+  try {
+    const c = await api.get(`/api/conversations/${id}`);
+    if (mine !== seq) return;
+    conversation = c;
+    els.chatError.textContent = "";
+    renderConversations();
+    renderChat();
+  } catch (err) {
+    if (mine === seq) toastError(err);
+  }
+}
+
+function renderConversations() {
+  fill(els.convList, conversations.length ? conversations.map((c) => {
+    const current = conversation && conversation.id === c.id;
+    return h("li", { class: `conv-item${current ? " is-current" : ""}`, dataset: { testid: "conversation-item", id: String(c.id) } },
+      h("button", {
+        type: "button", class: "conv-open", "aria-current": current ? "true" : null, title: c.title,
+        dataset: { testid: "conversation-open" },
+        onclick: () => { if (!running) openConversation(c.id); },
+      },
+      h("span", { class: "conv-title", dataset: { testid: "conversation-title" } }, c.title),
+      h("span", { class: "muted small" }, `${c.message_count} ${c.message_count === 1 ? "message" : "messages"} · ${formatAgo(c.updated_at)}`)),
+      h("button", { type: "button", class: "btn btn-small conv-action", title: "Rename", "aria-label": `Rename ${c.title}`, dataset: { testid: "conversation-rename" }, onclick: () => renameConversation(c) }, "Rename"),
+      h("button", { type: "button", class: "btn btn-small btn-danger-quiet conv-action", title: "Delete", "aria-label": `Delete ${c.title}`, dataset: { testid: "conversation-delete" }, onclick: () => deleteConversation(c) }, "Delete"),
+    );
+  }) : h("li", { class: "empty" }, model ? "No conversations yet: write a message to start one." : ""));
+  els.newConv.disabled = !model || Boolean(running);
+}
+
+async function newConversation() {
+  if (!model) return;
+  try {
+    const c = await api.post(`/api/models/${api.seg(model.model_name)}/conversations`, {});
+    conversations = [c, ...conversations];
+    conversation = c;
+    renderConversations();
+    renderChat();
+    els.input.focus();
+  } catch (err) {
+    toastError(err);
+  }
+}
+
+async function renameConversation(c) {
+  const title = await promptDialog({
+    title: "Rename conversation", label: "Title", value: c.title, confirmLabel: "Rename",
+    validate: (v) => (v.trim() ? { ok: true } : { ok: false, message: "A title needs some text." }),
+  });
+  if (title === null) return;
+  try {
+    const renamed = await api.patch(`/api/conversations/${c.id}`, { title });
+    conversations = conversations.map((x) => (x.id === c.id ? { ...x, title: renamed.title } : x));
+    if (conversation && conversation.id === c.id) conversation = { ...conversation, title: renamed.title };
+    renderConversations();
+    renderChat();
+  } catch (err) {
+    toastError(err);
+  }
+}
+
+async function deleteConversation(c) {
+  const ok = await confirmDialog({
+    title: "Delete conversation?", message: `“${c.title}” and its ${c.message_count} messages will be deleted for good.`,
+    confirmLabel: "Delete", danger: true,
+  });
+  if (!ok) return;
+  try {
+    await api.del(`/api/conversations/${c.id}`);
+    if (conversation && conversation.id === c.id) conversation = null;
+    toast(`Deleted “${c.title}”`, { kind: "ok" });
+    await loadConversations();
+  } catch (err) {
+    toastError(err);
+  }
+}
+
+// ---- the chat -----------------------------------------------------------------------------
+
+function messageNode(m) {
+  const text = h("div", { class: "msg-text", dataset: { testid: "message-text" } }, m.content);
+  const meta = h("div", { class: "msg-meta muted small", dataset: { testid: "message-meta" } }, messageMeta(m));
+  const node = h("div", { class: `msg msg-${m.role}`, dataset: { testid: "message", role: m.role } },
+    h("div", { class: "msg-head" },
+      h("span", { class: "msg-role" }, m.role === "user" ? "You" : model ? model.model_name : "Model"),
+      h("button", { type: "button", class: "btn btn-small msg-copy", dataset: { testid: "message-copy" }, onclick: () => copy(text.textContent) }, "Copy"),
+    ),
+    text,
+    meta,
+  );
+  return { node, text, meta };
+}
+
+function messageMeta(m) {
+  if (m.role !== "assistant" || m.completion_tokens == null) return "";
+  const parts = [`${formatInt(m.completion_tokens)} tokens`];
+  if (m.tokens_per_sec) parts.push(`${m.tokens_per_sec.toFixed(1)} tokens/s`);
+  if (m.finish_reason === "cancelled") parts.push("stopped");
+  else if (m.finish_reason === "length") parts.push("reached max_new_tokens");
+  return parts.join(" · ");
+}
+
+function renderChat() {
+  fill(els.chatTitle, conversation ? conversation.title : model ? "New conversation" : "");
+  const nodes = (conversation?.messages || []).map((m) => messageNode(m).node);
+  fill(els.messages, nodes.length ? nodes : h("p", { class: "empty" }, model ? "Say something to the model." : ""));
+  els.messages.scrollTop = els.messages.scrollHeight;
+  renderButtons();
+}
+
+function renderButtons() {
+  const busy = Boolean(running);
+  els.send.disabled = !model || busy;
+  els.input.disabled = !model;
+  els.chatStop.disabled = !(running && running.kind === "chat");
+  const last = conversation?.messages?.at(-1);
+  els.regenerate.disabled = !model || busy || !last;
+  els.generate.disabled = !model || busy;
+  els.completionStop.disabled = !(running && running.kind === "completion");
+  els.newConv.disabled = !model || busy;
+}
+
+async function send() {
+  if (!model || running) return;
+  const content = els.input.value;
+  if (!content.trim()) {
+    els.chatError.textContent = "Write something first: the message is empty.";
+    return;
+  }
+  els.chatError.textContent = "";
+  if (!conversation) {
+    try {
+      conversation = await api.post(`/api/models/${api.seg(model.model_name)}/conversations`, {});
+      conversations = [conversation, ...conversations];
+    } catch (err) {
+      toastError(err);
+      return;
+    }
+  }
+  const ok = await chatStream(`/api/conversations/${conversation.id}/messages`, { content, sampling: sampling.values() }, () => {
+    els.input.value = "";
+  });
+  if (ok) els.input.focus();
+}
+
+async function regenerate() {
+  if (!model || running || !conversation) return;
+  els.chatError.textContent = "";
+  const last = conversation.messages.at(-1);
+  if (last && last.role === "assistant") {
+    conversation.messages = conversation.messages.slice(0, -1);
+    renderChat();
+  }
+  await chatStream(`/api/conversations/${conversation.id}/regenerate`, { sampling: sampling.values() });
+}
+
+/** Stream a chat reply into a new message bubble; returns true when the stream ended well. */
+async function chatStream(path, body, onStarted = () => {}) {
+  const convId = conversation.id;
+  const run = { kind: "chat", streamId: null, controller: new AbortController(), stopping: false };
+  running = run;
+  renderButtons();
+  renderConversations();
+  const bubble = messageNode({ role: "assistant", content: "" });
+  bubble.node.classList.add("is-streaming");
+  const paint = painter(bubble.text, () => { els.messages.scrollTop = els.messages.scrollHeight; });
+  let count = 0;
+  const started = performance.now();
+  let ok = false;
+  try {
+    await api.stream(path, body, {
+      signal: run.controller.signal,
+      onEvent: (name, data) => {
+        if (name === "start") {
+          run.streamId = data.stream_id;
+          if (data.user_message) conversation.messages.push(data.user_message);
+          onStarted();
+          renderChat();
+          els.messages.querySelector(".empty")?.remove();
+          els.messages.append(bubble.node);
+          if (run.stopping) stop();
+        } else if (name === "token") {
+          paint.add(data.text);
+          count += 1;
+          renderLive(count, started);
+        } else if (name === "done") {
+          paint.flush();
+          if (data.message) conversation.messages.push(data.message);
+          renderStats(data);
+          ok = true;
+        } else if (name === "error") {
+          els.chatError.textContent = errorText(data);
+        }
+      },
+    });
+  } catch (err) {
+    if (err.name !== "AbortError") els.chatError.textContent = errorText(err);
+  } finally {
+    if (running === run) running = null;
+  }
+  if (conversation && conversation.id === convId) {
+    await loadConversations({ open: convId });
+  } else {
+    renderButtons();
+  }
+  return ok;
+}
+
+// ---- completion ---------------------------------------------------------------------------
+
+async function complete() {
+  if (!model || running) return;
+  const prompt = els.prompt.value;
+  if (!prompt) {
+    els.completionError.textContent = "Write a prompt first: the prompt is empty.";
+    return;
+  }
+  els.completionError.textContent = "";
+  const run = { kind: "completion", streamId: null, controller: new AbortController(), stopping: false };
+  running = run;
+  renderButtons();
+  els.output.textContent = "";
+  const promptNode = h("span", { class: "completion-echo" }, prompt);
+  const generated = h("span", { class: "completion-generated", dataset: { testid: "completion-generated" } });
+  els.output.append(promptNode, generated);
+  const paint = painter(generated);
+  let count = 0;
+  const started = performance.now();
+  try {
+    await api.stream(`/api/models/${api.seg(model.model_name)}/complete`, { prompt, sampling: sampling.values() }, {
+      signal: run.controller.signal,
+      onEvent: (name, data) => {
+        if (name === "start") {
+          run.streamId = data.stream_id;
+          if (run.stopping) stop();
+        } else if (name === "token") {
+          paint.add(data.text);
+          count += 1;
+          renderLive(count, started);
+        } else if (name === "done") {
+          paint.flush();
+          renderStats(data);
+        } else if (name === "error") {
+          els.completionError.textContent = errorText(data);
+        }
+      },
+    });
+  } catch (err) {
+    if (err.name !== "AbortError") els.completionError.textContent = errorText(err);
+  } finally {
+    if (running === run) running = null;
+    paint.flush();
+    generated.normalize();
+    renderButtons();
+  }
+}
+
+// ---- stop, stats, copy --------------------------------------------------------------------
+
+async function stop() {
+  const run = running;
+  if (!run) return;
+  run.stopping = true;
+  if (!run.streamId) return; // asked again as soon as the start event names the stream
+  try {
+    const answer = await api.post("/api/streams/stop", { stream_id: run.streamId });
+    if (!answer.stopped && running === run) run.controller.abort();
+  } catch (err) {
+    run.controller.abort(); // the server is unreachable: at least stop reading
+    toastError(err);
+  }
+}
+
+function cancelRunning() {
+  const run = running;
+  running = null;
+  if (run.streamId) api.post("/api/streams/stop", { stream_id: run.streamId }).catch(() => {});
+  run.controller.abort();
+}
+
+function statRow(label, value, testid) {
+  return [h("dt", {}, label), h("dd", { dataset: { testid } }, value)];
+}
+
+/** Text that arrives thousands of pieces a second reaches the page once per frame. */
+function painter(el, after = () => {}) {
+  let pending = "";
+  let queued = false;
+  const flush = () => {
+    queued = false;
+    if (!pending) return;
+    el.append(pending);
+    pending = "";
+    after();
+  };
+  return {
+    add(text) {
+      pending += text;
+      if (!queued) {
+        queued = true;
+        requestAnimationFrame(flush);
+      }
+    },
+    flush,
+  };
+}
+
+let liveFrame = null;
+
+function renderLive(count, started) {
+  // Like the text, the live counters are drawn at most once per frame.
+  if (liveFrame !== null) cancelAnimationFrame(liveFrame);
+  liveFrame = requestAnimationFrame(() => {
+    liveFrame = null;
+    drawLive(count, started);
+  });
+}
+
+function drawLive(count, started) {
+  const seconds = (performance.now() - started) / 1000;
+  fill(els.stats,
+    statRow("Tokens", `${formatInt(count)} so far`, "stat-tokens"),
+    statRow("Speed", seconds > 0 ? `${(count / seconds).toFixed(1)} tokens/s` : "–", "stat-speed"),
+  );
+}
+
+function renderStats(stats) {
+  if (liveFrame !== null) cancelAnimationFrame(liveFrame);
+  liveFrame = null;
+  if (!stats) {
+    fill(els.stats, h("p", { class: "empty" }, "Counts and speed of the last reply show here."));
+    return;
+  }
+  const reason = { stop: "the model ended it", length: "reached max_new_tokens", cancelled: "stopped" }[stats.finish_reason] || "–";
+  fill(els.stats,
+    statRow("Tokens", `${formatInt(stats.completion_tokens)} generated · ${formatInt(stats.prompt_tokens)} in the prompt`, "stat-tokens"),
+    statRow("Speed", stats.tokens_per_sec ? `${stats.tokens_per_sec.toFixed(1)} tokens/s` : "–", "stat-speed"),
+    statRow("First token", stats.time_to_first_token != null ? `${(stats.time_to_first_token * 1000).toFixed(0)} ms` : "–", "stat-first"),
+    statRow("Ended", reason, "stat-reason"),
+  );
+}
+
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard permission (some embedded views): fall back to a selected textarea.
+    const area = h("textarea", { class: "visually-hidden" }, text);
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  toast("Copied", { kind: "ok", timeout: 1500 });
 }

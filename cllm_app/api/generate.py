@@ -1,0 +1,205 @@
+"""The LLM tab's routes: conversations, sampling settings, and replies streamed as server-sent events.
+
+A streamed reply is `text/event-stream` with these events, each `data` one JSON object:
+
+    event: start   {"stream_id", "prompt_tokens", ...}   (chat: "conversation_id", "user_message")
+    event: token   {"text"}                              one per piece of text, sent at once
+    event: done    {"prompt_tokens", "completion_tokens", "seconds", "time_to_first_token",
+                    "tokens_per_sec", "finish_reason"}   (chat: "message", the saved reply)
+    event: error   {"code", "message"}                   the stream failed part way
+
+Refusals found before the stream begins (unknown model, bad sampling, empty prompt, too many
+streams) are ordinary JSON errors with a 4xx status. POST /api/streams/stop ends a stream
+after its current token; a client that goes away ends it too.
+"""
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from cllm_app.api.body import json_body
+from cllm_app.errors import CllmError, InvalidInput
+from cllm_app.services.chat import PRESETS, Reply
+from cllm_app.store import db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("generate", __name__, url_prefix="/api")
+
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def studio():
+    return current_app.config["STUDIO"]
+
+
+def _event(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def no_delay() -> None:
+    """Send each write at once: with Nagle's algorithm a small write waits for the previous
+    one's acknowledgement, which costs a round trip per token (werkzeug writes a chunk in
+    several small pieces)."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+def drained(reply: Reply) -> Iterator[list[str]]:
+    """Run `reply` in a thread of its own and give out, at each write, every piece made since
+    the last one. Generation never waits for the socket (the decode kernel runs without the
+    GIL meanwhile), and a slow reader gets several tokens per write instead of falling behind.
+    If the reader goes away, the stream is told to stop and ends as cancelled."""
+    ready = threading.Condition()
+    box: dict = {"items": [], "done": False, "error": None}
+
+    def produce():
+        try:
+            for piece in reply.pieces():
+                with ready:
+                    box["items"].append(piece)
+                    ready.notify()
+        except BaseException as e:  # handed to the reader, which reports it in the stream
+            box["error"] = e
+        finally:
+            with ready:
+                box["done"] = True
+                ready.notify()
+            if not db.is_closed():
+                db.close()  # this thread's own connection (the reply was saved through it)
+
+    threading.Thread(target=produce, name=f"stream-{reply.stream_id[:8]}", daemon=True).start()
+    done = False
+    try:
+        while not done:
+            with ready:
+                while not box["items"] and not box["done"]:
+                    ready.wait()
+                items, box["items"] = box["items"], []
+                done = box["done"]
+            if items:
+                yield items
+        if box["error"] is not None:
+            raise box["error"]
+    finally:
+        if not done:
+            reply.handle.stop_event.set()
+
+
+def sse_response(reply: Reply) -> Response:
+    """Stream `reply` as server-sent events: one event per piece, each write sent at once."""
+    no_delay()
+
+    def events():
+        yield _event("start", reply.start_info())
+        try:
+            for pieces in drained(reply):
+                yield "".join(_event("token", {"text": piece}) for piece in pieces)
+        except CllmError as e:
+            yield _event("error", {"code": e.code, "message": e.message})
+            return
+        except Exception as e:  # a bug mid-stream: the headers are gone, so say it in the stream
+            log.exception("a stream failed")
+            yield _event("error", {"code": "internal_error", "message": f"generation failed: {e}"})
+            return
+        yield _event("done", reply.result())
+
+    response = Response(events(), mimetype="text/event-stream", headers=SSE_HEADERS)
+    # If the client leaves before the first event is sent, the generator never runs: free the slot here.
+    response.call_on_close(lambda: reply.streams.close(reply.handle))
+    return response
+
+
+# ---- conversations --------------------------------------------------------------------------
+
+
+@bp.get("/models/<path:model_name>/conversations")
+def list_conversations(model_name):
+    """A model's conversations, the most recently active first."""
+    return studio().chat.list(model_name)
+
+
+@bp.post("/models/<path:model_name>/conversations")
+def create_conversation(model_name):
+    """Start a new, empty conversation with a model."""
+    body = json_body({"title"}, "a new conversation")
+    return jsonify(studio().chat.create(model_name, body.get("title"))), 201
+
+
+@bp.get("/conversations/<int:conversation_id>")
+def show_conversation(conversation_id):
+    """One conversation with all its messages."""
+    return studio().chat.show(conversation_id)
+
+
+@bp.patch("/conversations/<int:conversation_id>")
+def rename_conversation(conversation_id):
+    """Rename a conversation."""
+    body = json_body({"title"}, "a conversation")
+    return studio().chat.rename(conversation_id, body.get("title"))
+
+
+@bp.delete("/conversations/<int:conversation_id>")
+def delete_conversation(conversation_id):
+    """Delete a conversation and its messages."""
+    return {"deleted": studio().chat.delete(conversation_id)}
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+def send_message(conversation_id):
+    """Add the person's message and stream the model's reply (server-sent events)."""
+    body = json_body({"content", "sampling"}, "a message")
+    return sse_response(studio().chat.start_reply(conversation_id, body.get("content"), body.get("sampling")))
+
+
+@bp.post("/conversations/<int:conversation_id>/regenerate")
+def regenerate(conversation_id):
+    """Replace the last reply with a new one, streamed (server-sent events)."""
+    body = json_body({"sampling"}, "a regenerate")
+    return sse_response(studio().chat.start_reply(conversation_id, None, body.get("sampling"), regenerate=True))
+
+
+# ---- completion, stop, sampling -------------------------------------------------------------
+
+
+@bp.post("/models/<path:model_name>/complete")
+def complete(model_name):
+    """Continue a prompt, streamed (server-sent events)."""
+    body = json_body({"prompt", "sampling", "stop"}, "a completion")
+    return sse_response(studio().chat.start_completion(model_name, body.get("prompt"), body.get("sampling"), body.get("stop")))
+
+
+@bp.post("/streams/stop")
+def stop_stream():
+    """Stop a stream after its current token; it then ends with its done event."""
+    body = json_body({"stream_id"}, "a stop")
+    stream_id = body.get("stream_id")
+    if not isinstance(stream_id, str) or not stream_id:
+        raise InvalidInput("stream_id must be the id a stream's start event gave", code="invalid_stream_id")
+    return {"stream_id": stream_id, "stopped": studio().streams.stop(stream_id)}
+
+
+@bp.get("/sampling-presets")
+def sampling_presets():
+    """The named sampling presets (Custom is any other mix)."""
+    return {"presets": [{"name": name, "sampling": values} for name, values in PRESETS.items()]}
+
+
+@bp.get("/models/<path:model_name>/sampling")
+def get_sampling(model_name):
+    """The sampling settings remembered for a model (its preset and values)."""
+    return studio().chat.sampling_settings(model_name)
+
+
+@bp.put("/models/<path:model_name>/sampling")
+def put_sampling(model_name):
+    """Remember sampling settings for a model."""
+    body = json_body({"preset", "sampling"}, "sampling settings")
+    return studio().chat.save_sampling_settings(model_name, body.get("preset"), body.get("sampling"))
