@@ -10,7 +10,8 @@ position t (rows b*T + t):
     out_t = sum_j softmax(s_t)_j v_j,   lse_t = log sum_j exp(s_tj)
 
 - ``attention_forward`` overwrites ``out`` and ``lse``.
-- ``attention_backward`` ADDS into ``dqkv``.
+- ``attention_backward`` ADDS into ``dqkv``, or overwrites it when
+  accumulate is False (every element belongs to one (batch, head) pair).
 
 No T x T matrix is ever stored. The forward walks key blocks of BK keys for
 a block of BQ queries and keeps, per query, a running max, a running sum of
@@ -345,14 +346,15 @@ cdef inline void _backward_row(float* P, float* G, const float* s, const float* 
 
 
 # One (batch, head) pair of the backward; pointers as in _forward_pair, plus
-# dy/o (dout/out rows, stride C), and dq/dk/dv (dqkv, stride C3), added into.
+# dy/o (dout/out rows, stride C), and dq/dk/dv (dqkv, stride C3), added into
+# (or written, if not accumulate).
 # Key blocks are the outer loop: dK and dV of a block are complete after its
 # query rows (from j0 on), dQ collects over all key blocks.
 cdef void _backward_pair(float* dq, float* dk, float* dv, const float* dy, const float* o,
                          const float* q, const float* k, const float* v,
                          const float* lse_row, Py_ssize_t C3, Py_ssize_t C, Py_ssize_t T,
                          Py_ssize_t hs, Py_ssize_t hsp, Py_ssize_t Tp, float scale,
-                         float* buf) noexcept nogil:
+                         bint accumulate, float* buf) noexcept nogil:
     cdef float* Kt = buf                 # tiles (Tp / BK, hsp, BK), k^T * scale
     cdef float* Vt = Kt + hsp * Tp       # tiles (Tp / BK, hsp, BK), v^T
     cdef float* Kb = Vt + hsp * Tp       # (Tp, hsp), k
@@ -430,13 +432,22 @@ cdef void _backward_pair(float* dq, float* dk, float* dv, const float* dy, const
                 _acc1(dQ + (i0 + r) * hsp, hsp, G + r * BK, 1, Kb + j0 * hsp, hsp, nk, False)
             i0 += BQ
         for j in range(nk):
-            for d in range(hs):
-                dk[(j0 + j) * C3 + d] += dK[j * hsp + d]
-                dv[(j0 + j) * C3 + d] += dV[j * hsp + d]
+            if accumulate:
+                for d in range(hs):
+                    dk[(j0 + j) * C3 + d] += dK[j * hsp + d]
+                    dv[(j0 + j) * C3 + d] += dV[j * hsp + d]
+            else:
+                for d in range(hs):
+                    dk[(j0 + j) * C3 + d] = dK[j * hsp + d]
+                    dv[(j0 + j) * C3 + d] = dV[j * hsp + d]
         j0 += BK
     for i in range(T):
-        for d in range(hs):
-            dq[i * C3 + d] += dQ[i * hsp + d]
+        if accumulate:
+            for d in range(hs):
+                dq[i * C3 + d] += dQ[i * hsp + d]
+        else:
+            for d in range(hs):
+                dq[i * C3 + d] = dQ[i * hsp + d]
 
 
 cdef int _shapes(str fn, object qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH,
@@ -544,8 +555,9 @@ def attention_forward(out, lse, qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH):
 
 # dqkv: (B*T, 3C) is accumulated into; dout: (B*T, C), qkv: (B*T, 3C),
 # out: (B*T, C), lse: (B, NH, T) are read
-def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH):
-    """Add the gradient of attention_forward with respect to qkv into dqkv.
+def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH,
+                       bint accumulate=True):
+    """Add the gradient of attention_forward with respect to qkv into dqkv (write it if not accumulate).
 
     out and lse are what attention_forward wrote for this qkv; dout is the
     gradient with respect to out. Raises ValueError on a wrong shape, dtype or
@@ -587,6 +599,6 @@ def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py
                 yoff = b * T * C + h * hs
                 _backward_pair(dx + qoff, dx + qoff + C, dx + qoff + 2 * C, dy + yoff, o + yoff,
                                x + qoff, x + qoff + C, x + qoff + 2 * C, lp + pair * T,
-                               C3, C, T, hs, hsp, Tp, scale, buf)
+                               C3, C, T, hs, hsp, Tp, scale, accumulate, buf)
     finally:
         _return_scratch(own)
