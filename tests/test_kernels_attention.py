@@ -221,3 +221,18 @@ def test_concurrent_calls_from_python_threads(K):
             for got, want in zip(pool.map(run, cases), serial, strict=True):
                 for a, b in zip(got, want, strict=True):
                     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("B,T,C,NH", SHAPES)
+def test_backward_can_overwrite(K, B, T, C, NH):
+    # accumulate=False must write every element of dqkv (NaN-filled here), each pair its own columns.
+    qkv, dout = inputs(B, T, C)
+    out, lse = forward(reference, qkv, B, T, NH)
+    got = np.full((B * T, 3 * C), np.nan, np.float32)
+    want = np.zeros((B * T, 3 * C), np.float32)
+    K.attention_backward(got, dout, qkv, out, lse, B, T, NH, accumulate=False)
+    reference.attention_backward(want, dout, qkv, out, lse, B, T, NH)
+    close(got, want, BWD_TOL, "dqkv")
+    ref = np.full((B * T, 3 * C), np.nan, np.float32)
+    reference.attention_backward(ref, dout, qkv, out, lse, B, T, NH, accumulate=False)
+    close(ref, want, 1e-12, "reference dqkv")

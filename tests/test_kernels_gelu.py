@@ -166,3 +166,20 @@ def test_partial_overlap_is_rejected(K):
         K.gelu_forward(out, a)
     with pytest.raises(ValueError, match="dinp must not share memory with dout"):
         K.gelu_backward(out, b, a)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gelu_backward_can_overwrite_in_place(K, shape):
+    # accumulate=False: dinp = gelu'(inp) * dout, also when dinp is dout itself (the MLP's backward).
+    x, dout = inputs(shape)
+    want = np.zeros(shape, np.float32)
+    reference.gelu_backward(want, x, dout)
+    fresh = np.full(shape, np.nan, np.float32)
+    K.gelu_backward(fresh, x, dout, accumulate=False)
+    np.testing.assert_allclose(fresh, want, **TOL)
+    inplace = dout.copy()
+    K.gelu_backward(inplace, x, inplace, accumulate=False)
+    np.testing.assert_allclose(inplace, want, **TOL)
+    ref = dout.copy()
+    reference.gelu_backward(ref, x, ref, accumulate=False)
+    np.testing.assert_allclose(ref, want, rtol=1e-6, atol=1e-7)

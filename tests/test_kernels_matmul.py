@@ -206,3 +206,65 @@ def test_output_sharing_memory_with_an_input_is_rejected(K):
     dout = np.zeros((3, 3), np.float32)
     with pytest.raises(ValueError, match="dinp must not share memory with dwte"):
         K.matmul_backward_tied(wte, wte, dout, x, np.ones((3, 3), np.float32))
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("n,c,oc", SHAPES)
+def test_forward_adds_the_residual(K, n, c, oc, with_bias):
+    # The block's residual add fused into the projection: out = inp @ weight + bias + residual.
+    x, w, b, _ = linear_inputs(n, c, oc)
+    residual = randn(np.random.default_rng(4), n, oc)
+    bias = b if with_bias else None
+    got = np.full((n, oc), np.nan, np.float32)
+    want = np.empty((n, oc), np.float32)
+    K.matmul_forward(got, x, w, bias, residual)
+    reference.matmul_forward(want, x, w, bias, residual)
+    np.testing.assert_allclose(got, want, rtol=FWD_TOL, atol=FWD_TOL)
+    plain = np.empty((n, oc), np.float32)
+    reference.matmul_forward(plain, x, w, bias)
+    np.testing.assert_allclose(got, plain + residual, rtol=FWD_TOL, atol=FWD_TOL)
+
+
+def test_forward_rejects_a_bad_residual(K):
+    x, w, b, _ = linear_inputs(5, 3, 4)
+    out = np.empty((5, 4), np.float32)
+    with pytest.raises(ValueError, match="residual has shape"):
+        K.matmul_forward(out, x, w, b, np.zeros((5, 3), np.float32))
+    with pytest.raises(ValueError, match="residual must be float32"):
+        K.matmul_forward(out, x, w, b, np.zeros((5, 4), np.float64))
+    with pytest.raises(ValueError, match="must not share memory with residual"):
+        K.matmul_forward(out, x, w, b, out)
+
+
+@pytest.mark.parametrize("n,c,oc", SHAPES)
+def test_backward_can_overwrite_dinp(K, n, c, oc):
+    # accumulate_dinp=False writes dinp (NaN-filled here: every element must be written)
+    # and still adds into dweight and dbias.
+    x, w, _, dout = linear_inputs(n, c, oc)
+    rng = np.random.default_rng(6)
+    dw0, db0 = randn(rng, c, oc), randn(rng, oc)
+    got = [np.full((n, c), np.nan, np.float32), dw0.copy(), db0.copy()]
+    want = [np.zeros((n, c), np.float32), dw0.copy(), db0.copy()]
+    K.matmul_backward(*got, dout, x, w, accumulate_dinp=False)
+    reference.matmul_backward(*want, dout, x, w)
+    for name, g, r in zip(("dinp", "dweight", "dbias"), got, want, strict=True):
+        close(g, r, BWD_TOL, name)
+    again = [np.full((n, c), np.nan, np.float32), dw0.copy(), db0.copy()]
+    reference.matmul_backward(*again, dout, x, w, accumulate_dinp=False)
+    close(again[0], want[0], 1e-12, "reference dinp")
+
+
+@pytest.mark.parametrize("n,c,v", TIED)
+def test_tied_backward_can_overwrite_dinp(K, n, c, v):
+    x, wte, _, dout = linear_inputs(n, c, v)
+    wte = np.ascontiguousarray(wte.T)
+    dwte0 = randn(np.random.default_rng(7), v, c)
+    got = [np.full((n, c), np.nan, np.float32), dwte0.copy()]
+    want = [np.zeros((n, c), np.float32), dwte0.copy()]
+    K.matmul_backward_tied(*got, dout, x, wte, accumulate_dinp=False)
+    reference.matmul_backward_tied(*want, dout, x, wte)
+    for name, g, r in zip(("dinp", "dwte"), got, want, strict=True):
+        close(g, r, BWD_TOL, name)
+    ref = [np.full((n, c), np.nan, np.float32), dwte0.copy()]
+    reference.matmul_backward_tied(*ref, dout, x, wte, accumulate_dinp=False)
+    close(ref[0], want[0], 1e-12, "reference dinp")

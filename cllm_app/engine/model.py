@@ -125,7 +125,6 @@ class Activations:
         self.dresidual = np.empty((N, C), f)
         self.dln = np.empty((N, C), f)
         self.dbig = np.empty((N, 4 * C), f)
-        self.dbig2 = np.empty((N, 4 * C), f)
         self.dqkv = np.empty((N, 3 * C), f)
         self.datty = np.empty((N, C), f)
 
@@ -165,14 +164,12 @@ class GPT:
             K.layernorm_forward(L.ln1, L.ln1_mean, L.ln1_rstd, residual, P[p + "ln_1.weight"], P[p + "ln_1.bias"])
             K.matmul_forward(L.qkv, L.ln1, P[p + "attn.c_attn.weight"], P[p + "attn.c_attn.bias"])
             K.attention_forward(L.atty, L.att_lse, L.qkv, B, T, cfg.n_head)
-            # attention's output projection writes into residual2 and the residual is added in place
-            K.matmul_forward(L.residual2, L.atty, P[p + "attn.c_proj.weight"], P[p + "attn.c_proj.bias"])
-            K.residual_forward(L.residual2, residual, L.residual2)
+            # the projections add the residual stream as they write (bias + residual, then the product)
+            K.matmul_forward(L.residual2, L.atty, P[p + "attn.c_proj.weight"], P[p + "attn.c_proj.bias"], residual)
             K.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.residual2, P[p + "ln_2.weight"], P[p + "ln_2.bias"])
             K.matmul_forward(L.fch, L.ln2, P[p + "mlp.c_fc.weight"], P[p + "mlp.c_fc.bias"])
             K.gelu_forward(L.fch_gelu, L.fch)
-            K.matmul_forward(L.residual3, L.fch_gelu, P[p + "mlp.c_proj.weight"], P[p + "mlp.c_proj.bias"])
-            K.residual_forward(L.residual3, L.residual2, L.residual3)
+            K.matmul_forward(L.residual3, L.fch_gelu, P[p + "mlp.c_proj.weight"], P[p + "mlp.c_proj.bias"], L.residual2)
             residual = L.residual3
         K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, P["ln_f.weight"], P["ln_f.bias"])
         K.matmul_forward_tied(a.logits, a.lnf, P["wte.weight"])
@@ -186,7 +183,11 @@ class GPT:
 
     def backward(self, scale: float = 1.0) -> None:
         """Gradients of `scale` times the last forward's mean loss, ADDED into self.grads
-        (zero them first; gradient accumulation passes scale = 1/steps)."""
+        (zero them first; gradient accumulation passes scale = 1/steps).
+
+        Scratch gradients (dln, dbig, datty, dqkv) are overwritten by the kernel that
+        produces them (accumulate False), so none needs zeroing; only the residual
+        stream's gradient dres is summed over branches."""
         K, P, G, cfg, a = self.K, self.params, self.grads, self.cfg, self.acts
         B, T = a.B, a.T
         dlogits = a.logits  # the loss gradient overwrites the logits: they are not needed again
@@ -194,27 +195,20 @@ class GPT:
         residual = a.layers[-1].residual3 if a.layers else a.encoded
         dres = a.dresidual
         dres.fill(0.0)
-        a.dln.fill(0.0)
-        K.matmul_backward_tied(a.dln, G["wte.weight"], dlogits, a.lnf, P["wte.weight"])
+        K.matmul_backward_tied(a.dln, G["wte.weight"], dlogits, a.lnf, P["wte.weight"], accumulate_dinp=False)
         K.layernorm_backward(dres, G["ln_f.weight"], G["ln_f.bias"], a.dln, residual, P["ln_f.weight"], a.lnf_mean, a.lnf_rstd)
         for i in reversed(range(cfg.n_layer)):
             L, p = a.layers[i], f"h.{i}."
             residual = a.layers[i - 1].residual3 if i > 0 else a.encoded
             # MLP: dres flows through the residual unchanged and into the MLP branch
-            a.dbig.fill(0.0)
-            K.matmul_backward(a.dbig, G[p + "mlp.c_proj.weight"], G[p + "mlp.c_proj.bias"], dres, L.fch_gelu, P[p + "mlp.c_proj.weight"])
-            a.dbig2.fill(0.0)
-            K.gelu_backward(a.dbig2, L.fch, a.dbig)
-            a.dln.fill(0.0)
-            K.matmul_backward(a.dln, G[p + "mlp.c_fc.weight"], G[p + "mlp.c_fc.bias"], a.dbig2, L.ln2, P[p + "mlp.c_fc.weight"])
+            K.matmul_backward(a.dbig, G[p + "mlp.c_proj.weight"], G[p + "mlp.c_proj.bias"], dres, L.fch_gelu, P[p + "mlp.c_proj.weight"], accumulate_dinp=False)
+            K.gelu_backward(a.dbig, L.fch, a.dbig, accumulate=False)  # in place: dbig becomes d(fch)
+            K.matmul_backward(a.dln, G[p + "mlp.c_fc.weight"], G[p + "mlp.c_fc.bias"], a.dbig, L.ln2, P[p + "mlp.c_fc.weight"], accumulate_dinp=False)
             K.layernorm_backward(dres, G[p + "ln_2.weight"], G[p + "ln_2.bias"], a.dln, L.residual2, P[p + "ln_2.weight"], L.ln2_mean, L.ln2_rstd)
             # attention
-            a.datty.fill(0.0)
-            K.matmul_backward(a.datty, G[p + "attn.c_proj.weight"], G[p + "attn.c_proj.bias"], dres, L.atty, P[p + "attn.c_proj.weight"])
-            a.dqkv.fill(0.0)
-            K.attention_backward(a.dqkv, a.datty, L.qkv, L.atty, L.att_lse, B, T, cfg.n_head)
-            a.dln.fill(0.0)
-            K.matmul_backward(a.dln, G[p + "attn.c_attn.weight"], G[p + "attn.c_attn.bias"], a.dqkv, L.ln1, P[p + "attn.c_attn.weight"])
+            K.matmul_backward(a.datty, G[p + "attn.c_proj.weight"], G[p + "attn.c_proj.bias"], dres, L.atty, P[p + "attn.c_proj.weight"], accumulate_dinp=False)
+            K.attention_backward(a.dqkv, a.datty, L.qkv, L.atty, L.att_lse, B, T, cfg.n_head, accumulate=False)
+            K.matmul_backward(a.dln, G[p + "attn.c_attn.weight"], G[p + "attn.c_attn.bias"], a.dqkv, L.ln1, P[p + "attn.c_attn.weight"], accumulate_dinp=False)
             K.layernorm_backward(dres, G[p + "ln_1.weight"], G[p + "ln_1.bias"], a.dln, residual, P[p + "ln_1.weight"], L.ln1_mean, L.ln1_rstd)
         K.encoder_backward(G["wte.weight"], G["wpe.weight"], dres, self._inputs)
 

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 # cython: cdivision=True, initializedcheck=False
-"""Fused causal self-attention, forward and backward, flash-attention style.
+"""Fused causal self-attention, forward and backward, in the manner of FlashAttention.
 
 qkv rows hold q | k | v, each C wide; head h owns columns h*hs .. (h+1)*hs
 of each (hs = C / NH), as in GPT-2's c_attn. For batch b, head h and query
@@ -10,14 +10,16 @@ position t (rows b*T + t):
     out_t = sum_j softmax(s_t)_j v_j,   lse_t = log sum_j exp(s_tj)
 
 - ``attention_forward`` overwrites ``out`` and ``lse``.
-- ``attention_backward`` ADDS into ``dqkv``.
+- ``attention_backward`` ADDS into ``dqkv``, or overwrites it when
+  accumulate is False (every element belongs to one (batch, head) pair).
 
-No T x T matrix is ever stored. The forward walks key blocks of BK keys for
-a block of BQ queries and keeps, per query, a running max, a running sum of
-exponentials and a running output (online softmax); only lse is kept for
-the backward. The backward recomputes the probabilities of one BQ x BK tile
-at a time from lse, with D_t = dout_t . out_t standing in for the row sums of
-P * dP (FlashAttention-2's trick), so it needs out, not the probabilities.
+No T x T matrix is ever stored. The forward takes two query rows at a time:
+their scores against every key they may see (one row of T floats each), a
+plain two-pass softmax of each row, and both output rows in one pass over V;
+only lse is kept for the backward. The backward recomputes the probabilities
+of one BQ x BK tile at a time from lse, with D_t = dout_t . out_t standing in
+for the row sums of P * dP (FlashAttention-2's trick), so it needs out, not
+the probabilities.
 
 Work is split over OpenMP threads by (batch, head) pairs, statically. A pair
 reads and writes only its own columns, so threads never share an output, and
@@ -164,37 +166,6 @@ cdef extern from *:
                            Py_ssize_t n, bint zero) noexcept nogil
 
 
-# x: (BK,) -> max of x
-cdef inline float _max_bk(const float* x) noexcept nogil:
-    cdef float m[8]
-    cdef Py_ssize_t j, k
-    for k in range(8):
-        m[k] = x[k]
-    j = 8
-    while j < BK:
-        for k in range(8):
-            m[k] = x[j + k] if x[j + k] > m[k] else m[k]
-        j += 8
-    cdef float best = m[0]
-    for k in range(1, 8):
-        best = m[k] if m[k] > best else best
-    return best
-
-
-# x: (BK,) -> sum of x, in 8 lanes
-cdef inline float _sum_bk(const float* x) noexcept nogil:
-    cdef float a[8]
-    cdef Py_ssize_t j, k
-    for k in range(8):
-        a[k] = x[k]
-    j = 8
-    while j < BK:
-        for k in range(8):
-            a[k] += x[j + k]
-        j += 8
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
-
-
 # ---------------------------------------------------------------------------
 # Per-thread scratch, in floats. Tp is T rounded up to BK, hsp is hs rounded
 # up to PAD. The copies below write the padding too (zeros), and every other
@@ -206,8 +177,8 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t x, Py_ssize_t m) noexcept nogil:
 
 
 cdef inline Py_ssize_t _forward_scratch(Py_ssize_t Tp, Py_ssize_t hsp) noexcept nogil:
-    # Kt tiles (Tp / BK, hsp, BK), V (Tp, hsp), O (BQ, hsp), m, l (BQ), p (2, BK)
-    return _round_up(2 * Tp * hsp + BQ * hsp + 2 * BQ + 2 * BK, LINE // sizeof(float))
+    # Kt tiles (Tp / BK, hsp, BK), V (Tp, hsp), p (2, Tp), O (2, hsp)
+    return _round_up(2 * Tp * hsp + 2 * Tp + 2 * hsp, LINE // sizeof(float))
 
 
 cdef inline Py_ssize_t _backward_scratch(Py_ssize_t Tp, Py_ssize_t hsp) noexcept nogil:
@@ -252,81 +223,86 @@ cdef inline void _copy_transposed(float* dst, Py_ssize_t hsp, const float* src,
         j0 += BK
 
 
-# One query row's step of the online softmax over a key block: p (BK,) holds
-# its scores and gets its probabilities relative to the new running max (0
-# past kv, the keys it may see); m, l (the running max and sum) are updated
-# and the running output o (hsp,) is rescaled to the new max.
-cdef inline void _online_softmax(float* p, float* m, float* l, float* o, Py_ssize_t kv,
-                                 Py_ssize_t hsp) noexcept nogil:
-    cdef Py_ssize_t j, d
-    for j in range(kv, BK):
+# One query row's softmax: p[0:n] holds its scores and gets exp(score - max);
+# [n, width) (width a multiple of 8, <= the row's buffer) gets zeros. Its max
+# and the sum of the exponentials go to m and l. A whole row of scores fits in
+# scratch for any T, so one pass finds the max and one takes the exponentials:
+# no running rescaling as in a block-by-block (online) softmax.
+cdef inline void _softmax_row(float* p, Py_ssize_t n, Py_ssize_t width, float* m,
+                              float* l) noexcept nogil:
+    cdef float mx[8]
+    cdef float sm[8]
+    cdef Py_ssize_t j, k
+    cdef float best, e
+    for j in range(n, width):
         p[j] = -INFINITY
-    cdef float m_new = _max_bk(p)
-    m_new = m[0] if m[0] > m_new else m_new
-    cdef float corr = fast_exp(m[0] - m_new)
-    for j in range(BK):
-        p[j] = fast_exp(p[j] - m_new)
-    l[0] = l[0] * corr + _sum_bk(p)
-    m[0] = m_new
-    if corr != <float>1.0:
-        for d in range(hsp):
-            o[d] *= corr
+    for k in range(8):
+        mx[k] = p[k]
+    j = 8
+    while j < width:
+        for k in range(8):
+            mx[k] = p[j + k] if p[j + k] > mx[k] else mx[k]
+        j += 8
+    best = mx[0]
+    for k in range(1, 8):
+        best = mx[k] if mx[k] > best else best
+    for k in range(8):
+        sm[k] = 0.0
+    j = 0
+    while j < width:
+        for k in range(8):
+            e = fast_exp(p[j + k] - best)
+            p[j + k] = e
+            sm[k] += e
+        j += 8
+    m[0] = best
+    l[0] = ((sm[0] + sm[1]) + (sm[2] + sm[3])) + ((sm[4] + sm[5]) + (sm[6] + sm[7]))
 
 
 # One (batch, head) pair. q, k, v point at the pair's first row of qkv (row
 # stride C3); y at its first row of out (stride C); lse_row at lse[b, h, 0].
-# Query blocks and key blocks are both BQ = BK wide and aligned, so every
-# query row of a block sees at least the first key of every key block visited.
+# Query rows go two at a time (rows i and i + 1 share every K and V row they
+# read): their scores against all the keys they may see, the softmax of each
+# row, then both output rows in one pass over V. Row i's probability of key
+# i + 1 is zero, so both rows use the same key count in that pass.
 cdef void _forward_pair(float* y, float* lse_row, const float* q, const float* k,
                         const float* v, Py_ssize_t C3, Py_ssize_t C, Py_ssize_t T,
                         Py_ssize_t hs, Py_ssize_t hsp, Py_ssize_t Tp, float scale,
                         float* buf) noexcept nogil:
     cdef float* Kt = buf                 # tiles (Tp / BK, hsp, BK), k^T * scale
     cdef float* Vb = Kt + hsp * Tp       # (Tp, hsp)
-    cdef float* O = Vb + Tp * hsp        # (BQ, hsp), running sum of p v
-    cdef float* m = O + BQ * hsp         # (BQ,), running max
-    cdef float* l = m + BQ               # (BQ,), running sum of exp(s - m)
-    cdef float* p = l + BQ               # (2, BK), scores, then probabilities, of two rows
-    cdef Py_ssize_t i0, j0, r, i, d, nq, kv
+    cdef float* p = Vb + Tp * hsp        # (2, Tp), scores, then exponentials, of two rows
+    cdef float* O = p + 2 * Tp           # (2, hsp), unnormalized output rows
+    cdef float ml[4]                     # max and sum of rows i and i + 1
+    cdef Py_ssize_t i, j0, d, n, width, r, rows
     cdef float inv
     _copy_transposed(Kt, hsp, k, C3, T, hs, scale)
     _copy_rows(Vb, hsp, v, C3, T, hs)
-    i0 = 0
-    while i0 < T:
-        nq = BQ if T - i0 > BQ else T - i0
-        for r in range(nq):
-            m[r] = -INFINITY
-            l[r] = 0.0
-            for d in range(hsp):
-                O[r * hsp + d] = 0.0
+    i = 0
+    while i < T:
+        rows = 2 if i + 1 < T else 1
+        n = i + rows                     # keys the last of the rows sees
+        width = _round_up(n, 8)
         j0 = 0
-        while j0 <= i0:
-            r = 0
-            while r < nq:
-                i = i0 + r
-                kv = BK if i - j0 + 1 > BK else i - j0 + 1
-                if r + 1 < nq:
-                    _acc2(p, p + BK, BK, q + i * C3, q + (i + 1) * C3, 1, Kt + j0 * hsp, BK,
-                          hs, True)
-                    _online_softmax(p, m + r, l + r, O + r * hsp, kv, hsp)
-                    kv = BK if kv == BK else kv + 1
-                    _online_softmax(p + BK, m + r + 1, l + r + 1, O + (r + 1) * hsp, kv, hsp)
-                    _acc2(O + r * hsp, O + (r + 1) * hsp, hsp, p, p + BK, 1, Vb + j0 * hsp,
-                          hsp, kv, False)
-                    r += 2
-                else:
-                    _acc1(p, BK, q + i * C3, 1, Kt + j0 * hsp, BK, hs, True)
-                    _online_softmax(p, m + r, l + r, O + r * hsp, kv, hsp)
-                    _acc1(O + r * hsp, hsp, p, 1, Vb + j0 * hsp, hsp, kv, False)
-                    r += 1
+        while j0 < n:
+            if rows == 2:
+                _acc2(p + j0, p + Tp + j0, BK, q + i * C3, q + (i + 1) * C3, 1, Kt + j0 * hsp,
+                      BK, hs, True)
+            else:
+                _acc1(p + j0, BK, q + i * C3, 1, Kt + j0 * hsp, BK, hs, True)
             j0 += BK
-        for r in range(nq):
-            i = i0 + r
-            inv = <float>1.0 / l[r]
+        _softmax_row(p, i + 1, width, ml, ml + 1)
+        if rows == 2:
+            _softmax_row(p + Tp, n, width, ml + 2, ml + 3)
+            _acc2(O, O + hsp, hsp, p, p + Tp, 1, Vb, hsp, n, True)
+        else:
+            _acc1(O, hsp, p, 1, Vb, hsp, n, True)
+        for r in range(rows):
+            inv = <float>1.0 / ml[2 * r + 1]
             for d in range(hs):
-                y[i * C + d] = O[r * hsp + d] * inv
-            lse_row[i] = m[r] + log(l[r])
-        i0 += BQ
+                y[(i + r) * C + d] = O[r * hsp + d] * inv
+            lse_row[i + r] = ml[2 * r] + log(ml[2 * r + 1])
+        i += 2
 
 
 # One query row of a backward tile: from its scores s (BK,) and dout . v
@@ -345,14 +321,15 @@ cdef inline void _backward_row(float* P, float* G, const float* s, const float* 
 
 
 # One (batch, head) pair of the backward; pointers as in _forward_pair, plus
-# dy/o (dout/out rows, stride C), and dq/dk/dv (dqkv, stride C3), added into.
+# dy/o (dout/out rows, stride C), and dq/dk/dv (dqkv, stride C3), added into
+# (or written, if not accumulate).
 # Key blocks are the outer loop: dK and dV of a block are complete after its
 # query rows (from j0 on), dQ collects over all key blocks.
 cdef void _backward_pair(float* dq, float* dk, float* dv, const float* dy, const float* o,
                          const float* q, const float* k, const float* v,
                          const float* lse_row, Py_ssize_t C3, Py_ssize_t C, Py_ssize_t T,
                          Py_ssize_t hs, Py_ssize_t hsp, Py_ssize_t Tp, float scale,
-                         float* buf) noexcept nogil:
+                         bint accumulate, float* buf) noexcept nogil:
     cdef float* Kt = buf                 # tiles (Tp / BK, hsp, BK), k^T * scale
     cdef float* Vt = Kt + hsp * Tp       # tiles (Tp / BK, hsp, BK), v^T
     cdef float* Kb = Vt + hsp * Tp       # (Tp, hsp), k
@@ -430,13 +407,22 @@ cdef void _backward_pair(float* dq, float* dk, float* dv, const float* dy, const
                 _acc1(dQ + (i0 + r) * hsp, hsp, G + r * BK, 1, Kb + j0 * hsp, hsp, nk, False)
             i0 += BQ
         for j in range(nk):
-            for d in range(hs):
-                dk[(j0 + j) * C3 + d] += dK[j * hsp + d]
-                dv[(j0 + j) * C3 + d] += dV[j * hsp + d]
+            if accumulate:
+                for d in range(hs):
+                    dk[(j0 + j) * C3 + d] += dK[j * hsp + d]
+                    dv[(j0 + j) * C3 + d] += dV[j * hsp + d]
+            else:
+                for d in range(hs):
+                    dk[(j0 + j) * C3 + d] = dK[j * hsp + d]
+                    dv[(j0 + j) * C3 + d] = dV[j * hsp + d]
         j0 += BK
     for i in range(T):
-        for d in range(hs):
-            dq[i * C3 + d] += dQ[i * hsp + d]
+        if accumulate:
+            for d in range(hs):
+                dq[i * C3 + d] += dQ[i * hsp + d]
+        else:
+            for d in range(hs):
+                dq[i * C3 + d] = dQ[i * hsp + d]
 
 
 cdef int _shapes(str fn, object qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH,
@@ -544,8 +530,9 @@ def attention_forward(out, lse, qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH):
 
 # dqkv: (B*T, 3C) is accumulated into; dout: (B*T, C), qkv: (B*T, 3C),
 # out: (B*T, C), lse: (B, NH, T) are read
-def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH):
-    """Add the gradient of attention_forward with respect to qkv into dqkv.
+def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH,
+                       bint accumulate=True):
+    """Add the gradient of attention_forward with respect to qkv into dqkv (write it if not accumulate).
 
     out and lse are what attention_forward wrote for this qkv; dout is the
     gradient with respect to out. Raises ValueError on a wrong shape, dtype or
@@ -587,6 +574,6 @@ def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py
                 yoff = b * T * C + h * hs
                 _backward_pair(dx + qoff, dx + qoff + C, dx + qoff + 2 * C, dy + yoff, o + yoff,
                                x + qoff, x + qoff + C, x + qoff + 2 * C, lp + pair * T,
-                               C3, C, T, hs, hsp, Tp, scale, buf)
+                               C3, C, T, hs, hsp, Tp, scale, accumulate, buf)
     finally:
         _return_scratch(own)

@@ -2,7 +2,9 @@
 # cython: cdivision=True, initializedcheck=False
 """GELU (GPT-2's tanh approximation) and the residual add, over arrays of any shape.
 
-- ``gelu_forward`` overwrites ``out``; ``gelu_backward`` ADDS into ``dinp``.
+- ``gelu_forward`` overwrites ``out``; ``gelu_backward`` ADDS into ``dinp``,
+  or overwrites it when accumulate is False (then dinp may be dout itself:
+  the MLP's backward scales its gradient in place, with no zeroed buffer).
 - ``residual_forward`` overwrites ``out`` with a + b; out may be a or b.
 
 The arrays are treated as flat: shapes may differ as long as the element
@@ -95,6 +97,16 @@ cdef inline void _gelu_bwd_chunk(float_restrict dx, const float* x, const float*
         dx[i] += dy[i] * _gelu_grad(x[i])
 
 
+# x: (n,), dy: (n,) -> dx: (n,) overwritten; dx may be the same memory as x or dy.
+cdef inline void _gelu_bwd_chunk_write(float* dx, const float* x, const float* dy,
+                                       Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef float g
+    for i in range(n):
+        g = _gelu_grad(x[i])
+        dx[i] = dy[i] * g
+
+
 # Same as _gelu_bwd_chunk when dx is the same memory as x or dy.
 cdef inline void _gelu_bwd_chunk_inplace(float* dx, const float* x, const float* dy,
                                          Py_ssize_t n) noexcept nogil:
@@ -132,8 +144,8 @@ def gelu_forward(out, inp):
 
 
 # dinp: (any) is accumulated into; inp, dout: (same size) are read
-def gelu_backward(dinp, inp, dout):
-    """dinp += gelu'(inp) * dout, element-wise.
+def gelu_backward(dinp, inp, dout, bint accumulate=True):
+    """dinp += gelu'(inp) * dout, element-wise; dinp = gelu'(inp) * dout if not accumulate.
 
     All three are C-contiguous float32 arrays with the same number of
     elements; dinp may be the same array as dout (or inp) but must not overlap
@@ -154,7 +166,9 @@ def gelu_backward(dinp, inp, dout):
         for c in prange(chunks, schedule="static", num_threads=threads_for(4 * n)):
             lo = c * CHUNK
             m = CHUNK if n - lo > CHUNK else n - lo
-            if inplace:
+            if not accumulate:
+                _gelu_bwd_chunk_write(dx + lo, x + lo, dy + lo, m)
+            elif inplace:
                 _gelu_bwd_chunk_inplace(dx + lo, x + lo, dy + lo, m)
             else:
                 _gelu_bwd_chunk(dx + lo, x + lo, dy + lo, m)

@@ -2,11 +2,14 @@
 # cython: cdivision=True, initializedcheck=False
 """Matrix products of the model (linear layers and the tied output head), in the style of llm.c.
 
-- ``matmul_forward``: out = inp @ weight + bias (overwrites out).
-- ``matmul_backward``: ADDS into dinp, dweight and dbias.
+- ``matmul_forward``: out = inp @ weight + bias (+ residual) (overwrites out).
+- ``matmul_backward``: ADDS into dweight and dbias, and into dinp unless
+  accumulate_dinp is False (then dinp is overwritten, so a scratch buffer
+  needs no zeroing first).
 - ``matmul_forward_tied``: out = inp @ wte.T, the output head tied to the
   token embedding (overwrites out).
-- ``matmul_backward_tied``: ADDS into dinp and dwte.
+- ``matmul_backward_tied``: ADDS into dwte, and into dinp unless
+  accumulate_dinp is False.
 
 The products are BLAS sgemm calls (scipy's OpenBLAS, through
 scipy.linalg.cython_blas, without the GIL), one per OpenMP thread on its band
@@ -14,9 +17,10 @@ of the output (see "Threads" below). BLAS is column-major: a C-order
 (rows, cols) array is, to Fortran, its transpose, so the row-major product
 X = A @ B is computed as the column-major X^T = B^T A^T by passing the
 operands in swapped order. Gradients accumulate for free: sgemm with
-beta = 1 adds into its output. The forward bias is written into out first
-and the product added onto it (beta = 1), which costs no more than BLAS's
-own zeroing pass for beta = 0.
+beta = 1 adds into its output. The forward bias (plus the residual stream,
+when given) is written into out first and the product added onto it
+(beta = 1), which costs no more than BLAS's own zeroing pass for beta = 0:
+the residual add of a transformer block comes for free.
 
 The bias gradient is a column sum over all N rows, done in an OpenMP loop:
 threads split the columns, each sums its columns over the rows in order
@@ -56,15 +60,33 @@ cdef inline void _sgemm(bint trans_a, bint trans_b, int M, int N, int K, const f
     sgemm(&ta, &tb, &N, &M, &K, &alpha, <float*>B, &ldb, <float*>A, &lda, &beta, C, &ldc)
 
 
+# C[i0:i1, j0:j1] (rows N apart) = bias[j] and/or + res[i, j]; nothing if both are NULL.
+cdef inline void _fill(float* C, const float* bias, const float* res, Py_ssize_t N,
+                       Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    cdef Py_ssize_t i, j
+    if bias != NULL and res != NULL:
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                C[i * N + j] = bias[j] + res[i * N + j]
+    elif bias != NULL:
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                C[i * N + j] = bias[j]
+    elif res != NULL:
+        for i in range(i0, i1):
+            for j in range(j0, j1):
+                C[i * N + j] = res[i * N + j]
+
+
 # Thread t's share of C (M, N) = op(A) @ op(B) + beta * C (shapes as in
 # _sgemm, with packed rows): a band of C's rows or columns, whichever
 # dimension is longer, split in nt bands of whole 16-float lines. The summed
 # dimension K is never split, so every element is one BLAS dot product over
-# all of K. If bias is not NULL the band is first filled with bias (one value
-# per column) and beta must be 1.
+# all of K. If bias or res is not NULL the band is first filled with bias (one
+# value per column) plus res (an (M, N) array like C), and beta must be 1.
 cdef inline void _sgemm_band(int t, int nt, bint trans_a, bint trans_b, int M, int N, int K,
                              const float* A, const float* B, float beta, float* C,
-                             const float* bias) noexcept nogil:
+                             const float* bias, const float* res) noexcept nogil:
     cdef int lda = M if trans_a else K
     cdef int ldb = K if trans_b else N
     cdef bint by_rows = M >= N
@@ -77,17 +99,11 @@ cdef inline void _sgemm_band(int t, int nt, bint trans_a, bint trans_b, int M, i
     if lo >= hi:
         return
     if by_rows:
-        if bias != NULL:
-            for i in range(lo, hi):
-                for j in range(N):
-                    C[i * N + j] = bias[j]
+        _fill(C, bias, res, N, lo, hi, 0, N)
         _sgemm(trans_a, trans_b, hi - lo, N, K, A + (lo if trans_a else <Py_ssize_t>lo * K), lda,
                B, ldb, beta, C + <Py_ssize_t>lo * N, N)
     else:
-        if bias != NULL:
-            for i in range(M):
-                for j in range(lo, hi):
-                    C[i * N + j] = bias[j]
+        _fill(C, bias, res, N, 0, M, lo, hi)
         _sgemm(trans_a, trans_b, M, hi - lo, K, A, lda,
                B + (<Py_ssize_t>lo * K if trans_b else lo), ldb, beta, C + lo, N)
 
@@ -188,9 +204,10 @@ cdef int _weight_shape(str fn, object inp, object weight, Py_ssize_t* n, Py_ssiz
     return 0
 
 
-# out: (N, OC) is written; inp: (N, C), weight: (C, OC), bias: (OC,) or None are read
-def matmul_forward(out, inp, weight, bias):
-    """out = inp @ weight + bias (bias may be None).
+# out: (N, OC) is written; inp: (N, C), weight: (C, OC), bias: (OC,) or None,
+# residual: (N, OC) or None are read
+def matmul_forward(out, inp, weight, bias, residual=None):
+    """out = inp @ weight + bias + residual (bias and residual may be None).
 
     Raises ValueError on a wrong shape, dtype or layout, or if out shares
     memory with an input.
@@ -206,27 +223,34 @@ def matmul_forward(out, inp, weight, bias):
     if bias is not None:
         check(fn, "bias", bias, (oc,), cnp.NPY_FLOAT32, False)
         check_apart(fn, "out", out, "bias", bias)
+    if residual is not None:
+        check(fn, "residual", residual, (n, oc), cnp.NPY_FLOAT32, False)
+        check_apart(fn, "out", out, "residual", residual)
     if n == 0:
         return
     cdef float* y = <float*>cnp.PyArray_DATA(out)
     cdef const float* x = <const float*>cnp.PyArray_DATA(inp)
     cdef const float* w = <const float*>cnp.PyArray_DATA(weight)
     cdef const float* b = NULL
+    cdef const float* r = NULL
     if bias is not None:
         b = <const float*>cnp.PyArray_DATA(bias)
+    if residual is not None:
+        r = <const float*>cnp.PyArray_DATA(residual)
     cdef int nt = _threads_for_gemm(n, oc, c), t
     with nogil, parallel(num_threads=nt):
         t = threadid()
         _sgemm_band(t, nt, False, False, <int>n, <int>oc, <int>c, x, w,
-                    1.0 if b != NULL else 0.0, y, b)
+                    1.0 if b != NULL or r != NULL else 0.0, y, b, r)
 
 
 # dinp: (N, C), dweight: (C, OC), dbias: (OC,) or None are accumulated into;
 # dout: (N, OC), inp: (N, C), weight: (C, OC) are read
-def matmul_backward(dinp, dweight, dbias, dout, inp, weight):
+def matmul_backward(dinp, dweight, dbias, dout, inp, weight, bint accumulate_dinp=True):
     """dinp += dout @ weight.T; dweight += inp.T @ dout; dbias += dout summed over rows.
 
-    dbias may be None (a layer without bias). No output may share memory with
+    With accumulate_dinp False, dinp = dout @ weight.T (overwritten, not added
+    into). dbias may be None (a layer without bias). No output may share memory with
     an input or another output. Raises ValueError otherwise, or on a wrong
     shape, dtype or layout.
     """
@@ -258,13 +282,14 @@ def matmul_backward(dinp, dweight, dbias, dout, inp, weight):
     cdef const float* x = <const float*>cnp.PyArray_DATA(inp)
     cdef const float* w = <const float*>cnp.PyArray_DATA(weight)
     cdef Py_ssize_t bands = (oc + BAND - 1) // BAND, band, j0
+    cdef float beta = 1.0 if accumulate_dinp else 0.0
     cdef int nt = _threads_for_gemm(n, oc, c), t
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        # dinp (N, C) += dout (N, OC) @ weight.T
-        _sgemm_band(t, nt, False, True, <int>n, <int>c, <int>oc, dy, w, 1.0, dx, NULL)
+        # dinp (N, C) (+)= dout (N, OC) @ weight.T
+        _sgemm_band(t, nt, False, True, <int>n, <int>c, <int>oc, dy, w, beta, dx, NULL, NULL)
         # dweight (C, OC) += inp.T @ dout
-        _sgemm_band(t, nt, True, False, <int>c, <int>oc, <int>n, x, dy, 1.0, dw, NULL)
+        _sgemm_band(t, nt, True, False, <int>c, <int>oc, <int>n, x, dy, 1.0, dw, NULL, NULL)
         if db != NULL:
             for band in prange(bands, schedule="static"):
                 j0 = band * BAND
@@ -305,12 +330,14 @@ def matmul_forward_tied(out, inp, wte):
     cdef int nt = _threads_for_gemm(n, v, c), t
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        _sgemm_band(t, nt, False, True, <int>n, <int>v, <int>c, x, w, 0.0, y, NULL)
+        _sgemm_band(t, nt, False, True, <int>n, <int>v, <int>c, x, w, 0.0, y, NULL, NULL)
 
 
 # dinp: (N, C), dwte: (V, C) are accumulated into; dout: (N, V), inp: (N, C), wte: (V, C) are read
-def matmul_backward_tied(dinp, dwte, dout, inp, wte):
+def matmul_backward_tied(dinp, dwte, dout, inp, wte, bint accumulate_dinp=True):
     """dinp += dout @ wte; dwte += dout.T @ inp.
+
+    With accumulate_dinp False, dinp = dout @ wte (overwritten, not added into).
 
     No output may share memory with an input or the other output. Raises
     ValueError otherwise, or on a wrong shape, dtype or layout.
@@ -334,10 +361,11 @@ def matmul_backward_tied(dinp, dwte, dout, inp, wte):
     cdef const float* dy = <const float*>cnp.PyArray_DATA(dout)
     cdef const float* x = <const float*>cnp.PyArray_DATA(inp)
     cdef const float* w = <const float*>cnp.PyArray_DATA(wte)
+    cdef float beta = 1.0 if accumulate_dinp else 0.0
     cdef int nt = _threads_for_gemm(n, v, c), t
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        # dinp (N, C) += dout (N, V) @ wte (V, C)
-        _sgemm_band(t, nt, False, False, <int>n, <int>c, <int>v, dy, w, 1.0, dx, NULL)
+        # dinp (N, C) (+)= dout (N, V) @ wte (V, C)
+        _sgemm_band(t, nt, False, False, <int>n, <int>c, <int>v, dy, w, beta, dx, NULL, NULL)
         # dwte (V, C) += dout.T @ inp
-        _sgemm_band(t, nt, True, False, <int>v, <int>c, <int>n, dy, x, 1.0, dw, NULL)
+        _sgemm_band(t, nt, True, False, <int>v, <int>c, <int>n, dy, x, 1.0, dw, NULL, NULL)

@@ -84,21 +84,28 @@ def encoder_backward(dwte, dwpe, dout, inp):
 # ---------------------------------------------------------------------------
 
 
-# out: (N, OC) is written; inp: (N, C), weight: (C, OC), bias: (OC,) or None are read
-def matmul_forward(out, inp, weight, bias):
-    """Reference for ``matmul.matmul_forward``: out = inp @ weight + bias."""
+# out: (N, OC) is written; inp: (N, C), weight: (C, OC), bias: (OC,) or None,
+# residual: (N, OC) or None are read
+def matmul_forward(out, inp, weight, bias, residual=None):
+    """Reference for ``matmul.matmul_forward``: out = inp @ weight + bias + residual."""
     y = inp.astype(np.float64) @ weight.astype(np.float64)
     if bias is not None:
         y += bias.astype(np.float64)
+    if residual is not None:
+        y += residual.astype(np.float64)
     out[...] = y
 
 
 # dinp: (N, C), dweight: (C, OC), dbias: (OC,) or None are accumulated into;
 # dout: (N, OC), inp: (N, C), weight: (C, OC) are read
-def matmul_backward(dinp, dweight, dbias, dout, inp, weight):
-    """Reference for ``matmul.matmul_backward``: adds dout @ weight.T, inp.T @ dout, sum(dout)."""
+def matmul_backward(dinp, dweight, dbias, dout, inp, weight, accumulate_dinp=True):
+    """Reference for ``matmul.matmul_backward``: adds dout @ weight.T, inp.T @ dout, sum(dout).
+
+    With accumulate_dinp False, dinp is overwritten with dout @ weight.T.
+    """
     dy = dout.astype(np.float64)
-    dinp[...] = dinp.astype(np.float64) + dy @ weight.astype(np.float64).T
+    dx = dy @ weight.astype(np.float64).T
+    dinp[...] = dinp.astype(np.float64) + dx if accumulate_dinp else dx
     dweight[...] = dweight.astype(np.float64) + inp.astype(np.float64).T @ dy
     if dbias is not None:
         dbias[...] = dbias.astype(np.float64) + dy.sum(axis=0)
@@ -111,10 +118,14 @@ def matmul_forward_tied(out, inp, wte):
 
 
 # dinp: (N, C), dwte: (V, C) are accumulated into; dout: (N, V), inp: (N, C), wte: (V, C) are read
-def matmul_backward_tied(dinp, dwte, dout, inp, wte):
-    """Reference for ``matmul.matmul_backward_tied``: adds dout @ wte and dout.T @ inp."""
+def matmul_backward_tied(dinp, dwte, dout, inp, wte, accumulate_dinp=True):
+    """Reference for ``matmul.matmul_backward_tied``: adds dout @ wte and dout.T @ inp.
+
+    With accumulate_dinp False, dinp is overwritten with dout @ wte.
+    """
     dy = dout.astype(np.float64)
-    dinp[...] = dinp.astype(np.float64) + dy @ wte.astype(np.float64)
+    dx = dy @ wte.astype(np.float64)
+    dinp[...] = dinp.astype(np.float64) + dx if accumulate_dinp else dx
     dwte[...] = dwte.astype(np.float64) + dy.T @ inp.astype(np.float64)
 
 
@@ -161,10 +172,10 @@ def attention_forward(out, lse, qkv, B, T, NH):
 
 # dqkv: (B*T, 3C) is accumulated into; dout: (B*T, C), qkv: (B*T, 3C),
 # out: (B*T, C), lse: (B, NH, T) are read
-def attention_backward(dqkv, dout, qkv, out, lse, B, T, NH):
+def attention_backward(dqkv, dout, qkv, out, lse, B, T, NH, accumulate=True):
     """Reference for ``attention.attention_backward``: adds d(loss)/d(qkv) into dqkv.
 
-    Like the kernel it takes the probabilities from lse, P = exp(s - lse),
+    With accumulate False, dqkv is overwritten with the gradient. Like the kernel it takes the probabilities from lse, P = exp(s - lse),
     and uses D = rowsum(dout * out) for rowsum(P * dP).
     """
     if B * T == 0:
@@ -182,7 +193,7 @@ def attention_backward(dqkv, dout, qkv, out, lse, B, T, NH):
     dq = ds @ k
     dk = ds.transpose(0, 1, 3, 2) @ q
     grad = np.concatenate([_unheads(dq), _unheads(dk), _unheads(dv)], axis=1)
-    dqkv[...] = dqkv.astype(np.float64) + grad
+    dqkv[...] = dqkv.astype(np.float64) + grad if accumulate else grad
 
 
 # ---------------------------------------------------------------------------
@@ -201,12 +212,13 @@ def gelu_forward(out, inp):
 
 
 # dinp: (any) is accumulated into; inp, dout: (same size) are read
-def gelu_backward(dinp, inp, dout):
-    """Reference for ``gelu.gelu_backward``: dinp += gelu'(inp) * dout."""
+def gelu_backward(dinp, inp, dout, accumulate=True):
+    """Reference for ``gelu.gelu_backward``: dinp += gelu'(inp) * dout (dinp = ... if not accumulate)."""
     x = inp.astype(np.float64).reshape(dinp.shape)
     th = np.tanh(GELU_SCALE * (x + GELU_CUBE * x**3))
     grad = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th**2) * GELU_SCALE * (1.0 + 3.0 * GELU_CUBE * x**2)
-    dinp[...] = dinp.astype(np.float64) + grad * dout.astype(np.float64).reshape(dinp.shape)
+    dx = grad * dout.astype(np.float64).reshape(dinp.shape)
+    dinp[...] = dinp.astype(np.float64) + dx if accumulate else dx
 
 
 # out: (any) is written; a, b: (same size) are read; out may be a or b
