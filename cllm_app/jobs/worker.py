@@ -6,7 +6,10 @@ import traceback
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 
-KINDS = {"train": "cllm_app.jobs.train:run_training"}
+KINDS = {
+    "train": "cllm_app.jobs.train:run_training",
+    "ingest": "cllm_app.jobs.ingest:run_ingest",
+}
 
 
 def run_job(job_id: int) -> int:

@@ -13,7 +13,7 @@ from cllm_app.services.models import ModelLifecycle, changing
 from cllm_app.store import Job, LanguageModel, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
-JOB_KINDS = ("train",)
+JOB_KINDS = ("train", "ingest")
 
 
 
