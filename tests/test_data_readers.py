@@ -43,6 +43,7 @@ def test_encodings_are_detected(data, expected):
         (b"text\x01\x02\x03\x04\x05\x06\x07\x08" * 10, "control characters"),
         (b"ends mid character \xe2\x82", "middle of a UTF-8 character"),
         (b"PK\x03\x04rest of a docx", "ZIP container"),
+        (b"\x00\x01\x02\x03", "binary"),  # NULs in a UTF-16-like pattern, but not text
     ],
 )
 def test_binary_and_broken_files_are_refused(data, reason):

@@ -63,11 +63,16 @@ def _utf16_without_bom(sample: bytes) -> str | None:
     if len(sample) < 4:
         return None
     even, odd = sample[0::2], sample[1::2]
+    codec = None
     if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
-        return "utf-16-le"
-    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
-        return "utf-16-be"
-    return None
+        codec = "utf-16-le"
+    elif even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        codec = "utf-16-be"
+    if codec is None:
+        return None
+    text = sample[: len(sample) // 2 * 2].decode(codec, errors="replace")
+    readable = sum(c.isprintable() or c in "\t\n\r\f" for c in text)
+    return codec if readable >= 0.95 * len(text) else None  # NULs in a pattern, but not text
 
 
 def _western(sample: bytes) -> bool:
