@@ -66,3 +66,8 @@ def write_zip(path: Path, members: dict[str, bytes]) -> Path:
         for name, data in members.items():
             zf.writestr(name, data)
     return path
+
+
+def folder_bytes(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (relative path -> bytes), to show a folder did not change."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}

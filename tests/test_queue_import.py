@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import snapshot
+from data_files import folder_bytes as snapshot
 
 from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.services import queue as queue_module
