@@ -334,53 +334,159 @@ def models_set(name, as_json, **fields):
 
 @cli.group()
 def data():
-    """A model's training-data queue: add text files, list, remove."""
+    """A model's training-data queue: add files, import, list, show, remove, clear."""
+
+
+def _run_ingest_here(studio, job: dict, as_json: bool) -> None:
+    """Run an ingest job in this process (like `cllm train`), with a progress line on stderr."""
+    import threading
+
+    from cllm_app.jobs.ingest import run_ingest
+
+    studio.jobs.start(job["id"], os.getpid())
+    done = threading.Event()
+
+    def show():
+        while not done.wait(0.5):
+            d = studio.jobs.get(job["id"])["detail"]
+            if d and sys.stderr.isatty():
+                click.echo(f"\r{d['files_done']}/{d['files_total']} files · {d['bytes_done'] / 1e6:,.1f} MB · "
+                           f"{d['tokens']:,} tokens   ", nl=False, err=True)
+
+    printer = threading.Thread(target=show, daemon=True)
+    printer.start()
+    try:
+        state = run_ingest(studio, job["id"])
+    finally:
+        done.set()
+        printer.join(timeout=2)
+    final = studio.jobs.get(job["id"])
+    if final["error"]:
+        click.echo(f"error: {final['error']}", err=True)
+        sys.exit(EXIT_REFUSED)
+    report = final["detail"]
+    if as_json:
+        _print_json(report)
+    else:
+        if sys.stderr.isatty():
+            click.echo("", err=True)
+        for r in report["report"]:
+            if r["outcome"] == "added":
+                click.echo(f"added {r['origin']} ({r['token_count']:,} tokens)")
+            elif r["outcome"] == "duplicate":
+                click.echo(f"already queued: {r['origin']}")
+            else:
+                click.echo(f"{r['outcome']} {r['origin']}: {r['reason']}", err=True)
+        click.echo(f"{final['message']}")
+    if state != "done" or (not report["added"] and not report["duplicates"] and report["files_total"]):
+        sys.exit(EXIT_REFUSED)
 
 
 @data.command("add")
 @click.argument("name")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--field", "text_field", help="JSON/JSONL: the field holding the text (detected if not given).")
+@click.option("--column", "csv_column", help="CSV: the column holding the text, by name or 0-based number.")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-file report as JSON.")
+@refusals
+def data_add(name, paths, text_field, csv_column, as_json):
+    """Add files, folders and .zip archives (text, Markdown, HTML, JSON, JSONL, CSV, PDF) to the
+    queue of model NAME."""
+    from cllm_app.services.ingest import start_ingest
+
+    studio = _studio()
+    job = start_ingest(studio, name, list(paths), text_field=text_field, csv_column=csv_column)
+    _run_ingest_here(studio, job, as_json)
+
+
+@data.command("import")
+@click.argument("name")
+@click.option("--from", "source", required=True, help="The model whose queue to copy from.")
+@click.option("--entry", "entry_ids", type=int, multiple=True, help="Only this item (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
 @refusals
-def data_add(name, files, as_json):
-    """Add plain-text (UTF-8) FILES to the queue of model NAME."""
-    result = _studio().queue.add_files(name, list(files))
-    if as_json:
-        _print_json(result)
-    else:
-        for e in result["added"]:
-            click.echo(f"added {e['origin']} ({e['token_count']:,} tokens)")
-        for e in result["duplicates"]:
-            click.echo(f"already queued: {e['origin']}")
-        for r in result["refused"]:
-            click.echo(f"refused {r['origin']}: {r['reason']}", err=True)
-    if result["refused"] and not (result["added"] or result["duplicates"]):
-        sys.exit(EXIT_REFUSED)
+def data_import(name, source, entry_ids, as_json):
+    """Copy the queue of another model (or chosen items of it) into the queue of model NAME."""
+    from cllm_app.services.ingest import start_import
+
+    studio = _studio()
+    job = start_import(studio, name, source, list(entry_ids) or None)
+    _run_ingest_here(studio, job, as_json)
 
 
 @data.command("list")
 @click.argument("name")
+@click.option("--search", help="Only items whose origin or title holds this text.")
+@click.option("--offset", type=int, default=0, show_default=True)
+@click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @refusals
-def data_list(name, as_json):
+def data_list(name, search, offset, limit, as_json):
     """List the queue of model NAME."""
-    q = _studio().queue.list(name)
+    q = _studio().queue.list(name, search, offset, limit)
     if as_json:
         _print_json(q)
         return
     for e in q["items"]:
         click.echo(f"{e['id']:>5}  {e['source_kind']:<6} {e['token_count']:>12,}  {e['origin']}")
-    click.echo(f"{len(q['items'])} items, {q['tokens']:,} tokens")
+    shown = f"{offset + 1}-{offset + len(q['items'])} of {q['total']} shown · " if q["total"] > len(q["items"]) else ""
+    click.echo(f"{shown}{q['queue']['items']} items, {q['tokens']:,} tokens")
+
+
+@data.command("show")
+@click.argument("name")
+@click.argument("item_id", type=int)
+@click.option("--chars", "max_chars", type=int, default=2000, show_default=True, help="How much text to show.")
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def data_show(name, item_id, max_chars, as_json):
+    """Show item ITEM_ID of the queue of model NAME, with the start of its text."""
+    e = _studio().queue.preview(name, item_id, max_chars)
+    if as_json:
+        _print_json(e)
+        return
+    for key in ("origin", "title", "source_kind", "imported_from", "byte_count", "token_count", "added_at"):
+        if e.get(key) is not None:
+            click.echo(f"{key:<12} {e[key]}")
+    click.echo("")
+    click.echo(e["text"] + ("\n…" if e["truncated"] else ""))
+
+
+@data.command("stats")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@refusals
+def data_stats(name, as_json):
+    """Items and tokens of the queue of model NAME, per source."""
+    st = _studio().queue.stats(name)
+    if as_json:
+        _print_json(st)
+        return
+    click.echo(f"{st['items']} items, {st['tokens']:,} tokens, {_human_bytes(st['byte_count'])} of text")
+    for s in st["by_source"]:
+        click.echo(f"  {s['source_kind']:<8} {s['items']:>6} items {s['tokens']:>14,} tokens")
+    for s in st["imported_from"]:
+        click.echo(f"  imported from {s['model_name'] or '(deleted model)'}: {s['items']} items, {s['tokens']:,} tokens")
 
 
 @data.command("remove")
 @click.argument("name")
-@click.argument("item_id", type=int)
+@click.argument("item_ids", type=int, nargs=-1, required=True)
 @refusals
-def data_remove(name, item_id):
-    """Remove item ITEM_ID from the queue of model NAME."""
-    e = _studio().queue.remove(name, item_id)
-    click.echo(f"removed {e['origin']}")
+def data_remove(name, item_ids):
+    """Remove items ITEM_IDS from the queue of model NAME."""
+    for e in _studio().queue.remove_many(name, list(item_ids)):
+        click.echo(f"removed {e['origin']}")
+
+
+@data.command("clear")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm: remove every item.")
+@refusals
+def data_clear(name, yes):
+    """Remove every item from the queue of model NAME (needs --yes)."""
+    r = _studio().queue.clear(name, confirm=yes)
+    click.echo(f"removed {r['removed']} items from the queue of {r['model_name']}")
 
 
 @cli.command("export")

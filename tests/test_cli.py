@@ -101,20 +101,34 @@ def test_serve_prints_a_url_with_the_secret(home):
         p.wait(timeout=10)
 
 
-def test_data_add_list_remove(home, tmp_path):
-    cllm("models", "create", "d", "--layers", "1", "--heads", "2", "--dim", "16", "--context", "16", home=home)
+def test_data_add_list_show_remove_import_clear(home, tmp_path):
+    for name in ("d", "e"):
+        cllm("models", "create", name, "--layers", "1", "--heads", "2", "--dim", "16", "--context", "16", home=home)
     good = tmp_path / "good.txt"
     good.write_text("some training text")
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\x00\x01\x02")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"q": "question", "a": "a longer answer"}\n')
     p = cllm("data", "add", "d", str(good), str(bad), home=home)
     assert "added" in p.stdout and "18 tokens" in p.stdout
     assert "refused" in p.stderr and "binary" in p.stderr
+    report = json.loads(cllm("data", "add", "d", str(rows), "--field", "q", "--json", home=home).stdout)
+    assert report["added"] == 1 and report["report"][0]["token_count"] == len("question")
     listed = json.loads(cllm("data", "list", "d", "--json", home=home).stdout)
-    assert listed["tokens"] == 18 and listed["items"][0]["origin"] == str(good)
+    assert listed["tokens"] == 18 + 8 and listed["items"][0]["origin"] == str(good)
+    assert "some training text" in cllm("data", "show", "d", str(listed["items"][0]["id"]), home=home).stdout
     p = cllm("data", "add", "d", str(bad), home=home, ok=False)
     assert p.returncode == 2 and "binary" in p.stderr
+    p = cllm("data", "import", "e", "--from", "d", "--entry", str(listed["items"][0]["id"]), home=home)
+    assert "added" in p.stdout
+    assert json.loads(cllm("data", "list", "e", "--json", home=home).stdout)["items"][0]["imported_from"] == "d"
+    assert "cannot import its own queue" in refused("data", "import", "d", "--from", "d", home=home)
+    assert "needs confirmation" in refused("data", "clear", "d", home=home)
     cllm("data", "remove", "d", str(listed["items"][0]["id"]), home=home)
+    assert json.loads(cllm("data", "list", "d", "--json", home=home).stdout)["queue"]["items"] == 1
+    assert "1 items" in cllm("data", "stats", "d", home=home).stdout
+    assert "removed 1 items" in cllm("data", "clear", "d", "--yes", home=home).stdout
     assert json.loads(cllm("data", "list", "d", "--json", home=home).stdout)["items"] == []
 
 

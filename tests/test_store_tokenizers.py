@@ -54,7 +54,7 @@ def test_create_from_files_keeps_tokenizer_json_and_its_size(studio, data_files)
 def test_default_vocab_size_and_training_on_another_models_queue(studio, data_files):
     studio.models.create("src", **SHAPE)
     result = studio.queue.add_files("src", data_files)
-    assert len(result["added"]) == 3
+    assert result["added"] == 3
     m = studio.models.create("q", tokenizer="bpe", tokenizer_from="SRC", **SHAPE)  # names ignore case
     assert m["vocab_size"] == 4096 == _bpe_of(studio, "q").vocab_size
     assert m["lineage"]["events"][0]["detail"]["tokenizer"]["from_queue_of"] == "src"

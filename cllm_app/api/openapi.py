@@ -91,21 +91,29 @@ SCHEMAS = {
             "id": _INT,
             "source_kind": _STR,
             "origin": _STR,
+            "title": {"type": ["string", "null"]},
             "content_hash": _STR,
             "byte_count": _INT,
             "token_count": _INT,
+            "token_fingerprint": {"type": ["string", "null"]},
+            "imported_from": {"type": ["string", "null"]},
             "status": _STR,
             "error": {"type": ["string", "null"]},
             "epochs_used": _STR,
             "added_at": _STR,
         },
     },
-    "AddResult": {
+    "IngestReport": {
         "type": "object",
         "properties": {
-            "added": {"type": "array", "items": {"$ref": "#/components/schemas/QueueItem"}},
-            "duplicates": {"type": "array", "items": {"$ref": "#/components/schemas/QueueItem"}},
-            "refused": {"type": "array", "items": {"type": "object", "properties": {"origin": _STR, "reason": _STR}}},
+            **{k: _INT for k in ("files_total", "files_done", "bytes_total", "bytes_done", "tokens", "added",
+                                 "duplicates", "refused", "empty", "report_truncated")},
+            "stopped": {"type": "boolean"},
+            "report": {"type": "array", "items": {"type": "object", "properties": {
+                "origin": _STR, "outcome": {"type": "string", "enum": ["added", "duplicate", "refused", "empty"]},
+                "reason": {"type": ["string", "null"]}, "entry_id": {"type": ["integer", "null"]},
+                "title": {"type": ["string", "null"]}, "byte_count": {"type": ["integer", "null"]},
+                "token_count": {"type": ["integer", "null"]}, "notes": _STR}}},
         },
     },
     "Job": {
@@ -228,19 +236,50 @@ ROUTES = {
     ("GET", "/api/models/{model_name}/queue"): (
         None,
         200,
-        {"type": "object", "properties": {"model_name": _STR, "items": {"type": "array", "items": _ref("QueueItem")}, "tokens": _INT}},
+        {"type": "object", "properties": {
+            "model_name": _STR, "items": {"type": "array", "items": _ref("QueueItem")}, "total": _INT,
+            "offset": _INT, "limit": _INT, "queue": _obj({"items": _INT, "tokens": _INT}), "tokens": _INT}},
+    ),
+    ("GET", "/api/models/{model_name}/queue/stats"): (
+        None,
+        200,
+        {"type": "object", "properties": {
+            "model_name": _STR, "items": _INT, "tokens": _INT, "byte_count": _INT, "tokenizer": _STR,
+            "by_source": {"type": "array", "items": _obj(
+                {"source_kind": _STR, "items": _INT, "tokens": _INT, "byte_count": _INT})},
+            "imported_from": {"type": "array", "items": _obj(
+                {"model_name": {"type": ["string", "null"]}, "items": _INT, "tokens": _INT})}}},
     ),
     ("POST", "/api/models/{model_name}/queue/files"): (
-        _obj({"paths": {"type": "array", "items": _STR}}, ("paths",)),
-        200,
-        _ref("AddResult"),
+        _obj({"paths": {"type": "array", "items": _STR}, "text_field": _STR, "csv_column": _STR}, ("paths",)),
+        202,
+        _ref("Job"),
     ),
     ("POST", "/api/models/{model_name}/queue/upload"): (
-        {"multipart": {"type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
-        200,
-        _ref("AddResult"),
+        {"multipart": {"type": "object", "properties": {
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "text_field": _STR, "csv_column": _STR}}},
+        202,
+        _ref("Job"),
     ),
-    ("GET", "/api/models/{model_name}/queue/{entry_id}"): (None, 200, _ref("QueueItem")),
+    ("POST", "/api/models/{model_name}/queue/import"): (
+        _obj({"from": _STR, "entry_ids": {"type": "array", "items": _INT}}, ("from",)),
+        202,
+        _ref("Job"),
+    ),
+    ("POST", "/api/models/{model_name}/queue/remove"): (
+        _obj({"entry_ids": {"type": "array", "items": _INT}}, ("entry_ids",)),
+        200,
+        _obj({"removed": {"type": "array", "items": _ref("QueueItem")}}),
+    ),
+    ("DELETE", "/api/models/{model_name}/queue"): (
+        _obj({"confirm": {"type": "boolean"}}, ("confirm",)),
+        200,
+        _obj({"model_name": _STR, "removed": _INT}),
+    ),
+    ("GET", "/api/models/{model_name}/queue/{entry_id}"): (
+        None, 200, {"allOf": [_ref("QueueItem")], "properties": {"text": _STR, "truncated": {"type": "boolean"}}}
+    ),
     ("DELETE", "/api/models/{model_name}/queue/{entry_id}"): (None, 200, _obj({"removed": _ref("QueueItem")})),
     ("POST", "/api/models/{model_name}/train"): (_obj(dict(_TRAINING)), 202, _ref("Job")),
     ("GET", "/api/jobs"): (None, 200, _obj({"jobs": {"type": "array", "items": _ref("Job")}})),
@@ -389,6 +428,10 @@ QUERY_PARAMS = {
     ],
     ("GET", "/api/research/compare"): [("model_name", _STR)],
     ("GET", "/api/research/notes"): [("q", _STR), ("model_name", _STR)],
+    ("GET", "/api/models/{model_name}/queue"): [
+        ("search", _STR), ("source_kind", _STR), ("offset", _INT), ("limit", _INT)
+    ],
+    ("GET", "/api/models/{model_name}/queue/{entry_id}"): [("max_chars", _INT)],
 }
 
 

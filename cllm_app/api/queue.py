@@ -1,48 +1,88 @@
-"""/api/models/<name>/queue: a model's training-data queue."""
-
-from contextlib import nullcontext
+"""/api/models/<name>/queue: a model's training-data queue (ingest jobs, import, list, preview,
+remove, clear, statistics)."""
 
 from flask import Blueprint, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
+from cllm_app.data import limits as data_limits
 from cllm_app.errors import InvalidInput
-from cllm_app.services.queue import MAX_FILE_BYTES
+from cllm_app.services.ingest import start_import, start_ingest, start_upload
 
 bp = Blueprint("queue", __name__, url_prefix="/api")
 
 
+def studio():
+    return current_app.config["STUDIO"]
+
+
 def queue():
-    return current_app.config["STUDIO"].queue
+    return studio().queue
 
 
 @bp.get("/models/<path:model_name>/queue")
 def list_queue(model_name):
-    """The items of a model's queue with their origin, size and token count."""
-    return queue().list(model_name)
+    """One page of a model's queue (`search`, `source_kind`, `offset`, `limit`), with its totals."""
+    a = request.args
+    return queue().list(model_name, a.get("search") or None, a.get("offset", 0), a.get("limit", 100),
+                        a.get("source_kind") or None)
+
+
+@bp.get("/models/<path:model_name>/queue/stats")
+def queue_stats(model_name):
+    """Items, tokens and bytes of a model's queue, in all, per source and per model imported from."""
+    return queue().stats(model_name)
 
 
 @bp.post("/models/<path:model_name>/queue/files")
 def add_files(model_name):
-    """Add text files by path (the desktop window's file dialog gives paths)."""
-    body = json_body({"paths"}, "adding files")
-    return queue().add_files(model_name, body.get("paths"))
+    """Ingest files and folders by path (the desktop window's file dialog gives paths) in a job."""
+    body = json_body({"paths", "text_field", "csv_column"}, "adding files")
+    job = start_ingest(studio(), model_name, body.get("paths"), text_field=body.get("text_field"),
+                       csv_column=body.get("csv_column"))
+    return jsonify(job), 202
 
 
 @bp.post("/models/<path:model_name>/queue/upload")
 def upload(model_name):
-    """Add text files sent as multipart form data (a browser's file picker or drag and drop)."""
-    request.max_content_length = MAX_FILE_BYTES * 4  # several files per request
+    """Ingest files sent as multipart form data (a browser's file picker or drag and drop) in a job."""
+    request.max_content_length = data_limits.MAX_INGEST_BYTES
     files = request.files.getlist("files")
     if not files:
         raise InvalidInput("send the files as multipart form data under the name 'files'", code="no_files")
-    sources = [(f.filename or "unnamed", lambda f=f: nullcontext(f.stream)) for f in files]
-    return jsonify(queue().add_many(model_name, sources))
+    form = request.form
+    job = start_upload(studio(), model_name, [(f.filename, f.stream) for f in files],
+                       form.get("text_field") or None, form.get("csv_column") or None)
+    return jsonify(job), 202
+
+
+@bp.post("/models/<path:model_name>/queue/import")
+def import_queue(model_name):
+    """Copy another model's queue, whole or chosen items (`entry_ids`), into this one in a job."""
+    body = json_body({"from", "entry_ids"}, "an import")
+    return jsonify(start_import(studio(), model_name, body.get("from"), body.get("entry_ids"))), 202
+
+
+@bp.post("/models/<path:model_name>/queue/remove")
+def remove_many(model_name):
+    """Remove several items at once (all or none)."""
+    body = json_body({"entry_ids"}, "removing items")
+    return {"removed": queue().remove_many(model_name, body.get("entry_ids"))}
+
+
+@bp.delete("/models/<path:model_name>/queue")
+def clear(model_name):
+    """Empty a model's queue; needs {"confirm": true}."""
+    body = json_body({"confirm"}, "clearing the queue")
+    return queue().clear(model_name, body.get("confirm"))
 
 
 @bp.get("/models/<path:model_name>/queue/<int:entry_id>")
 def preview(model_name, entry_id):
-    """One queue item with the start of its text."""
-    return queue().preview(model_name, entry_id)
+    """One queue item with the start of its text (`max_chars`, 2000 by default)."""
+    raw = request.args.get("max_chars", "2000")
+    if not raw.isdigit():
+        raise InvalidInput("max_chars must be a whole number", code="invalid_max_chars")
+    return queue().preview(model_name, entry_id, int(raw))
 
 
 @bp.delete("/models/<path:model_name>/queue/<int:entry_id>")

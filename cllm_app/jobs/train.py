@@ -54,15 +54,9 @@ def settings_of(row: LanguageModel) -> TrainSettings:
 
 
 def documents(studio: Studio, row: LanguageModel) -> list[Document]:
-    """The queue's ready items, mapped from disk (a byte is a token with the byte tokenizer)."""
-    folder = studio.queue.folder(row)
-    docs = []
-    for e in row.queue.where(QueueEntry.status == "ready").order_by(QueueEntry.id):
-        path = folder / e.data_path
-        if e.byte_count == 0 or not path.exists():
-            continue
-        docs.append(Document(doc_id=e.id, key=e.content_hash, tokens=np.memmap(path, dtype=np.uint8, mode="r")))
-    return docs
+    """The queue's ready items as tokens of the model's tokenizer, mapped from the token cache
+    (built from the stored text where it is missing)."""
+    return [Document(doc_id=i, key=h, tokens=t) for i, h, t in studio.queue.documents(row)]
 
 
 def _throttled(check: Callable[[], bool], every: float) -> Callable[[], bool]:

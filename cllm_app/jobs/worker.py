@@ -10,6 +10,7 @@ KINDS = {
     "train": "cllm_app.jobs.train:run_training",
     "crawl": "cllm_app.jobs.crawl:run_crawl",
     "evaluate": "cllm_app.services.research.evaluate:run_evaluation",
+    "ingest": "cllm_app.jobs.ingest:run_ingest",
 }
 
 

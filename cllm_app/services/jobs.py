@@ -13,11 +13,12 @@ from cllm_app.services.models import ModelLifecycle, changing
 from cllm_app.store import Job, LanguageModel, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
-JOB_KINDS = ("train", "crawl", "evaluate")
+JOB_KINDS = ("train", "crawl", "evaluate", "ingest")
 
 _RESUME_HINTS = {
     "train": "Continue resumes from the last checkpoint",
     "crawl": "Resume continues the crawl from its saved frontier",
+    "ingest": "add the files again: those already added are kept and skipped as duplicates",
 }
 
 
@@ -113,7 +114,10 @@ class Jobs:
             Job.update(values).where(Job.id == job_id).execute()
 
     def start(self, job_id: int, pid: int) -> None:
-        Job.update(state="running", pid=pid, started_at=utcnow()).where(Job.id == job_id).execute()
+        Job.update(pid=pid, started_at=utcnow()).where(Job.id == job_id).execute()
+        # The runner marks a job running when it spawns the worker, and the worker again when it
+        # starts; a stop asked for in between must survive the second mark.
+        Job.update(state="running").where((Job.id == job_id) & (Job.state != "stopping")).execute()
 
     def finish(self, job_id: int, state: str, message: str | None = None, error: str | None = None) -> None:
         Job.update(state=state, message=message, error=error, finished_at=utcnow()).where(Job.id == job_id).execute()

@@ -108,6 +108,16 @@ def _check_training(values: dict, block_size: int, epochs_trained: int) -> dict:
     return checked
 
 
+def _named(detail: dict) -> dict:
+    """Events keep model ids (a rename leaves no stale name); the names are added when shown."""
+    for key in ("source_id", "target_id"):
+        if isinstance(detail.get(key), int):
+            other = LanguageModel.get_or_none(LanguageModel.id == detail[key])
+            name = other.model_name if other is not None and other.deleted_at is None else None
+            detail[key.replace("_id", "_name")] = name
+    return detail
+
+
 changing = threading.RLock()
 
 
@@ -206,7 +216,7 @@ class ModelLifecycle:
                 "duplicated_from": out["duplicated_from"],
                 "duplicates": [d.model_name for d in self._live().where(LanguageModel.duplicated_from == row)],
                 "events": [
-                    {"kind": e.kind, "at": iso(e.created_at), "detail": json.loads(e.detail)}
+                    {"kind": e.kind, "at": iso(e.created_at), "detail": _named(json.loads(e.detail))}
                     for e in row.events.order_by(ModelEvent.id)
                 ],
             }

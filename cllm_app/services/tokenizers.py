@@ -15,6 +15,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import zstandard
+
+from cllm_app.data.textstore import iter_text
 from cllm_app.engine.bpe import (
     VOCAB_MAX,
     VOCAB_MIN,
@@ -101,8 +104,9 @@ def queue_texts(models, model_name: str) -> Iterator[str]:
         raise _refuse(f"the queue of '{row.model_name}' is empty; add text to it first", code="empty_queue")
     for entry in entries:
         try:
-            yield (folder / entry.data_path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
+            # Pieces of about a megabyte: a cut inside a word moves at most a few merge counts.
+            yield from iter_text(folder / entry.data_path)
+        except (OSError, zstandard.ZstdError) as e:
             raise _refuse(f"item {entry.id} of the queue of '{row.model_name}' cannot be read ({e})") from None
 
 

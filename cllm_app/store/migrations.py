@@ -214,6 +214,16 @@ def _v7_conversations(database: SqliteDatabase) -> None:
     database.execute_sql("CREATE INDEX messages_conversation_id ON messages (conversation_id)")
 
 
+def _v8_queue_tokens(database: SqliteDatabase) -> None:
+    """Queue items say which tokenizer their token_count is for (a BPE model re-tokenizes), and
+    the queue is searched by content hash at every add, so that gets an index."""
+    migrate(SqliteMigrator(database).add_column("queue_entries", "token_fingerprint", CharField(null=True)))
+    database.execute_sql("UPDATE queue_entries SET token_fingerprint = 'byte' WHERE token_fingerprint IS NULL")
+    database.execute_sql(
+        "CREATE INDEX IF NOT EXISTS queue_entries_model_hash ON queue_entries (model_id, content_hash)"
+    )
+
+
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v1_initial,
     _v2_trash,
@@ -222,6 +232,7 @@ MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v5_crawls,
     _v6_note_links,
     _v7_conversations,
+    _v8_queue_tokens,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -106,6 +106,7 @@ class QueueEntry(BaseModel):
     content_hash = CharField()
     byte_count = BigIntegerField(default=0)
     token_count = BigIntegerField(default=0)
+    token_fingerprint = CharField(null=True)  # the tokenizer token_count (and the token cache) is for
     status = CharField(default="pending")  # pending | ready | error
     error = TextField(null=True)
     epochs_used = TextField(default="[]")  # JSON list of epoch numbers

@@ -77,8 +77,19 @@ class App:
             headers={"X-CLLM-Token": self.token},
             timeout=30,
         )
-        assert response.status_code == 200, (response.status_code, response.text)
-        return response.json()
+        assert response.status_code == 202, (response.status_code, response.text)
+        return self.wait_job(response.json()["id"])["detail"]
+
+    def wait_job(self, job_id: int, timeout: float = 60.0) -> dict:
+        """Poll a job until it ends (an upload or import is an ingest job) and return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.api("GET", f"/api/jobs/{job_id}", expect_status=200)[1]
+            if job["state"] not in ("queued", "running", "stopping", "paused"):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} still {job['state']} after {timeout}s")
+            time.sleep(0.05)
 
 
 def _read_url(proc: subprocess.Popen, timeout: float = 30.0) -> re.Match:

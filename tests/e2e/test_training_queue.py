@@ -67,7 +67,7 @@ def test_add_preview_remove_and_refused_files(page, app, tmp_path):
     page.get_by_test_id("queue-file-input").set_input_files([str(binary), str(empty), str(alpha)])
     refused = page.get_by_test_id("upload-refused")
     expect(refused.locator('li[data-origin="picture.bin"]')).to_have_text(
-        "picture.bin was not added: it looks binary (it contains NUL bytes), not text."
+        "picture.bin was not added: it is a PNG image, not text."
     )
     expect(refused.locator('li[data-origin="empty.txt"]')).to_have_text(
         "empty.txt was not added: it is empty."

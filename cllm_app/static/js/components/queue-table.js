@@ -1,12 +1,14 @@
-// A model's training-data queue: a table of its items with preview and remove, the
-// "Add training data…" button (the desktop window's file dialog, or a file input in a
-// browser) and the answer of each upload: what was added, what was already there, and each
-// refused file with its reason.
+// A model's training-data queue: a table of its items (search, pages, preview, remove, clear),
+// statistics by source, "Add training data…" (the desktop window's file dialog, or a file
+// input in a browser), "Import from model" (another model's queue copied in), and the ingest
+// job's live progress ending in its per-file report: added, already there, refused or empty,
+// each with its reason.
 
 import * as api from "../api.js";
 import { pickFiles } from "../bridge.js";
+import * as selection from "../selection.js";
 import {
-  confirmDialog, errorText, fill, formatAgo, formatBytes, formatDate, formatInt, h, toast, toastError,
+  confirmDialog, debounce, errorText, fill, formatAgo, formatBytes, formatDate, formatInt, h, toast, toastError,
 } from "../ui.js";
 
 function baseName(origin) {
@@ -31,11 +33,20 @@ function plural(n, one, many = `${one}s`) {
  * createQueueTable(container, {onChange}) → {load(name), upload(files), addPaths(paths), pick()}
  * `onChange()` runs after the queue changed (added or removed items).
  */
+const PAGE = 50;
+const JOB_POLL_MS = 400;
+const FINAL = ["done", "failed", "stopped", "interrupted", "cancelled"];
+
 export function createQueueTable(container, { onChange = () => {} } = {}) {
   let name = null;
   let items = [];
+  let total = 0;
+  let queueTotals = { items: 0, tokens: 0 };
+  let offset = 0;
+  let search = "";
   let seq = 0;
   let busy = false;
+  let tracking = null; // the ingest job being watched: {id, model}
 
   const summary = h("span", { class: "muted small", dataset: { testid: "queue-summary" } });
   const input = h("input", {
@@ -46,17 +57,42 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     "Add training data…");
   const table = h("table", { class: "table queue-table", dataset: { testid: "queue-table" } });
   const result = h("div", { class: "upload-result", dataset: { testid: "upload-result" }, "aria-live": "polite" });
+  const progress = h("div", { class: "ingest-progress", dataset: { testid: "ingest-progress" }, hidden: true });
+  const searchInput = h("input", {
+    type: "search", class: "input queue-search", placeholder: "Search origins and titles",
+    dataset: { testid: "queue-search" }, "aria-label": "Search the training data",
+  });
+  const pager = h("div", { class: "queue-pager muted small", dataset: { testid: "queue-pager" } });
+  const stats = h("p", { class: "muted small queue-stats", dataset: { testid: "queue-stats" } });
+  const importSelect = h("select", { class: "input", dataset: { testid: "import-source" }, "aria-label": "Model to import data from" });
+  const importButton = h("button", { type: "button", class: "btn", dataset: { testid: "import-button" }, onclick: () => importFrom() },
+    "Import");
+  const clearButton = h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "queue-clear" }, onclick: () => clearAll() },
+    "Clear…");
   const preview = h("div", { class: "queue-preview", dataset: { testid: "queue-preview" }, hidden: true });
   const root = h("div", { class: "queue" },
     h("div", { class: "card-head" },
       h("h3", { id: "queue-title" }, "Training data"), summary, addButton, input),
+    h("div", { class: "queue-tools" },
+      searchInput,
+      h("label", { class: "queue-import muted small" }, "Import data from model ", importSelect, importButton),
+      clearButton),
+    progress,
     result,
+    stats,
     h("div", { class: "table-scroll" }, table),
+    pager,
     preview,
     h("p", { class: "muted small queue-hint" },
-      "UTF-8 text files (.txt, .md, .csv, source code…). Drop files anywhere on this tab to add them too. ",
-      "Empty, binary and non-UTF-8 files are refused with the reason."),
+      "Text, Markdown, HTML, JSON, JSON Lines, CSV, PDF, folders and .zip archives, in any common encoding. ",
+      "Drop files anywhere on this tab to add them too. Empty, binary and unreadable files are reported with the reason."),
   );
+  searchInput.addEventListener("input", debounce(() => {
+    search = searchInput.value.trim();
+    offset = 0;
+    load();
+  }, 250));
+  selection.subscribe(() => renderImport());
   container.append(root);
 
   input.addEventListener("change", async () => {
@@ -66,14 +102,25 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
   });
 
   function render() {
-    const tokens = items.reduce((sum, e) => sum + (e.token_count || 0), 0);
-    summary.textContent = name ? `${plural(items.length, "item")} · ${plural(tokens, "token")}` : "";
+    summary.textContent = name ? `${plural(queueTotals.items, "item")} · ${plural(queueTotals.tokens, "token")}` : "";
     addButton.disabled = !name || busy;
+    importButton.disabled = !name || busy || !importSelect.value;
+    clearButton.disabled = !name || busy || queueTotals.items === 0;
+    fill(pager,
+      total > PAGE ? [
+        h("button", { type: "button", class: "btn btn-small", dataset: { testid: "queue-prev" }, disabled: offset === 0,
+          onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "‹ Previous"),
+        h("span", {}, ` ${formatInt(offset + 1)}–${formatInt(offset + items.length)} of ${formatInt(total)} `),
+        h("button", { type: "button", class: "btn btn-small", dataset: { testid: "queue-next" }, disabled: offset + PAGE >= total,
+          onclick: () => { offset += PAGE; load(); } }, "Next ›"),
+      ] : (search && name ? `${plural(total, "match", "matches")}` : ""));
     const rows = items.map((e) => {
       const used = epochsUsed(e.epochs_used);
       return h("tr", { dataset: { entryId: String(e.id), origin: baseName(e.origin) } },
-        h("td", { class: "queue-origin", title: e.origin }, h("span", { class: "queue-name" }, baseName(e.origin)),
-          e.source_kind && e.source_kind !== "file" ? h("span", { class: "badge badge-muted" }, e.source_kind) : null),
+        h("td", { class: "queue-origin", title: e.title ? `${e.title}\n${e.origin}` : e.origin },
+          h("span", { class: "queue-name" }, baseName(e.origin)),
+          e.source_kind && e.source_kind !== "file" ? h("span", { class: "badge badge-muted" }, e.source_kind) : null,
+          e.imported_from ? h("span", { class: "badge badge-muted", dataset: { testid: "queue-imported" } }, `from ${e.imported_from}`) : null),
         h("td", { class: "num" }, formatBytes(e.byte_count)),
         h("td", { class: "num", dataset: { testid: "queue-tokens" } }, formatInt(e.token_count)),
         h("td", {}, e.status === "ready"
@@ -90,7 +137,8 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     });
     if (!rows.length) {
       rows.push(h("tr", { class: "empty-row" }, h("td", { colspan: "7" },
-        name ? "The queue is empty. Add text files for the model to learn from." : "Select a model to see its training data.")));
+        !name ? "Select a model to see its training data."
+          : search ? "Nothing in the queue matches the search." : "The queue is empty. Add files for the model to learn from.")));
     }
     fill(table,
       h("thead", {}, h("tr", {},
@@ -104,12 +152,21 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
   }
 
   async function load(modelName = name) {
-    if (modelName !== name) {
+    const switched = modelName !== name;
+    if (switched) {
       fill(result);
       closePreview();
       items = [];
+      offset = 0;
+      total = 0;
+      queueTotals = { items: 0, tokens: 0 };
+      search = "";
+      searchInput.value = "";
+      tracking = null;
+      progress.hidden = true;
     }
     name = modelName;
+    renderImport();
     const mine = ++seq;
     if (!name) {
       items = [];
@@ -118,52 +175,170 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     }
     render();
     try {
-      const data = await api.get(`/api/models/${api.seg(name)}/queue`);
+      const [data, st] = await Promise.all([
+        api.get(`/api/models/${api.seg(name)}/queue${api.query({ offset, limit: PAGE, search: search || null })}`),
+        api.get(`/api/models/${api.seg(name)}/queue/stats`),
+      ]);
       if (mine !== seq) return;
       items = data.items;
+      total = data.total;
+      queueTotals = data.queue;
+      renderStats(st);
       render();
+      if (switched) findRunningIngest(name);
     } catch (err) {
       if (mine === seq && err.code !== "model_not_found") toastError(err);
     }
   }
 
-  /** Show what an upload (or add by path) did. */
-  function showResult({ added = [], duplicates = [], refused = [] }) {
-    const tokens = added.reduce((sum, e) => sum + (e.token_count || 0), 0);
-    const lines = [];
-    if (added.length) lines.push(`Added ${plural(added.length, "file")} (${plural(tokens, "token")}).`);
-    if (duplicates.length) {
-      lines.push(`${plural(duplicates.length, "file was", "files were")} already in the queue: ${duplicates.map((e) => baseName(e.origin)).join(", ")}.`);
+  function renderStats(st) {
+    if (!st.items) {
+      stats.textContent = "";
+      return;
     }
-    if (!added.length && !duplicates.length && !refused.length) lines.push("No files were added.");
+    const parts = st.by_source.map((s) => `${s.source_kind}: ${plural(s.items, "item")}, ${plural(s.tokens, "token")}`);
+    for (const imp of st.imported_from) parts.push(`imported from ${imp.model_name || "a deleted model"}: ${plural(imp.items, "item")}`);
+    stats.textContent = `${formatBytes(st.byte_count)} of text · ${parts.join(" · ")}`;
+  }
+
+  function renderImport() {
+    const others = selection.models().filter((m) => m.model_name !== name);
+    const keep = importSelect.value;
+    fill(importSelect,
+      h("option", { value: "" }, others.length ? "choose a model…" : "no other models"),
+      others.map((m) => h("option", { value: m.model_name }, `${m.model_name} (${formatInt(m.queue.items)} items)`)));
+    if (others.some((m) => m.model_name === keep)) importSelect.value = keep;
+    importButton.disabled = !name || busy || !importSelect.value;
+  }
+  importSelect.addEventListener("change", () => render());
+
+  /** A reloaded window finds the model's running ingest job and shows its progress again. */
+  async function findRunningIngest(target) {
+    try {
+      const { jobs } = await api.get(`/api/jobs${api.query({ model_name: target, active: 1 })}`);
+      const running = jobs.find((j) => j.kind === "ingest");
+      if (running && target === name && !tracking) track(running);
+    } catch {
+      // the next action shows any real problem
+    }
+  }
+
+  function renderProgress(job) {
+    const d = job.detail || {};
+    progress.hidden = false;
+    const fraction = d.bytes_total ? d.bytes_done / d.bytes_total : (d.files_total ? d.files_done / d.files_total : 0);
+    fill(progress,
+      h("div", { class: "ingest-line" },
+        h("strong", {}, job.params?.import_from ? "Importing" : "Adding"),
+        h("span", { dataset: { testid: "ingest-counts" } },
+          ` ${formatInt(d.files_done || 0)} of ${formatInt(d.files_total || 0)} files · `,
+          `${formatBytes(d.bytes_done || 0)} · ${plural(d.tokens || 0, "token")}`),
+        h("button", { type: "button", class: "btn btn-small push-right", dataset: { testid: "ingest-stop" },
+          onclick: () => api.post(`/api/jobs/${job.id}/stop`, {}).catch(toastError) }, "Stop")),
+      h("progress", { max: "1", value: String(Math.min(1, fraction || 0)) }));
+  }
+
+  /** Watch an ingest job until it ends, then show its per-file report. */
+  async function track(job) {
+    tracking = { id: job.id, model: name };
+    busy = true;
+    render();
+    let current = job;
+    try {
+      while (tracking && tracking.id === job.id) {
+        renderProgress(current);
+        if (FINAL.includes(current.state)) break;
+        await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+        current = await api.get(`/api/jobs/${job.id}`);
+      }
+      if (!tracking || tracking.id !== job.id) return;
+      progress.hidden = true;
+      showResult(current);
+      await load();
+      onChange();
+    } catch (err) {
+      fill(result, h("p", { class: "form-error", role: "alert" }, errorText(err)));
+    } finally {
+      if (tracking && tracking.id === job.id) tracking = null;
+      busy = false;
+      render();
+    }
+  }
+
+  /** Show what an ingest job did, file by file. */
+  function showResult(job) {
+    const d = job.detail || {};
+    const report = d.report || [];
+    const problems = report.filter((r) => r.outcome === "refused" || r.outcome === "empty");
+    const dups = report.filter((r) => r.outcome === "duplicate");
+    const lines = [];
+    const what = job.params?.import_from ? "Imported" : "Added";
+    if (d.added) lines.push(`${what} ${plural(d.added, "file")} (${plural(d.tokens, "token")}).`);
+    if (dups.length) {
+      lines.push(`${plural(dups.length, "file was", "files were")} already in the queue: ${dups.map((r) => baseName(r.origin)).join(", ")}.`);
+    }
+    if (job.state === "stopped") lines.push("Stopped before the end; what was added stays.");
+    if (job.state === "failed") lines.push(`It failed: ${job.error || "unknown error"}.`);
+    if (!lines.length) lines.push("No file was added.");
     fill(result,
-      h("div", { class: `upload-box${refused.length ? " has-refused" : ""}` },
+      h("div", { class: `upload-box${problems.length ? " has-refused" : ""}` },
         h("div", { class: "upload-box-head" },
-          h("p", { dataset: { testid: "upload-summary" } }, lines.join(" ") || `No file was added.`),
+          h("p", { dataset: { testid: "upload-summary" } }, lines.join(" ")),
           h("button", { type: "button", class: "toast-close push-right", "aria-label": "Dismiss", onclick: () => fill(result) }, "×"),
         ),
-        refused.length
+        problems.length
           ? h("ul", { class: "refused", dataset: { testid: "upload-refused" } },
-            refused.map((r) => h("li", { dataset: { origin: baseName(r.origin) } },
+            problems.map((r) => h("li", { dataset: { origin: baseName(r.origin), outcome: r.outcome } },
               h("strong", {}, baseName(r.origin)), ` was not added: ${r.reason}.`)))
           : null,
       ),
     );
-    if (added.length) toast(`Added ${plural(added.length, "file")} to the training data`, { kind: "ok" });
+    if (d.added) toast(`${what} ${plural(d.added, "file")} to the training data`, { kind: "ok" });
   }
 
   async function run(action) {
     busy = true;
     render();
     try {
-      showResult(await action());
-      await load();
-      onChange();
+      const job = await action();
+      busy = false;
+      await track(job);
     } catch (err) {
       fill(result, h("p", { class: "form-error", role: "alert" }, errorText(err)));
     } finally {
       busy = false;
       render();
+    }
+  }
+
+  async function importFrom() {
+    const source = importSelect.value;
+    if (!name || !source) return;
+    const target = name;
+    return run(() => api.post(`/api/models/${api.seg(target)}/queue/import`, { from: source }));
+  }
+
+  async function clearAll() {
+    const target = name;
+    const ok = await confirmDialog({
+      title: `Clear the training data of ${target}?`,
+      message: [
+        h("p", {}, `All ${plural(queueTotals.items, "item")} (${plural(queueTotals.tokens, "token")}) leave the queue.`),
+        h("p", { class: "muted" }, "What the model already learned stays. This cannot be undone."),
+      ],
+      confirmLabel: "Clear",
+      danger: true,
+    });
+    if (!ok) return;
+    try {
+      const r = await api.del(`/api/models/${api.seg(target)}/queue`, { confirm: true });
+      toast(`Removed ${plural(r.removed, "item")} from the training data of ${target}`, { kind: "ok" });
+      closePreview();
+      offset = 0;
+      await load();
+      onChange();
+    } catch (err) {
+      toastError(err);
     }
   }
 
@@ -211,7 +386,8 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
           h("h4", {}, "Preview: ", h("span", { class: "mono" }, baseName(data.origin))),
           h("span", { class: "muted small" }, data.truncated
             ? `the start of ${formatBytes(data.byte_count)} of text`
-            : `all ${formatBytes(data.byte_count)} of text`),
+            : `all ${formatBytes(data.byte_count)} of text`,
+            data.title ? ` · ${data.title}` : ""),
           h("button", { type: "button", class: "btn btn-small push-right", dataset: { testid: "queue-preview-close" }, onclick: closePreview }, "Close"),
         ),
         h("pre", { class: "queue-preview-text", dataset: { testid: "queue-preview-text" }, tabindex: "0" },

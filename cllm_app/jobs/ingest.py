@@ -1,0 +1,69 @@
+"""An ingest job: files, folders, archives or another model's queue into a model's queue.
+
+Runs in the worker's process (or in the foreground for `cllm data add/import`). Progress
+(files, bytes, tokens and the per-file report so far) goes to the job's detail as it happens;
+a stop request ends it between files, keeping everything added so far.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from cllm_app.services.studio import Studio
+from cllm_app.store import Job, LanguageModel
+
+
+def _summary(r: dict) -> str:
+    parts = [f"{r['added']} added ({r['tokens']:,} tokens)"]
+    for key, word in (("duplicates", "already queued"), ("refused", "refused"), ("empty", "empty")):
+        if r[key]:
+            parts.append(f"{r[key]} {word}")
+    return ", ".join(parts)
+
+
+def run_ingest(studio: Studio, job_id: int) -> str:
+    """Run the ingest described by the job's params. Returns the job's final state."""
+    jobs = studio.jobs
+    job = Job.get_by_id(job_id)
+    params = json.loads(job.params or "{}")
+    row = LanguageModel.get_by_id(job.model_id)
+    staging = params.get("staging")
+
+    def progress(report: dict) -> None:
+        total = report["bytes_total"] or 0
+        done = report["bytes_done"] if total else report["files_done"]
+        jobs.report(
+            job_id,
+            progress=min(1.0, done / (total or report["files_total"] or 1)),
+            message=f"{report['files_done']} of {report['files_total']} files · {_summary(report)}",
+            detail=report,
+        )
+
+    def should_stop() -> bool:
+        return jobs.stop_requested(job_id)
+
+    try:
+        if params.get("import_from") is not None:
+            source = LanguageModel.get_or_none(LanguageModel.id == params["import_from"])
+            if source is None or source.deleted_at is not None:
+                jobs.finish(job_id, "failed", error="the model to import from no longer exists")
+                return "failed"
+            report = studio.queue.import_entries(
+                row.model_name, source.model_name, params.get("entry_ids"), progress, should_stop
+            )
+        else:
+            options = studio.queue.options(params.get("text_field"), params.get("csv_column"))
+            report = studio.queue.ingest(
+                row.model_name, params["paths"], params.get("origins"), options,
+                progress=progress, should_stop=should_stop,
+            )
+    finally:
+        if staging:
+            shutil.rmtree(Path(staging), ignore_errors=True)  # uploads were copied into the queue
+    jobs.report(job_id, progress=1.0, detail=report)
+    if report["stopped"]:
+        jobs.finish(job_id, "stopped", message=f"stopped after {report['files_done']} of {report['files_total']} files: "
+                    f"{_summary(report)}")
+        return "stopped"
+    jobs.finish(job_id, "done", message=_summary(report))
+    return "done"

@@ -1,0 +1,69 @@
+"""Starting ingest jobs: paths from the desktop's dialog, uploads from a browser, and imports
+from another model's queue. The job itself is cllm_app/jobs/ingest.py."""
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+from cllm_app.errors import InvalidInput
+
+
+def _safe_name(name: str, index: int) -> str:
+    """A file name that is safe on every disk and keeps the extension (it picks the reader)."""
+    base = re.sub(r"[^\w.\- ]+", "_", os.path.basename(name.replace("\\", "/")) or "file").strip(" .") or "file"
+    return f"{index:05d}-{base[-120:]}"
+
+
+def start_ingest(studio, model_name: str, paths, origins=None, staging: str | None = None,
+                 text_field=None, csv_column=None) -> dict:
+    """Queue an ingest job for files and folders by path."""
+    studio.queue.check_paths(paths)
+    studio.queue.options(text_field, csv_column)  # refuse a bad choice now, not in the job
+    if origins is None:
+        origins = [str(Path(p).expanduser().resolve()) for p in paths]
+    params = {"paths": paths, "origins": origins, "staging": staging,
+              "text_field": text_field, "csv_column": csv_column}
+    return studio.jobs.submit("ingest", model_name, params)
+
+
+def stage_uploads(studio, model_name: str, files) -> tuple[str, list[str], list[str]]:
+    """Copy uploaded files (name, binary stream) into a new staging folder.
+    Returns (folder, paths, origins); the ingest job removes the folder when it ends."""
+    studio.models.get(model_name)
+    if not files:
+        raise InvalidInput("send the files as multipart form data under the name 'files'", code="no_files")
+    folder = studio.queue.staging_dir / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    paths, origins = [], []
+    try:
+        for i, (name, stream) in enumerate(files):
+            dest = folder / _safe_name(name or "unnamed", i)
+            with open(dest, "wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+            paths.append(str(dest))
+            origins.append(os.path.basename((name or "unnamed").replace("\\", "/")))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return str(folder), paths, origins
+
+
+def start_upload(studio, model_name: str, files, text_field=None, csv_column=None) -> dict:
+    """Stage uploaded files and queue their ingest job."""
+    studio.queue.options(text_field, csv_column)
+    folder, paths, origins = stage_uploads(studio, model_name, files)
+    try:
+        return start_ingest(studio, model_name, paths, origins, folder, text_field, csv_column)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def start_import(studio, model_name: str, source_name, entry_ids=None) -> dict:
+    """Check an import now (self-import, unknown items) and queue it as an ingest job."""
+    _row, source, ids = studio.queue.import_plan(model_name, source_name, entry_ids)
+    params = {"import_from": source.id, "source_name": source.model_name,
+              "entry_ids": ids if entry_ids is not None else None}
+    return studio.jobs.submit("ingest", model_name, params)
