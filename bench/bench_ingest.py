@@ -5,9 +5,9 @@ libraries' own in-memory encode of the same text, and peak memory while ingestin
 
 End to end means what `cllm data add` does: reading the files, detecting the encoding,
 normalizing, hashing, compressing (zstd) and storing the text, and writing the token cache.
-The references encode the same text already in memory: HF `tokenizers` (a GPT-2-like
-byte-level BPE trained here on the same text, batch encode) and tiktoken (the same merges
-loaded into tiktoken's encoder, since its GPT-2 file needs a download). Peak RSS is measured
+The references encode the same text already in memory: HF `tokenizers` (our byte-level BPE,
+vocab 4096, trained here on the same text; batch encode) and tiktoken (the same merges in
+tiktoken's encoder, its own batch encode). Peak RSS is measured
 in a child process (resource.getrusage) that ingests one generated file of --rss-mb.
 """
 
@@ -21,14 +21,27 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from cllm_app.engine.bpe import BPETokenizer, train_bpe
 
-WORDS = (
+COMMON = (
     "the a of and to in is was that for on with as by at from his her they we it this which river "
     "morning light garden window letter voice winter city road house friend evening story quiet bright "
     "slow early old small green warm distant open heavy gentle sudden walked said found kept turned wrote "
     "carried waited watched remembered opened followed 1984 2025 café naïve"
 ).split()
+SYLLABLES = "ka lo mi ne ru sa te vo an el is or un ba de fi go hu ja ke li mo nu pa qu re si to".split()
+
+
+def vocabulary(n: int = 20000, seed: int = 3) -> tuple[list[str], list[float]]:
+    """Common words plus n made-up ones, with Zipf-like weights, so a 4096-token BPE has
+    something to learn (real text has tens of thousands of distinct words)."""
+    rng = random.Random(seed)
+    made = {"".join(rng.choice(SYLLABLES) for _ in range(rng.randint(1, 4))) for _ in range(n)}
+    words = COMMON + sorted(made)
+    return words, [1.0 / (rank + 1) for rank in range(len(words))]
+
+
+WORDS, WEIGHTS = vocabulary()
 SMALL = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
 
 
@@ -37,7 +50,7 @@ def text_block(n_bytes: int, seed: int) -> str:
     rng = random.Random(seed)
     out, size = [], 0
     while size < n_bytes:
-        line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 18))).capitalize() + ".\n"
+        line = " ".join(rng.choices(WORDS, WEIGHTS, k=rng.randint(6, 18))).capitalize() + ".\n"
         if rng.random() < 0.1:
             line += "\n"
         out.append(line)
@@ -56,54 +69,6 @@ def write_corpus(folder: Path, total_mb: int, file_mb: int = 10) -> list[Path]:
                 f.write(f"Part {i} block {j}.\n" + block[k:] + block[:k])
         paths.append(p)
     return paths
-
-
-class HFTokenizer:
-    """HF tokenizers behind our Tokenizer interface, to time our pipeline around a BPE."""
-
-    kind = "hf-bpe"
-    eot = 0
-
-    def __init__(self, tok):
-        self.tok = tok
-        self.vocab_size = tok.get_vocab_size()
-        self.fingerprint = f"bench-hf-bpe-{self.vocab_size}"
-
-    def encode(self, text):
-        return np.array(self.tok.encode(text).ids, dtype=np.uint16)
-
-    def encode_batch(self, texts):
-        return [np.array(e.ids, dtype=np.uint16) for e in self.tok.encode_batch(texts)]
-
-
-def train_bpe(sample: str, vocab: int = 4096):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator([sample[i : i + 10000] for i in range(0, len(sample), 10000)], trainer)
-    return tok
-
-
-def tiktoken_from(tok):
-    """The trained merges as a tiktoken Encoding (byte-level BPE: the same tokens, tiktoken's encoder)."""
-    import tiktoken
-    from tokenizers import pre_tokenizers  # noqa: F401 - the byte-to-unicode table below is GPT-2's
-
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    unicode_to_byte = {chr(c): b for b, c in zip(bs, cs, strict=True)}
-    ranks = {bytes(unicode_to_byte[ch] for ch in token): rank for token, rank in tok.get_vocab().items()}
-    pat = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-    return tiktoken.Encoding("bench-bpe", pat_str=pat, mergeable_ranks=ranks, special_tokens={})
 
 
 def ingest_rate(paths: list[Path], tokenizer=None) -> tuple[float, int]:
@@ -182,21 +147,25 @@ def main() -> int:
         byte_rate, _ = ingest_rate(paths)
 
         t0 = time.perf_counter()
-        tok = train_bpe(text[: 4 << 20])
-        print(f"trained a byte-level BPE (vocab {tok.get_vocab_size()}) in {time.perf_counter() - t0:.1f} s")
+        sample = text[: 4 << 20]
+        hf = train_bpe([sample[i : i + 10000] for i in range(0, len(sample), 10000)], 4096)
+        ours = BPETokenizer.from_hf(hf)
+        print(f"trained a byte-level BPE (vocab {ours.vocab_size}) in {time.perf_counter() - t0:.1f} s; "
+              f"ours encodes with {ours.encoder}")
         pieces = [text[i : i + 65536] for i in range(0, len(text), 65536)]
         t0 = time.perf_counter()
-        n_hf = sum(len(e.ids) for e in tok.encode_batch(pieces))
+        n_hf = sum(len(e.ids) for e in hf.encode_batch(pieces, add_special_tokens=False))
         hf_rate = mb / (time.perf_counter() - t0)
-        enc = tiktoken_from(tok)
+        enc = ours.tiktoken  # the same merges in tiktoken's encoder (checked exact when loaded)
         t0 = time.perf_counter()
         n_tt = sum(len(ids) for ids in enc.encode_ordinary_batch(pieces))
         tt_rate = mb / (time.perf_counter() - t0)
-        bpe_rate, n_ours = ingest_rate(paths, HFTokenizer(tok))
+        bpe_rate, n_ours = ingest_rate(paths, ours)
 
         rows = [
             ("byte-level ingest, end to end (ours)", byte_rate, "bar: >= 100 MB/s"),
-            ("BPE ingest, end to end (ours, HF BPE inside)", bpe_rate, f"{bpe_rate / hf_rate:.2f}x HF in-memory"),
+            ("BPE ingest, end to end (ours)", bpe_rate,
+             f"{bpe_rate / hf_rate:.2f}x HF in-memory, {bpe_rate / tt_rate:.2f}x tiktoken"),
             ("HF tokenizers encode_batch, in memory", hf_rate, f"{n_hf:,} tokens"),
             ("tiktoken encode_ordinary_batch, in memory", tt_rate, f"{n_tt:,} tokens"),
         ]
