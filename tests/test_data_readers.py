@@ -163,3 +163,16 @@ def test_folders_and_zips(tmp_path):
 def test_detect_needs_bytes():
     with pytest.raises(Empty):
         detect(b"", True)
+
+
+def test_utf8_chunks_keep_exactly_their_own_bytes():
+    """Chunks read from UTF-8 carry their bytes (so storing them needs no re-encoding); a
+    character split between two reads belongs wholly to the chunk that completes it."""
+    from cllm_app.data.decode import SAMPLE_BYTES
+
+    text = "naïve café — 日本語の文章 🙂 " * (SAMPLE_BYTES // 40 + 200)
+    data = text.encode("utf-8")
+    chunks = list(decoded_chunks(io.BytesIO(data), chunk=7))  # 7 bytes: most reads split a character
+    assert "".join(chunks) == text and len(chunks) > 100
+    assert all(c.raw == c.encode("utf-8") for c in chunks)
+    assert b"".join(c.raw for c in chunks) == data

@@ -26,6 +26,7 @@ from cllm_app.fsutil import fsync_dir
 
 TEXT_SUFFIX = ".txt.zst"
 ZSTD_LEVEL = 1  # level 1 keeps ingest above 100 MB/s; level 3 saves only ~1% more
+ZSTD_THREADS = min(2, os.cpu_count() or 1)  # the app is meant to use both cores of a small machine
 PIECE_CHARS = 1 << 16  # text per piece handed to encode_batch: room for a tokenizer's threads
 TEMP_PREFIX = ".ingest-"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -160,23 +161,28 @@ class EntryWriter:
         self._first = True
         self._cr = False  # the last chunk ended in \r: a \n starting the next one belongs to it
         self._text_file, self.text_tmp = _temp(queue_dir)
-        self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(self._text_file, closefd=False)
+        # Worker threads compress while this one hashes and writes the token cache.
+        self._zstd = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS).stream_writer(
+            self._text_file, closefd=False
+        )
         self.tokens = TokenWriter(tokenizer, queue_dir / "tokens")
 
     def write(self, text: str) -> None:
+        raw = getattr(text, "raw", None)  # the UTF-8 bytes of `text`, when the reader kept them
         if self._first:
-            text = text.lstrip("\ufeff")
+            if text.startswith("\ufeff"):
+                text, raw = text.lstrip("\ufeff"), None
             self._first = not text
         if self._cr and text.startswith("\n"):
-            text = text[1:]
+            text, raw = text[1:], None
         self._cr = text.endswith("\r")
         if "\r" in text:
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
+            text, raw = text.replace("\r\n", "\n").replace("\r", "\n"), None
         if not text:
             return
         if not self._has_text and not text.isspace():
             self._has_text = True
-        data = text.encode("utf-8")
+        data = raw if raw is not None else text.encode("utf-8")
         self.byte_count += len(data)
         self._hash.update(data)
         self._zstd.write(data)
