@@ -16,6 +16,7 @@ window, or `serve`, `models ...` like `cllm`. Build the kernels first
 """
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -37,6 +38,9 @@ HIDDEN_IMPORTS = [
     "PyQt6.QtWebEngineCore",
     "PyQt6.QtWebEngineWidgets",
 ]
+# Packages that read data files of their own at run time (trafilatura's settings and language
+# data, jusText's stop lists, courlan's and htmldate's tables, charset-normalizer's models).
+COLLECT_DATA = ["trafilatura", "justext", "courlan", "htmldate", "charset_normalizer", "tld"]
 # Present in a development venv, never needed by the app.
 EXCLUDES = ["tkinter", "pytest", "_pytest", "playwright", "PyQt5", "PySide2", "PySide6", "torch"]
 
@@ -58,6 +62,9 @@ def pyinstaller_args(dist: Path, work: Path) -> list[str]:
     ]
     for module in HIDDEN_IMPORTS:
         args += ["--hidden-import", module]
+    for package in COLLECT_DATA:
+        if importlib.util.find_spec(package) is not None:
+            args += ["--collect-data", package]
     for module in EXCLUDES:
         args += ["--exclude-module", module]
     return args + [str(ENTRY)]

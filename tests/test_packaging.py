@@ -66,3 +66,38 @@ def test_binary_without_a_display_serves(binary, tmp_path):
     start_and_check_serving(
         [str(binary)], no_display_env(tmp_path), expect_no_display_notice=True
     )
+
+
+def test_binary_reads_every_format_and_makes_a_bpe_model(binary, tmp_path):
+    """The libraries behind ingest (trafilatura, pypdf, charset-normalizer, zstandard) and BPE
+    (tokenizers, tiktoken) are in the bundle with their data files, not only importable here."""
+    import json
+    import os
+
+    from data_files import make_pdf
+
+    from tests.bpe_support import corpus
+
+    env = {**os.environ, "CLLM_HOME": str(tmp_path / "home")}
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Rivers</title></head><body><nav>menu</nav><article><h1>Rivers</h1>"
+        + "<p>The river runs past the old mill and on towards the sea, slow and wide.</p>" * 8
+        + "</article></body></html>", encoding="utf-8")
+    (tmp_path / "latin.txt").write_bytes("Déjà vu à Paris, naïve café. ".encode("cp1252") * 40)
+    (tmp_path / "doc.pdf").write_bytes(make_pdf("A short document about gardens in the morning light."))
+    (tmp_path / "corpus.txt").write_text("\n".join(corpus()), encoding="utf-8")
+
+    def cllm(*args):
+        proc = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    cllm("models", "create", "m", "--json")
+    report = json.loads(cllm("data", "add", "m", str(tmp_path / "page.html"), str(tmp_path / "latin.txt"),
+                             str(tmp_path / "doc.pdf"), "--json"))
+    assert report["added"] == 3, report
+    shown = cllm("models", "create", "b", "--tokenizer", "bpe", "--vocab-size", "600",
+                 "--tokenizer-data", str(tmp_path / "corpus.txt"), "--json")
+    assert json.loads(shown)["tokenizer"] == "bpe"
+    text = cllm("generate", "b", "the", "--max-tokens", "5", "--seed", "1")
+    assert isinstance(text, str)
