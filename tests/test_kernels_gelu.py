@@ -1,6 +1,7 @@
 """GELU (tanh approximation) and the residual add against their numpy references, on every CPU variant.
 
-Tolerances: forward rtol = atol = 1e-5; backward rtol = atol = 1e-5 as well.
+Tolerances: forward rtol = atol = 1e-5; backward rtol = atol = 1e-5 as well
+(also for the derivative the forward saves, and the backward from it).
 Each value is a handful of float32 operations and one exp (accurate to 1
 ulp), so the error is a few ulp (~5e-7 relative). The residual add is one
 float32 rounding of an exact sum, bit-identical to the reference's.
@@ -87,6 +88,66 @@ def test_gelu_in_place(K):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
+def test_gelu_forward_saves_the_derivative_also_in_place(K, shape):
+    # dgelu = gelu'(inp), written beside out; dgelu may be inp itself (the model's MLP).
+    x, _ = inputs(shape, seed=7)
+    want_y, want_g = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    reference.gelu_forward(want_y, x, want_g)
+    y, g = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
+    K.gelu_forward(y, x, g)
+    np.testing.assert_allclose(y, want_y, **TOL)
+    np.testing.assert_allclose(g, want_g, **TOL)
+    # the derivative is the one gelu_backward uses
+    from_backward = np.zeros(shape, np.float32)
+    reference.gelu_backward(from_backward, x, np.ones(shape, np.float32))
+    np.testing.assert_allclose(want_g, from_backward, rtol=1e-6, atol=1e-7)
+    inplace = x.copy()
+    y2 = np.empty(shape, np.float32)
+    K.gelu_forward(y2, inplace, inplace)
+    assert np.array_equal(y2, y) and np.array_equal(inplace, g)
+    ref_in = x.copy()
+    reference.gelu_forward(y2, ref_in, ref_in)
+    np.testing.assert_allclose(ref_in, want_g, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gelu_backward_saved_matches_gelu_backward(K, shape):
+    x, dout = inputs(shape, seed=8)
+    g, y = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    K.gelu_forward(y, x, g)
+    start = randn(np.random.default_rng(9), *shape)
+    want = start.copy()
+    reference.gelu_backward(want, x, dout)
+    got = start.copy()
+    K.gelu_backward_saved(got, g, dout)
+    np.testing.assert_allclose(got, want, **TOL)
+    ref = start.copy()
+    reference.gelu_backward_saved(ref, g, dout)
+    np.testing.assert_allclose(ref, want, **TOL)
+    # overwrite, in place over dout (the model's call) and over dgelu
+    want_fresh = np.zeros(shape, np.float32)
+    reference.gelu_backward(want_fresh, x, dout)
+    over_dout, over_g = dout.copy(), g.copy()
+    K.gelu_backward_saved(over_dout, g, over_dout, accumulate=False)
+    K.gelu_backward_saved(over_g, over_g, dout, accumulate=False)
+    np.testing.assert_allclose(over_dout, want_fresh, **TOL)
+    assert np.array_equal(over_dout, over_g)
+
+
+def test_gelu_forward_derivative_at_extremes():
+    x = np.array([-1e4, -200, -30, -9.5, -1e-6, 0.0, 1e-6, 9.5, 30, 200, 1e4, np.nan], np.float32)
+    want_y, want_g = np.empty_like(x), np.empty_like(x)
+    reference.gelu_forward(want_y, x, want_g)
+    for variant in VARIANTS:
+        K = kernels(variant)
+        y, g = np.empty_like(x), np.empty_like(x)
+        K.gelu_forward(y, x, g)
+        np.testing.assert_allclose(y[:11], want_y[:11], **TOL)
+        np.testing.assert_allclose(g[:11], want_g[:11], **TOL)
+        assert np.isnan(y[11]) and np.isnan(g[11])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 def test_residual_matches_reference_and_may_work_in_place(K, shape):
     a, b = inputs(shape, seed=3)
     want = np.empty(shape, np.float32)
@@ -145,6 +206,12 @@ BAD = {
     "a list": (lambda K, x: K.gelu_forward([0.0] * 6, x), "must be a numpy array"),
     "backward sizes": (lambda K, x: K.gelu_backward(np.empty(6, np.float32), x, np.ones(7, np.float32)),
                        "dout has 7 elements"),
+    "dgelu sizes": (lambda K, x: K.gelu_forward(np.empty(6, np.float32), x, np.empty(4, np.float32)),
+                    "dgelu has 4 elements"),
+    "dgelu float64": (lambda K, x: K.gelu_forward(np.empty(6, np.float32), x, np.empty(6)),
+                      "dgelu must be float32"),
+    "saved sizes": (lambda K, x: K.gelu_backward_saved(np.empty(6, np.float32), x, np.ones(2, np.float32)),
+                    "dout has 2 elements"),
     "residual sizes": (lambda K, x: K.residual_forward(np.empty(6, np.float32), x, np.ones(3, np.float32)),
                        "b has 3 elements"),
 }
@@ -166,6 +233,14 @@ def test_partial_overlap_is_rejected(K):
         K.gelu_forward(out, a)
     with pytest.raises(ValueError, match="dinp must not share memory with dout"):
         K.gelu_backward(out, b, a)
+    with pytest.raises(ValueError, match="dgelu must not share memory with inp"):
+        K.gelu_forward(np.empty(100, np.float32), a, out)
+    with pytest.raises(ValueError, match="dinp must not share memory with dgelu"):
+        K.gelu_backward_saved(out, a, b)
+    # out and dgelu are two outputs: never the same memory
+    x = np.ones(100, np.float32)
+    with pytest.raises(ValueError, match="dgelu must not share memory with out"):
+        K.gelu_forward(x, x, x)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cllm_app.kernels import layernorm, reference
+from tests.kernel_support import VARIANTS, kernels
 
 FWD_TOL = {"rtol": 1e-5, "atol": 1e-5}
 BWD_TOL = {"rtol": 1e-4, "atol": 1e-4}
@@ -268,3 +269,25 @@ def test_backward_rejects_dinp_sharing_memory_with_an_input(shared):
     args["dinp"] = args[shared]
     with pytest.raises(ValueError, match=f"dinp must not share memory with {shared}"):
         layernorm.layernorm_backward(**args)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("n,c", [(1, 7), (3, 33), (64, 100), (1024, 128), (2048, 384)])
+def test_backward_can_overwrite_dinp(variant, n, c):
+    # accumulate_dinp=False: dinp holds garbage before and this row's gradient after,
+    # while dweight and dbias are still added into.
+    K = kernels(variant)
+    inp, weight, bias, dout = make_inputs(n, c, seed=11)
+    _, mean, rstd = run_forward(reference, inp, weight, bias)
+    rng = np.random.default_rng(12)
+    start_w, start_b = rng.standard_normal(c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
+    want = [np.zeros((n, c), np.float32), start_w.copy(), start_b.copy()]
+    reference.layernorm_backward(*want, dout, inp, weight, mean, rstd)
+    got = [np.full((n, c), np.nan, np.float32), start_w.copy(), start_b.copy()]
+    K.layernorm_backward(*got, dout, inp, weight, mean, rstd, accumulate_dinp=False)
+    for name, g, w in zip(("dinp", "dweight", "dbias"), got, want, strict=True):
+        np.testing.assert_allclose(g, w, **BWD_TOL, err_msg=name)
+    ref = [np.full((n, c), np.nan, np.float32), start_w.copy(), start_b.copy()]
+    reference.layernorm_backward(*ref, dout, inp, weight, mean, rstd, accumulate_dinp=False)
+    for name, g, w in zip(("dinp", "dweight", "dbias"), ref, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6, err_msg=name)

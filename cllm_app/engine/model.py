@@ -92,7 +92,7 @@ class _Layer:
     ln2: np.ndarray
     ln2_mean: np.ndarray
     ln2_rstd: np.ndarray
-    fch: np.ndarray
+    fch: np.ndarray  # the c_fc output, overwritten by gelu' of it: all the backward needs
     fch_gelu: np.ndarray
     residual3: np.ndarray
 
@@ -168,7 +168,7 @@ class GPT:
             K.matmul_forward(L.residual2, L.atty, P[p + "attn.c_proj.weight"], P[p + "attn.c_proj.bias"], residual)
             K.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.residual2, P[p + "ln_2.weight"], P[p + "ln_2.bias"])
             K.matmul_forward(L.fch, L.ln2, P[p + "mlp.c_fc.weight"], P[p + "mlp.c_fc.bias"])
-            K.gelu_forward(L.fch_gelu, L.fch)
+            K.gelu_forward(L.fch_gelu, L.fch, L.fch)  # fch becomes gelu'(fch), for the backward
             K.matmul_forward(L.residual3, L.fch_gelu, P[p + "mlp.c_proj.weight"], P[p + "mlp.c_proj.bias"], L.residual2)
             residual = L.residual3
         K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, P["ln_f.weight"], P["ln_f.bias"])
@@ -185,24 +185,23 @@ class GPT:
         """Gradients of `scale` times the last forward's mean loss, ADDED into self.grads
         (zero them first; gradient accumulation passes scale = 1/steps).
 
-        Scratch gradients (dln, dbig, datty, dqkv) are overwritten by the kernel that
-        produces them (accumulate False), so none needs zeroing; only the residual
-        stream's gradient dres is summed over branches."""
+        Scratch gradients (dln, dbig, datty, dqkv) and the residual stream's gradient
+        dres are first written by the kernel that produces them (accumulate False), so
+        none needs zeroing; dres is then summed into over the branches."""
         K, P, G, cfg, a = self.K, self.params, self.grads, self.cfg, self.acts
         B, T = a.B, a.T
         dlogits = a.logits  # the loss gradient overwrites the logits: they are not needed again
         K.crossentropy_backward(dlogits, a.logits, self._targets.reshape(-1), scale / (B * T))
         residual = a.layers[-1].residual3 if a.layers else a.encoded
-        dres = a.dresidual
-        dres.fill(0.0)
+        dres = a.dresidual  # written by ln_f's backward, then summed into over the branches
         K.matmul_backward_tied(a.dln, G["wte.weight"], dlogits, a.lnf, P["wte.weight"], accumulate_dinp=False)
-        K.layernorm_backward(dres, G["ln_f.weight"], G["ln_f.bias"], a.dln, residual, P["ln_f.weight"], a.lnf_mean, a.lnf_rstd)
+        K.layernorm_backward(dres, G["ln_f.weight"], G["ln_f.bias"], a.dln, residual, P["ln_f.weight"], a.lnf_mean, a.lnf_rstd, accumulate_dinp=False)
         for i in reversed(range(cfg.n_layer)):
             L, p = a.layers[i], f"h.{i}."
             residual = a.layers[i - 1].residual3 if i > 0 else a.encoded
             # MLP: dres flows through the residual unchanged and into the MLP branch
             K.matmul_backward(a.dbig, G[p + "mlp.c_proj.weight"], G[p + "mlp.c_proj.bias"], dres, L.fch_gelu, P[p + "mlp.c_proj.weight"], accumulate_dinp=False)
-            K.gelu_backward(a.dbig, L.fch, a.dbig, accumulate=False)  # in place: dbig becomes d(fch)
+            K.gelu_backward_saved(a.dbig, L.fch, a.dbig, accumulate=False)  # in place: dbig becomes d(fch)
             K.matmul_backward(a.dln, G[p + "mlp.c_fc.weight"], G[p + "mlp.c_fc.bias"], a.dbig, L.ln2, P[p + "mlp.c_fc.weight"], accumulate_dinp=False)
             K.layernorm_backward(dres, G[p + "ln_2.weight"], G[p + "ln_2.bias"], a.dln, L.residual2, P[p + "ln_2.weight"], L.ln2_mean, L.ln2_rstd)
             # attention

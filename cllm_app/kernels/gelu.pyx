@@ -2,21 +2,34 @@
 # cython: cdivision=True, initializedcheck=False
 """GELU (GPT-2's tanh approximation) and the residual add, over arrays of any shape.
 
-- ``gelu_forward`` overwrites ``out``; ``gelu_backward`` ADDS into ``dinp``,
-  or overwrites it when accumulate is False (then dinp may be dout itself:
-  the MLP's backward scales its gradient in place, with no zeroed buffer).
+- ``gelu_forward`` overwrites ``out``; given ``dgelu``, it also writes
+  gelu'(inp) there (dgelu may be inp itself), so that the backward is one
+  multiplication instead of a second pass of exp and division.
+- ``gelu_backward`` ADDS gelu'(inp) * dout into ``dinp``, or overwrites it
+  when accumulate is False (then dinp may be dout itself: the MLP's backward
+  scales its gradient in place, with no zeroed buffer).
+- ``gelu_backward_saved`` does the same from the gelu'(inp) that
+  gelu_forward saved: dinp (+)= dgelu * dout.
 - ``residual_forward`` overwrites ``out`` with a + b; out may be a or b.
 
 The arrays are treated as flat: shapes may differ as long as the element
 counts agree. An output may be the very same array as an input (element-wise
 in place is safe) but must not overlap one partly.
 
-GELU uses 0.5 * (1 + tanh(u)) = sigmoid(2u) = 1 / (1 + exp(-2u)), so
-    gelu(x)  = x / (1 + exp(-2u)),  u = sqrt(2/pi) * (x + 0.044715 x^3)
-    gelu'(x) = s + 2 x s (1 - s) u',  s = sigmoid(2u),  u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-where the backward takes e = exp(-2|u|) <= 1, so nothing overflows or cancels. One exp per
-element (the vectorizable one from _common.pxd), and the loops are plain
-element-wise loops gcc vectorizes. Results do not depend on the thread count.
+GELU uses 0.5 * (1 + tanh(u)) = sigmoid(2u), and with e = exp(-2|u|) <= 1
+(nothing overflows or cancels) and a = 1 / (1 + e):
+    s = sigmoid(2u) = a for u >= 0, e * a below,   gelu(x) = x s
+    gelu'(x) = s + 2 x s (1 - s) u' = s + 2 x e a^2 u',
+    u = sqrt(2/pi) (x + 0.044715 x^3),  u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+One exp and one division per element for both.
+
+The loops are C with GCC/Clang vector extensions, 8 floats at a time: gcc
+vectorizes plain Cython loops only behind a run-time check that the output
+does not overlap an input, and fell back to scalar code (2x slower) in exactly
+the in-place calls the model makes. An array's tail goes through the same
+vector code on a padded copy, so every element is computed the same way
+wherever it lies, and results do not depend on the thread count. Other
+compilers get plain loops with libm's expf.
 
 ``reference.py`` holds numpy versions with the same signatures.
 """
@@ -24,24 +37,144 @@ from cython.parallel cimport prange
 
 cimport numpy as cnp
 
-from cllm_app.kernels._common cimport (
-    check_same_or_apart,
-    fast_exp,
-    float_restrict,
-    threads_for,
-)
+from cllm_app.kernels._common cimport check_apart, check_same_or_apart, threads_for
 
 cnp.import_array()
 
-# float constants: a bare literal is a C double and would turn the vector
-# loops into double arithmetic.
-cdef float SQRT_2_OVER_PI = 0.7978845608028654
-cdef float GELU_C = 0.044715
-cdef float GELU_3C = 3.0 * 0.044715
-cdef float ZERO = 0.0
-cdef float ONE = 1.0
-cdef float TWO = 2.0
-cdef float MINUS_TWO = -2.0
+cdef extern from *:
+    """
+    #include <string.h>
+    #include <stdint.h>
+    #include <math.h>
+    #define CLLM_GELU_K 0.7978845608028654f    /* sqrt(2/pi) */
+    #define CLLM_GELU_C 0.044715f
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef float cllm_g8 __attribute__((vector_size(32)));
+    typedef int32_t cllm_g8i __attribute__((vector_size(32)));
+    #define CLLM_G8(c) ((cllm_g8){c, c, c, c, c, c, c, c})
+    #define CLLM_G8I(c) ((cllm_g8i){c, c, c, c, c, c, c, c})
+    static inline cllm_g8 cllm_gld(const float* p) { cllm_g8 v; memcpy(&v, p, sizeof v); return v; }
+    static inline void cllm_gst(float* p, cllm_g8 v) { memcpy(p, &v, sizeof v); }
+    /* m ? a : b for a comparison mask m (C has no vector ?:) */
+    static inline cllm_g8 cllm_gsel(cllm_g8i m, cllm_g8 a, cllm_g8 b) {
+        return (cllm_g8)((m & (cllm_g8i)a) | (~m & (cllm_g8i)b));
+    }
+    /* _common.pxd's Cephes expf, for arguments <= 0 (or NaN) only: no
+       overflow branch; below -87.34 gives 0, NaN stays NaN. */
+    static inline cllm_g8 cllm_gexp_neg(cllm_g8 z) {
+        const cllm_g8 lo = CLLM_G8(-87.33654f);
+        const cllm_g8i under = z < lo;
+        const cllm_g8 zc = cllm_gsel(under, lo, z);
+        const cllm_g8 n = (zc * CLLM_G8(1.44269504088896341f) + CLLM_G8(12582912.0f))
+                          - CLLM_G8(12582912.0f);
+        cllm_g8 r = zc - n * CLLM_G8(0.693359375f);
+        r = r - n * CLLM_G8(-2.12194440e-4f);
+        cllm_g8 p = CLLM_G8(1.9875691500e-4f);
+        p = p * r + CLLM_G8(1.3981999507e-3f);
+        p = p * r + CLLM_G8(8.3334519073e-3f);
+        p = p * r + CLLM_G8(4.1665795894e-2f);
+        p = p * r + CLLM_G8(1.6666665459e-1f);
+        p = p * r + CLLM_G8(5.0000001201e-1f);
+        p = p * r * r + r + CLLM_G8(1.0f);
+        const cllm_g8i bits = (__builtin_convertvector(n, cllm_g8i) + 127) << 23;
+        return cllm_gsel(under, CLLM_G8(0.0f), p * (cllm_g8)bits);
+    }
+    /* gelu(x) into *y (if y), gelu'(x) into *g (if g) */
+    static inline void cllm_gelu8(cllm_g8 x, cllm_g8* y, cllm_g8* g) {
+        const cllm_g8 x2 = x * x;
+        const cllm_g8 u = CLLM_G8(CLLM_GELU_K) * (x + CLLM_G8(CLLM_GELU_C) * x2 * x);
+        const cllm_g8 au = (cllm_g8)((cllm_g8i)u & CLLM_G8I(0x7fffffff));  /* |u| */
+        const cllm_g8 e = cllm_gexp_neg(CLLM_G8(-2.0f) * au);
+        const cllm_g8 a = CLLM_G8(1.0f) / (CLLM_G8(1.0f) + e);
+        const cllm_g8 ea = e * a;
+        const cllm_g8 s = cllm_gsel(u >= CLLM_G8(0.0f), a, ea);
+        if (y) *y = x * s;
+        if (g) {
+            const cllm_g8 du = CLLM_G8(CLLM_GELU_K)
+                               + CLLM_G8(3.0f * CLLM_GELU_K * CLLM_GELU_C) * x2;
+            *g = s + (CLLM_G8(2.0f) * x * du) * (ea * a);
+        }
+    }
+    /* y[0:n] = gelu(x), g[0:n] = gelu'(x) if g is not NULL; y, g may be x */
+    static void cllm_gelu_fwd(float* y, float* g, const float* x, Py_ssize_t n) {
+        Py_ssize_t i = 0;
+        cllm_g8 yv, gv;
+        for (; i + 8 <= n; i += 8) {
+            cllm_gelu8(cllm_gld(x + i), &yv, g ? &gv : NULL);
+            cllm_gst(y + i, yv);
+            if (g) cllm_gst(g + i, gv);
+        }
+        if (i < n) {
+            float xb[8] = {0}, yb[8], gb[8];
+            memcpy(xb, x + i, (n - i) * sizeof(float));
+            cllm_gelu8(cllm_gld(xb), &yv, g ? &gv : NULL);
+            cllm_gst(yb, yv);
+            memcpy(y + i, yb, (n - i) * sizeof(float));
+            if (g) {
+                cllm_gst(gb, gv);
+                memcpy(g + i, gb, (n - i) * sizeof(float));
+            }
+        }
+    }
+    /* dx[0:n] (+)= gelu'(x) * dy; dx may be x or dy */
+    static void cllm_gelu_bwd(float* dx, const float* x, const float* dy, Py_ssize_t n, int acc) {
+        Py_ssize_t i = 0;
+        cllm_g8 gv;
+        for (; i + 8 <= n; i += 8) {
+            cllm_gelu8(cllm_gld(x + i), NULL, &gv);
+            cllm_gst(dx + i, acc ? cllm_gld(dx + i) + cllm_gld(dy + i) * gv : cllm_gld(dy + i) * gv);
+        }
+        if (i < n) {
+            float xb[8] = {0}, db[8] = {0}, ob[8] = {0};
+            memcpy(xb, x + i, (n - i) * sizeof(float));
+            memcpy(db, dy + i, (n - i) * sizeof(float));
+            memcpy(ob, dx + i, (n - i) * sizeof(float));
+            cllm_gelu8(cllm_gld(xb), NULL, &gv);
+            cllm_gst(ob, acc ? cllm_gld(ob) + cllm_gld(db) * gv : cllm_gld(db) * gv);
+            memcpy(dx + i, ob, (n - i) * sizeof(float));
+        }
+    }
+    /* y[0:n] (+)= a * b; y may be a or b */
+    static void cllm_gmul(float* y, const float* a, const float* b, Py_ssize_t n, int acc) {
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const cllm_g8 p = cllm_gld(a + i) * cllm_gld(b + i);
+            cllm_gst(y + i, acc ? cllm_gld(y + i) + p : p);
+        }
+        for (; i < n; i++) y[i] = acc ? y[i] + a[i] * b[i] : a[i] * b[i];
+    }
+    #else
+    static void cllm_gmul(float* y, const float* a, const float* b, Py_ssize_t n, int acc) {
+        for (Py_ssize_t i = 0; i < n; i++) y[i] = acc ? y[i] + a[i] * b[i] : a[i] * b[i];
+    }
+    static inline float cllm_gelu1(float x, float* g) {
+        float x2 = x * x, u = CLLM_GELU_K * (x + CLLM_GELU_C * x2 * x);
+        float e = expf(-2.0f * fabsf(u)), a = 1.0f / (1.0f + e), s = u >= 0.0f ? a : e * a;
+        if (g) *g = s + (2.0f * x * (CLLM_GELU_K + 3.0f * CLLM_GELU_K * CLLM_GELU_C * x2)) * (e * a * a);
+        return x * s;
+    }
+    static void cllm_gelu_fwd(float* y, float* g, const float* x, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            float gi, yi = cllm_gelu1(x[i], &gi);
+            y[i] = yi;
+            if (g) g[i] = gi;
+        }
+    }
+    static void cllm_gelu_bwd(float* dx, const float* x, const float* dy, Py_ssize_t n, int acc) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            float gi;
+            cllm_gelu1(x[i], &gi);
+            dx[i] = acc ? dx[i] + dy[i] * gi : dy[i] * gi;
+        }
+    }
+    #endif
+    """
+    void _gelu_fwd "cllm_gelu_fwd"(float* y, float* g, const float* x, Py_ssize_t n) noexcept nogil
+    void _gelu_bwd "cllm_gelu_bwd"(float* dx, const float* x, const float* dy, Py_ssize_t n,
+                                   bint acc) noexcept nogil
+    void _mul "cllm_gmul"(float* y, const float* a, const float* b, Py_ssize_t n,
+                          bint acc) noexcept nogil
+
 
 cdef enum:
     # Elements per unit of parallel work: whole cache lines, and few enough
@@ -66,81 +199,39 @@ cdef Py_ssize_t _flat(str fn, str name, object a, Py_ssize_t size, bint writable
     return n
 
 
-# x: (n,) -> y: (n,); y may be x
-cdef inline void _gelu_chunk(float* y, const float* x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef float xi, u
-    for i in range(n):
-        xi = x[i]
-        u = SQRT_2_OVER_PI * (xi + GELU_C * xi * xi * xi)
-        y[i] = xi / (ONE + fast_exp(MINUS_TWO * u))
-
-
-# gelu'(x) from e = exp(-2|u|), which lies in (0, 1] and cannot overflow:
-# s = 1/(1+e) for u >= 0 and e/(1+e) below, and s (1 - s) = e / (1+e)^2 either way.
-cdef inline float _gelu_grad(float xi) noexcept nogil:
-    cdef float u = SQRT_2_OVER_PI * (xi + GELU_C * xi * xi * xi)
-    cdef float au = u if u >= ZERO else -u
-    cdef float e = fast_exp(MINUS_TWO * au)
-    cdef float a = ONE / (ONE + e)
-    cdef float s = a if u >= ZERO else e * a
-    cdef float du = SQRT_2_OVER_PI * (ONE + GELU_3C * xi * xi)
-    return s + TWO * xi * (e * a * a) * du
-
-
-# x: (n,), dy: (n,) -> dx: (n,) accumulated into. restrict: the caller checked
-# that dx overlaps neither input; the in-place case has its own function.
-cdef inline void _gelu_bwd_chunk(float_restrict dx, const float* x, const float* dy,
-                                 Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] += dy[i] * _gelu_grad(x[i])
-
-
-# x: (n,), dy: (n,) -> dx: (n,) overwritten; dx may be the same memory as x or dy.
-cdef inline void _gelu_bwd_chunk_write(float* dx, const float* x, const float* dy,
-                                       Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef float g
-    for i in range(n):
-        g = _gelu_grad(x[i])
-        dx[i] = dy[i] * g
-
-
-# Same as _gelu_bwd_chunk when dx is the same memory as x or dy.
-cdef inline void _gelu_bwd_chunk_inplace(float* dx, const float* x, const float* dy,
-                                         Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef float g
-    for i in range(n):
-        g = _gelu_grad(x[i])
-        dx[i] = dx[i] + dy[i] * g
-
-
 cdef inline void _add_chunk(float* y, const float* a, const float* b, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
         y[i] = a[i] + b[i]
 
 
-# out: (any) is written; inp: (same size) is read
-def gelu_forward(out, inp):
-    """out = gelu(inp), GPT-2's tanh approximation, element-wise.
+# out: (any) is written, and dgelu if given; inp: (same size) is read
+def gelu_forward(out, inp, dgelu=None):
+    """out = gelu(inp), GPT-2's tanh approximation, element-wise; dgelu = gelu'(inp) if given.
 
-    out and inp are C-contiguous float32 arrays with the same number of
-    elements; out may be inp. Raises ValueError otherwise.
+    All are C-contiguous float32 arrays with the same number of elements;
+    out may be inp, and dgelu may be inp (the backward then needs only
+    dgelu: see gelu_backward_saved), but out and dgelu must be apart.
+    Raises ValueError otherwise.
     """
     fn = "gelu_forward"
     cdef Py_ssize_t n = _flat(fn, "inp", inp, -1, False)
     _flat(fn, "out", out, n, True)
     check_same_or_apart(fn, "out", out, "inp", inp)
+    cdef float* g = NULL
+    if dgelu is not None:
+        _flat(fn, "dgelu", dgelu, n, True)
+        check_same_or_apart(fn, "dgelu", dgelu, "inp", inp)
+        check_apart(fn, "dgelu", dgelu, "out", out)
+        g = <float*>cnp.PyArray_DATA(dgelu)
     cdef float* y = <float*>cnp.PyArray_DATA(out)
     cdef const float* x = <const float*>cnp.PyArray_DATA(inp)
     cdef Py_ssize_t chunks = (n + CHUNK - 1) // CHUNK, c, lo
     with nogil:
         for c in prange(chunks, schedule="static", num_threads=threads_for(4 * n)):
             lo = c * CHUNK
-            _gelu_chunk(y + lo, x + lo, CHUNK if n - lo > CHUNK else n - lo)
+            _gelu_fwd(y + lo, g + lo if g != NULL else NULL, x + lo,
+                      CHUNK if n - lo > CHUNK else n - lo)
 
 
 # dinp: (any) is accumulated into; inp, dout: (same size) are read
@@ -160,18 +251,36 @@ def gelu_backward(dinp, inp, dout, bint accumulate=True):
     cdef float* dx = <float*>cnp.PyArray_DATA(dinp)
     cdef const float* x = <const float*>cnp.PyArray_DATA(inp)
     cdef const float* dy = <const float*>cnp.PyArray_DATA(dout)
-    cdef bint inplace = <const float*>dx == x or <const float*>dx == dy
-    cdef Py_ssize_t chunks = (n + CHUNK - 1) // CHUNK, c, lo, m
+    cdef Py_ssize_t chunks = (n + CHUNK - 1) // CHUNK, c, lo
     with nogil:
         for c in prange(chunks, schedule="static", num_threads=threads_for(4 * n)):
             lo = c * CHUNK
-            m = CHUNK if n - lo > CHUNK else n - lo
-            if not accumulate:
-                _gelu_bwd_chunk_write(dx + lo, x + lo, dy + lo, m)
-            elif inplace:
-                _gelu_bwd_chunk_inplace(dx + lo, x + lo, dy + lo, m)
-            else:
-                _gelu_bwd_chunk(dx + lo, x + lo, dy + lo, m)
+            _gelu_bwd(dx + lo, x + lo, dy + lo, CHUNK if n - lo > CHUNK else n - lo, accumulate)
+
+
+# dinp: (any) is accumulated into; dgelu, dout: (same size) are read
+def gelu_backward_saved(dinp, dgelu, dout, bint accumulate=True):
+    """dinp += dgelu * dout (dinp = ... if not accumulate), dgelu being what gelu_forward saved.
+
+    The same gradient as gelu_backward, from gelu'(inp) instead of inp. All
+    three are C-contiguous float32 arrays with the same number of elements;
+    dinp may be the same array as dgelu or dout but must not overlap either
+    partly. Raises ValueError otherwise.
+    """
+    fn = "gelu_backward_saved"
+    cdef Py_ssize_t n = _flat(fn, "dgelu", dgelu, -1, False)
+    _flat(fn, "dout", dout, n, False)
+    _flat(fn, "dinp", dinp, n, True)
+    check_same_or_apart(fn, "dinp", dinp, "dgelu", dgelu)
+    check_same_or_apart(fn, "dinp", dinp, "dout", dout)
+    cdef float* dx = <float*>cnp.PyArray_DATA(dinp)
+    cdef const float* g = <const float*>cnp.PyArray_DATA(dgelu)
+    cdef const float* dy = <const float*>cnp.PyArray_DATA(dout)
+    cdef Py_ssize_t chunks = (n + CHUNK - 1) // CHUNK, c, lo
+    with nogil:
+        for c in prange(chunks, schedule="static", num_threads=threads_for(n)):
+            lo = c * CHUNK
+            _mul(dx + lo, g + lo, dy + lo, CHUNK if n - lo > CHUNK else n - lo, accumulate)
 
 
 # out: (any) is written; a, b: (same size) are read; out may be a or b

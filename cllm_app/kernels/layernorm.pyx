@@ -9,7 +9,8 @@ the arrays passed in.
 - ``layernorm_forward`` overwrites ``out``, ``mean`` and ``rstd``.
 - ``layernorm_backward`` ADDS into ``dinp``, ``dweight`` and ``dbias`` (like
   llm.c, so gradients from several uses of a tensor can share one buffer);
-  zero them first if you want the gradient of this call alone. ``dinp`` must
+  zero them first if you want the gradient of this call alone, or pass
+  accumulate_dinp=False to overwrite dinp. ``dinp`` must
   not share memory with an input.
 
 Rows are split over OpenMP threads with a static schedule. The weight and bias
@@ -224,12 +225,13 @@ cdef inline void _row_forward(float* y, float* mean_i, float* rstd_i,
 
 
 # Gradient of one row. dout row dy: (C,), inp row x: (C,), weight w: (C,),
-# the row's mean m and rstd rs -> dinp row dx: (C,) accumulated into, and the
+# the row's mean m and rstd rs -> dinp row dx: (C,) accumulated into (written
+# if not acc), and the
 # row's terms of dweight and dbias added into the thread's float dw, db: (C,).
 # The outputs are restrict: the caller guarantees they overlap no input.
 cdef inline void _row_backward(float_restrict dx, float_restrict dw, float_restrict db,
                                const float* dy, const float* x, const float* w,
-                               float m, float rs, Py_ssize_t C) noexcept nogil:
+                               float m, float rs, Py_ssize_t C, bint acc) noexcept nogil:
     # dx = rs * (g - mean(g) - xhat * mean(g * xhat)), g = w * dy, xhat = (x - m) * rs
     cdef double g_sum = 0.0, gx_sum = 0.0
     cdef Py_ssize_t j = 0, n
@@ -244,11 +246,18 @@ cdef inline void _row_backward(float_restrict dx, float_restrict dw, float_restr
     # at run time that none of them overlaps an input, needs more such checks
     # than it allows, and leaves the loop scalar.
     cdef float xhat
-    for j in range(C):
-        xhat = (x[j] - m) * rs
-        db[j] += dy[j]
-        dw[j] += xhat * dy[j]
-        dx[j] += (w[j] * dy[j] - g_mean - xhat * gx_mean) * rs
+    if acc:
+        for j in range(C):
+            xhat = (x[j] - m) * rs
+            db[j] += dy[j]
+            dw[j] += xhat * dy[j]
+            dx[j] += (w[j] * dy[j] - g_mean - xhat * gx_mean) * rs
+    else:
+        for j in range(C):
+            xhat = (x[j] - m) * rs
+            db[j] += dy[j]
+            dw[j] += xhat * dy[j]
+            dx[j] = (w[j] * dy[j] - g_mean - xhat * gx_mean) * rs
 
 
 # part: (C,) float -> added into acc: (C,) double, then zeroed
@@ -350,13 +359,16 @@ def layernorm_forward(out, mean, rstd, inp, weight, bias):
 
 # dinp: (N, C), dweight: (C,), dbias: (C,) are accumulated into;
 # dout: (N, C), inp: (N, C), weight: (C,), mean: (N,), rstd: (N,) are read
-def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd):
-    """Add the gradients of layernorm_forward into dinp, dweight and dbias.
+def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd,
+                       bint accumulate_dinp=True):
+    """Add the gradients of layernorm_forward into dinp, dweight and dbias (write dinp if not accumulate_dinp).
 
     dout is the gradient of the loss with respect to out; mean and rstd are
     the ones layernorm_forward saved. The three gradient arrays are
     ACCUMULATED into (+=), not overwritten: zero them first for a fresh
-    gradient. All arrays are C-contiguous float32 numpy arrays, and dinp must
+    gradient; with accumulate_dinp False, dinp is overwritten instead (the
+    model's first use of its residual gradient, which then needs no zeroing),
+    while dweight and dbias are still added into. All arrays are C-contiguous float32 numpy arrays, and dinp must
     not share memory with dout, inp or weight (no in-place gradient).
     Raises ValueError on a wrong shape, dtype or layout, or on such overlap.
     """
@@ -416,7 +428,7 @@ def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd):
             for i in prange(n, schedule="static"):
                 _row_backward(&dinp_v[i, 0], dw_f, db_f,
                               &dout_v[i, 0], &inp_v[i, 0], &w_v[0],
-                              mean_v[i], rstd_v[i], c)
+                              mean_v[i], rstd_v[i], c, accumulate_dinp)
                 if i % ROWS_PER_FLUSH == ROWS_PER_FLUSH - 1:
                     _flush(dw_d, dw_f, c)
                     _flush(db_d, db_f, c)

@@ -33,6 +33,7 @@ FUNCTIONS = (
     "attention_backward",
     "gelu_forward",
     "gelu_backward",
+    "gelu_backward_saved",
     "residual_forward",
     "crossentropy_forward",
     "crossentropy_backward",
@@ -134,6 +135,7 @@ attention_forward = _k.attention_forward
 attention_backward = _k.attention_backward
 gelu_forward = _k.gelu_forward
 gelu_backward = _k.gelu_backward
+gelu_backward_saved = _k.gelu_backward_saved
 residual_forward = _k.residual_forward
 crossentropy_forward = _k.crossentropy_forward
 crossentropy_backward = _k.crossentropy_backward

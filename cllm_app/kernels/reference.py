@@ -27,8 +27,8 @@ def layernorm_forward(out, mean, rstd, inp, weight, bias):
 
 # dinp: (N, C), dweight: (C,), dbias: (C,) are accumulated into;
 # dout: (N, C), inp: (N, C), weight: (C,), mean: (N,), rstd: (N,) are read
-def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd):
-    """Reference for ``layernorm.layernorm_backward``: adds into the gradients.
+def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, accumulate_dinp=True):
+    """Reference for ``layernorm.layernorm_backward``: adds into the gradients (writes dinp if not accumulate_dinp).
 
     With xhat = (x - mean) * rstd and g = weight * dout, per row:
         dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
@@ -42,7 +42,7 @@ def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd):
     g = weight.astype(np.float64) * dy
     dx = rs * (g - g.mean(axis=1, keepdims=True) - xhat * (g * xhat).mean(axis=1, keepdims=True))
     # Add in float64, then store: one rounding per element, like a fresh sum.
-    dinp[...] = dinp.astype(np.float64) + dx
+    dinp[...] = dinp.astype(np.float64) + dx if accumulate_dinp else dx
     dweight[...] = dweight.astype(np.float64) + (xhat * dy).sum(axis=0)
     dbias[...] = dbias.astype(np.float64) + dy.sum(axis=0)
 
@@ -204,20 +204,34 @@ GELU_SCALE = np.sqrt(2.0 / np.pi)
 GELU_CUBE = 0.044715
 
 
-# out: (any) is written; inp: (same size) is read
-def gelu_forward(out, inp):
-    """Reference for ``gelu.gelu_forward``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+def _gelu_grad(x):
+    th = np.tanh(GELU_SCALE * (x + GELU_CUBE * x**3))
+    return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th**2) * GELU_SCALE * (1.0 + 3.0 * GELU_CUBE * x**2)
+
+
+# out: (any) is written, and dgelu if given; inp: (same size) is read
+def gelu_forward(out, inp, dgelu=None):
+    """Reference for ``gelu.gelu_forward``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); dgelu = gelu'(x)."""
     x = inp.astype(np.float64).reshape(out.shape)
-    out[...] = 0.5 * x * (1.0 + np.tanh(GELU_SCALE * (x + GELU_CUBE * x**3)))
+    y = 0.5 * x * (1.0 + np.tanh(GELU_SCALE * (x + GELU_CUBE * x**3)))
+    if dgelu is not None:  # computed before either write: dgelu (or out) may be inp
+        g = _gelu_grad(x)
+        dgelu[...] = g.reshape(dgelu.shape)
+    out[...] = y
 
 
 # dinp: (any) is accumulated into; inp, dout: (same size) are read
 def gelu_backward(dinp, inp, dout, accumulate=True):
     """Reference for ``gelu.gelu_backward``: dinp += gelu'(inp) * dout (dinp = ... if not accumulate)."""
     x = inp.astype(np.float64).reshape(dinp.shape)
-    th = np.tanh(GELU_SCALE * (x + GELU_CUBE * x**3))
-    grad = 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th**2) * GELU_SCALE * (1.0 + 3.0 * GELU_CUBE * x**2)
-    dx = grad * dout.astype(np.float64).reshape(dinp.shape)
+    dx = _gelu_grad(x) * dout.astype(np.float64).reshape(dinp.shape)
+    dinp[...] = dinp.astype(np.float64) + dx if accumulate else dx
+
+
+# dinp: (any) is accumulated into; dgelu, dout: (same size) are read
+def gelu_backward_saved(dinp, dgelu, dout, accumulate=True):
+    """Reference for ``gelu.gelu_backward_saved``: dinp += dgelu * dout (dinp = ... if not accumulate)."""
+    dx = dgelu.astype(np.float64).reshape(dinp.shape) * dout.astype(np.float64).reshape(dinp.shape)
     dinp[...] = dinp.astype(np.float64) + dx if accumulate else dx
 
 
