@@ -96,14 +96,17 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_losses(studio, tmp_pat
     studio.models.duplicate("whole", "killed")
     root = studio.root.path
     # the run never interrupted, in a worker process like any job
-    job = start_training(studio, "whole", SETTINGS)
+    # Long enough that the last kill lands well before the end even with fast kernels: a run
+    # that finished before its kill would prove nothing (and end "done", not "interrupted").
+    long = {**SETTINGS, "target_epochs": 8}
+    job = start_training(studio, "whole", long)
     proc = spawn_worker(job["id"], root, tmp_path / "whole.log")
     assert proc.wait(timeout=300) == 0, (tmp_path / "whole.log").read_text()
     whole = _losses("whole")
-    assert len(whole) > 12
+    assert len(whole) > 30
     # the same run, killed with SIGKILL three times at different moments, resumed each time
     for kill_after in (3, 9, 14):
-        job = start_training(studio, "killed", SETTINGS if kill_after == 3 else {})
+        job = start_training(studio, "killed", long if kill_after == 3 else {})
         proc = spawn_worker(job["id"], root, tmp_path / f"killed-{kill_after}.log")
         _wait(lambda k=kill_after, p=proc: len(_losses("killed")) >= k or p.poll() is not None, what="steps before the kill")
         os.kill(proc.pid, signal.SIGKILL)
