@@ -52,20 +52,24 @@ def no_delay() -> None:
             pass
 
 
+GATHER_SECONDS = 0.01
+
+
 def drained(reply: Reply) -> Iterator[list[str]]:
     """Run `reply` in a thread of its own and give out, at each write, every piece made since
     the last one. Generation never waits for the socket (the decode kernel runs without the
     GIL meanwhile), and a slow reader gets several tokens per write instead of falling behind.
     If the reader goes away, the stream is told to stop and ends as cancelled."""
     ready = threading.Condition()
-    box: dict = {"items": [], "done": False, "error": None}
+    box: dict = {"items": [], "done": False, "error": None, "hungry": False}
 
     def produce():
         try:
             for piece in reply.pieces():
                 with ready:
                     box["items"].append(piece)
-                    ready.notify()
+                    if box["hungry"]:  # wake the writer only when it waits for something to send
+                        ready.notify()
         except BaseException as e:  # handed to the reader, which reports it in the stream
             box["error"] = e
         finally:
@@ -80,12 +84,21 @@ def drained(reply: Reply) -> Iterator[list[str]]:
     try:
         while not done:
             with ready:
+                box["hungry"] = True
                 while not box["items"] and not box["done"]:
                     ready.wait()
+                box["hungry"] = False
                 items, box["items"] = box["items"], []
                 done = box["done"]
             if items:
                 yield items
+            if not done:
+                # Let pieces gather for a moment (the end wakes us at once): waking for every
+                # token made this thread and the generating one trade the GIL thousands of
+                # times a second, a third of a small model's speed (measured), while a hundred
+                # writes a second look just as live.
+                with ready:
+                    ready.wait_for(lambda: box["done"], timeout=GATHER_SECONDS)
         if box["error"] is not None:
             raise box["error"]
     finally:
