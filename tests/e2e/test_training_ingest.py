@@ -90,3 +90,31 @@ def test_formats_import_search_clear_and_train(page, app, tmp_path):
     expect(page.get_by_test_id("queue-summary")).to_have_text("0 items · 0 tokens")
     assert app.api("GET", "/api/models/Learner/queue")[1]["total"] == 0
     assert app.api("GET", "/api/models/Donor/queue")[1]["total"] == 1
+
+
+def test_import_chosen_items_from_another_model(page, app):
+    app.create("Donor", **TINY_SHAPE)
+    app.upload("Donor", {"keep.txt": sample_text(1500, seed=61).encode(),
+                         "take.txt": sample_text(1700, seed=62).encode(),
+                         "also.txt": sample_text(1900, seed=63).encode()})
+    app.create("Learner", **TINY_SHAPE)
+    open_training(page, app, "Learner")
+    page.get_by_test_id("import-source").select_option("Donor")
+
+    # Ticking nothing imports nothing, and says so.
+    page.get_by_test_id("import-choose").click()
+    expect(page.get_by_test_id("import-choice")).to_have_count(3)
+    page.get_by_test_id("dialog-confirm").click()
+    expect(page.get_by_test_id("upload-result")).to_contain_text("nothing was imported")
+    assert app.api("GET", "/api/models/Learner/queue")[1]["total"] == 0
+
+    page.get_by_test_id("import-choose").click()
+    page.locator('[data-testid="import-choice"][data-origin="take.txt"]').check()
+    page.locator('[data-testid="import-choice"][data-origin="also.txt"]').check()
+    page.get_by_test_id("dialog-confirm").click()
+    expect(page.get_by_test_id("upload-summary")).to_contain_text("Imported 2 files")
+    expect(queue_row(page, "take.txt").get_by_test_id("queue-imported")).to_have_text("from Donor")
+    expect(queue_row(page, "also.txt")).to_be_visible()
+    origins = sorted(i["origin"] for i in app.api("GET", "/api/models/Learner/queue")[1]["items"])
+    assert [o.rsplit("/", 1)[-1] for o in origins] == ["also.txt", "take.txt"]
+    assert app.api("GET", "/api/models/Donor/queue")[1]["total"] == 3  # copied, not moved

@@ -11,6 +11,8 @@ import {
   confirmDialog, debounce, errorText, fill, formatAgo, formatBytes, formatDate, formatInt, h, toast, toastError,
 } from "../ui.js";
 
+const CHOOSE_LIMIT = 500;
+
 function baseName(origin) {
   const parts = String(origin || "").split(/[\\/]/);
   return parts[parts.length - 1] || origin || "–";
@@ -67,6 +69,8 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
   const importSelect = h("select", { class: "input", dataset: { testid: "import-source" }, "aria-label": "Model to import data from" });
   const importButton = h("button", { type: "button", class: "btn", dataset: { testid: "import-button" }, onclick: () => importFrom() },
     "Import");
+  const chooseButton = h("button", { type: "button", class: "btn", dataset: { testid: "import-choose" }, onclick: () => importChosen() },
+    "Choose items…");
   const clearButton = h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "queue-clear" }, onclick: () => clearAll() },
     "Clear…");
   const preview = h("div", { class: "queue-preview", dataset: { testid: "queue-preview" }, hidden: true });
@@ -75,7 +79,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
       h("h3", { id: "queue-title" }, "Training data"), summary, addButton, input),
     h("div", { class: "queue-tools" },
       searchInput,
-      h("label", { class: "queue-import muted small" }, "Import data from model ", importSelect, importButton),
+      h("label", { class: "queue-import muted small" }, "Import data from model ", importSelect, importButton, chooseButton),
       clearButton),
     progress,
     result,
@@ -105,6 +109,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     summary.textContent = name ? `${plural(queueTotals.items, "item")} · ${plural(queueTotals.tokens, "token")}` : "";
     addButton.disabled = !name || busy;
     importButton.disabled = !name || busy || !importSelect.value;
+    chooseButton.disabled = importButton.disabled;
     clearButton.disabled = !name || busy || queueTotals.items === 0;
     fill(pager,
       total > PAGE ? [
@@ -209,6 +214,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
       others.map((m) => h("option", { value: m.model_name }, `${m.model_name} (${formatInt(m.queue.items)} items)`)));
     if (others.some((m) => m.model_name === keep)) importSelect.value = keep;
     importButton.disabled = !name || busy || !importSelect.value;
+    chooseButton.disabled = importButton.disabled;
   }
   importSelect.addEventListener("change", () => render());
 
@@ -316,6 +322,44 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     if (!name || !source) return;
     const target = name;
     return run(() => api.post(`/api/models/${api.seg(target)}/queue/import`, { from: source }));
+  }
+
+  /** Import only the items ticked in a list of the other model's queue (its first CHOOSE_LIMIT). */
+  async function importChosen() {
+    const source = importSelect.value;
+    if (!name || !source) return;
+    const target = name;
+    let listing;
+    try {
+      listing = await api.get(`/api/models/${api.seg(source)}/queue${api.query({ limit: CHOOSE_LIMIT })}`);
+    } catch (err) {
+      toastError(err);
+      return;
+    }
+    if (!listing.items.length) {
+      fill(result, h("p", { class: "form-error", role: "alert" }, `The training data of ${source} is empty: there is nothing to import`));
+      return;
+    }
+    const boxes = listing.items.map((e) => h("input", { type: "checkbox", value: String(e.id), dataset: { testid: "import-choice", origin: baseName(e.origin) } }));
+    const list = h("ul", { class: "import-choices", dataset: { testid: "import-choices" } },
+      listing.items.map((e, i) => h("li", {},
+        h("label", {}, boxes[i], ` ${e.title || baseName(e.origin)} `,
+          h("span", { class: "muted small" }, `${e.source_kind} · ${plural(e.token_count, "token")}`)))));
+    const more = listing.total > listing.items.length
+      ? h("p", { class: "muted small" }, `The first ${formatInt(listing.items.length)} of ${formatInt(listing.total)} items; import the whole queue with Import.`)
+      : null;
+    const ok = await confirmDialog({
+      title: `Import items of ${source} into ${target}`,
+      message: [h("p", { class: "muted" }, "Tick the items to copy. They are copied, not moved: " + source + " keeps them."), list, more],
+      confirmLabel: "Import chosen items",
+    });
+    if (!ok) return;
+    const ids = boxes.filter((b) => b.checked).map((b) => Number(b.value));
+    if (!ids.length) {
+      fill(result, h("p", { class: "form-error", role: "alert" }, "No items were ticked, so nothing was imported"));
+      return;
+    }
+    return run(() => api.post(`/api/models/${api.seg(target)}/queue/import`, { from: source, entry_ids: ids }));
   }
 
   async function clearAll() {
