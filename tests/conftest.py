@@ -1,10 +1,15 @@
 """Shared fixtures: every test gets its own temporary data root; nothing touches the real one."""
 
 import os
+import time
 
 import pytest
 
 from cllm_app.services.studio import Studio
+
+# The API under Flask's test client: the launch secret and the address it answers to.
+SECRET = "test-secret"
+HOST = "127.0.0.1:5555"
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +29,28 @@ def studio(_isolated_home):
 @pytest.fixture
 def home(_isolated_home):
     return _isolated_home
+
+
+@pytest.fixture
+def client(studio):
+    """The real Flask app over the test's data root, sending the launch secret with every request."""
+    from cllm_app.api import create_app
+
+    app = create_app(studio, SECRET, allowed_hosts={HOST})
+    app.config["SERVER_NAME"] = HOST  # the test client then addresses its requests to HOST
+    c = app.test_client()
+    c.environ_base.update(HTTP_X_CLLM_TOKEN=SECRET)
+    return c
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll `predicate` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def snapshot(root) -> dict:

@@ -3,20 +3,8 @@
 import pytest
 from openapi_spec_validator import validate
 
-from cllm_app.api import create_app
 from cllm_app.api.openapi import ROUTES, api_routes
-
-SECRET = "test-secret"
-HOST = "127.0.0.1:5555"
-
-
-@pytest.fixture
-def client(studio):
-    app = create_app(studio, SECRET, allowed_hosts={HOST})
-    app.config["SERVER_NAME"] = HOST  # the test client then addresses its requests to HOST
-    c = app.test_client()
-    c.environ_base.update(HTTP_X_CLLM_TOKEN=SECRET)
-    return c
+from tests.conftest import HOST, SECRET
 
 
 def _err(response, status, code=None):

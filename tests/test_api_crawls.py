@@ -4,21 +4,13 @@ and every bad input refused as JSON with a 4xx (no runner here: jobs stay queued
 import pytest
 from crawl_site import CrawlSite
 
-from cllm_app.api import create_app
 from cllm_app.jobs.crawl import run_crawl
-
-SECRET = "test-secret"
-HOST = "127.0.0.1:5555"
 
 
 @pytest.fixture
-def client(studio):
-    app = create_app(studio, SECRET, allowed_hosts={HOST})
-    app.config["SERVER_NAME"] = HOST
-    c = app.test_client()
-    c.environ_base.update(HTTP_X_CLLM_TOKEN=SECRET)
-    c.post("/api/models", json={"model_name": "web", "n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16})
-    return c
+def client(client):
+    client.post("/api/models", json={"model_name": "web", "n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16})
+    return client
 
 
 def _err(response, status, code=None):

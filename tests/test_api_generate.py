@@ -7,22 +7,15 @@ import time
 import pytest
 import requests
 
-from cllm_app.api import create_app
 from cllm_app.server import Server
 
-SECRET = "test-secret"
-HOST = "127.0.0.1:5555"
 SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 64}
 
 
 @pytest.fixture
-def client(studio):
-    app = create_app(studio, SECRET, allowed_hosts={HOST})
-    app.config["SERVER_NAME"] = HOST
-    c = app.test_client()
-    c.environ_base.update(HTTP_X_CLLM_TOKEN=SECRET)
-    c.post("/api/models", json={"model_name": "m", **SHAPE})
-    return c
+def client(client):
+    client.post("/api/models", json={"model_name": "m", **SHAPE})
+    return client
 
 
 def parse_sse(text: str) -> list[tuple[str, dict]]:

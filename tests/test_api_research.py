@@ -2,22 +2,7 @@
 
 import io
 
-import pytest
 from research_support import make_model
-
-from cllm_app.api import create_app
-
-SECRET = "test-secret"
-HOST = "127.0.0.1:5555"
-
-
-@pytest.fixture
-def client(studio):
-    app = create_app(studio, SECRET, allowed_hosts={HOST})
-    app.config["SERVER_NAME"] = HOST
-    c = app.test_client()
-    c.environ_base.update(HTTP_X_CLLM_TOKEN=SECRET)
-    return c
 
 
 def _err(response, status, code=None):

@@ -14,6 +14,7 @@ from cllm_app.jobs.crawl import run_crawl, untrained_tokens
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.services import crawls
 from cllm_app.store import Job, QueueEntry
+from tests.conftest import wait_until
 
 SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
 
@@ -25,12 +26,7 @@ def site():
 
 
 def _wait(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(predicate, timeout, what)
 
 
 def _urls(studio, crawl_id, status="all"):

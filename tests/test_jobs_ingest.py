@@ -2,7 +2,6 @@
 uploads staged and cleaned up, and an ingest running beside the same model's training."""
 
 import io
-import time
 
 from data_files import write_all_formats
 
@@ -10,17 +9,13 @@ from cllm_app.jobs.ingest import run_ingest
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.services.ingest import start_import, start_ingest, start_upload
 from cllm_app.services.training import start_training
+from tests.conftest import wait_until
 
 SMALL = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
 
 
 def _wait(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(predicate, timeout, what)
 
 
 def test_ingest_job_reports_progress_and_each_file(studio, tmp_path):

@@ -12,6 +12,7 @@ from cllm_app.jobs.procs import spawn_worker
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.services.training import start_training
 from cllm_app.store import LanguageModel, LossPoint, QueueEntry
+from tests.conftest import wait_until
 
 SHAPE = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
 SETTINGS = {"batch_size": 4, "sequence_length": 32, "target_epochs": 3, "eval_interval": 5,
@@ -29,12 +30,7 @@ def _model(studio, name, docs=3):
 
 
 def _wait(predicate, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(predicate, timeout, what)
 
 
 def _losses(model_name):

@@ -240,16 +240,6 @@ def test_import_refuses_a_vocabulary_without_its_tokenizer(studio, data_files, t
 # ---- API and CLI -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def client(studio):
-    from cllm_app.api import create_app
-    from tests.test_api import HOST, SECRET
-
-    app = create_app(studio, SECRET, allowed_hosts={HOST})
-    app.config["SERVER_NAME"] = HOST
-    c = app.test_client()
-    c.environ_base.update(HTTP_X_CLLM_TOKEN=SECRET)
-    return c
 
 
 def test_api_upload_then_create_then_change_tokenizer(client, studio, data_files):
