@@ -81,3 +81,17 @@ TINY_SETTINGS = {
     "eval_interval": 5,
     "checkpoint_interval": 5,
 }
+
+
+def queue_row(page, origin: str):
+    """The Training tab's queue-table row of the item that came from `origin`."""
+    return page.locator(f'#panel-training [data-testid="queue-table"] tr[data-origin="{origin}"]')
+
+
+def open_training(page, app, name: str) -> None:
+    """Select `name` (through the API, as a remembered selection) and show its Training tab."""
+    app.api("PUT", "/api/settings", {"selected_model": name}, expect_status=200)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    open_tab(page, "training")
+    expect(page.locator('#panel-training [data-testid="summary-name"]')).to_have_text(name)

@@ -3,7 +3,7 @@ desktop dialog; token counts; preview; remove; refused files with their reasons;
 queue refuses Start in plain words."""
 
 import pytest
-from e2e_support import TINY_SHAPE, eventually, open_tab, sample_text
+from e2e_support import TINY_SHAPE, eventually, open_tab, open_training, queue_row, sample_text
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -20,18 +20,6 @@ DROP_FILE = """async ([name, text]) => {
   fire("drop", overlay);
   return shown;
 }"""
-
-
-def queue_row(page, origin: str):
-    return page.locator(f'#panel-training [data-testid="queue-table"] tr[data-origin="{origin}"]')
-
-
-def open_training(page, app, name: str) -> None:
-    app.api("PUT", "/api/settings", {"selected_model": name}, expect_status=200)
-    page.reload()
-    expect(page.locator("body")).to_have_attribute("data-ready", "1")
-    open_tab(page, "training")
-    expect(page.locator('#panel-training [data-testid="summary-name"]')).to_have_text(name)
 
 
 def test_add_preview_remove_and_refused_files(page, app, tmp_path):

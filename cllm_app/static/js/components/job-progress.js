@@ -7,7 +7,7 @@ import { formatLoss } from "./loss-chart.js";
 
 export const ACTIVE_STATES = ["queued", "running", "stopping", "paused"];
 
-const STATES = {
+export const STATES = {
   queued: { label: "Waiting to start", tone: "warn" },
   running: { label: "Running", tone: "accent" },
   stopping: { label: "Stopping", tone: "warn" },

@@ -10,20 +10,14 @@ import * as api from "../api.js";
 import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary } from "../components/model-summary.js";
-import { progressBar } from "../components/job-progress.js";
+import { STATES as JOB_STATES, progressBar } from "../components/job-progress.js";
 import { errorText, fill, formatAgo, formatInt, h, sentence, toast, toastError } from "../ui.js";
 
 const LIVE = ["queued", "running", "pausing", "stopping"];
 const STATES = {
-  queued: { label: "Waiting to start", tone: "warn" },
+  ...JOB_STATES,
   running: { label: "Crawling", tone: "accent" },
   pausing: { label: "Pausing", tone: "warn" },
-  paused: { label: "Paused", tone: "warn" },
-  stopping: { label: "Stopping", tone: "warn" },
-  stopped: { label: "Stopped", tone: "muted" },
-  done: { label: "Finished", tone: "ok" },
-  failed: { label: "Failed", tone: "danger" },
-  interrupted: { label: "Interrupted", tone: "warn" },
 };
 const OUTCOME_TONES = {
   fetched: "ok", duplicate: "muted", disallowed: "muted", off_site: "muted", too_big: "muted",
