@@ -21,7 +21,9 @@ BWD_TOL = 2e-4
 
 # (B, T, C, NH): one token; T not a multiple of the 32-key blocks (1, 31, 33,
 # 37, 65); C = 48 with NH = 3 (hs = 16); hs = 20 and 24, not multiples of the
-# 16-float vectors; one head; configs A (hs 32) and B (hs 64).
+# 16-float vectors; one head; configs A (hs 32) and B (hs 64); long contexts
+# past any tile of 64 or 128 query rows and not a multiple of one (200), up to
+# a block_size of 1024.
 SHAPES = [
     (1, 1, 16, 1),
     (2, 37, 48, 3),
@@ -30,6 +32,8 @@ SHAPES = [
     (2, 65, 64, 1),
     (8, 128, 128, 4),
     (4, 256, 384, 6),
+    (1, 200, 64, 2),
+    (1, 1024, 64, 2),
 ]
 
 
