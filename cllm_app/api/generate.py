@@ -89,7 +89,9 @@ def sse_response(reply: Reply) -> Response:
         yield _event("start", reply.start_info())
         try:
             for pieces in drained(reply):
-                yield "".join(_event("token", {"text": piece}) for piece in pieces)
+                # One event per write, not per piece: encoding and parsing an event per token
+                # cost more than a small model takes to make one. `pieces` keeps the count.
+                yield _event("token", {"text": "".join(pieces), "pieces": len(pieces)})
         except CllmError as e:
             yield _event("error", {"code": e.code, "message": e.message})
             return

@@ -154,7 +154,7 @@ def _sse(reply: Reply, chunk, last_chunk, usage_chunk) -> Response:
             if first is not None:
                 yield f"data: {json.dumps(first)}\n\n"
             for pieces in drained(reply):
-                yield "".join(f"data: {json.dumps(chunk(piece), ensure_ascii=False)}\n\n" for piece in pieces)
+                yield f"data: {json.dumps(chunk(''.join(pieces)), ensure_ascii=False)}\n\n"
         except CllmError as e:
             yield f"data: {json.dumps({'error': {'message': e.message, 'type': 'invalid_request_error', 'param': None, 'code': e.code}})}\n\n"
             return

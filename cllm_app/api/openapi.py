@@ -195,8 +195,8 @@ SCHEMAS = {
     },
     "StreamEvents": {
         "type": "string",
-        "description": "text/event-stream: events start {stream_id, prompt_tokens}, token {text} "
-        "(one per piece), done {prompt_tokens, completion_tokens, seconds, time_to_first_token, "
+        "description": "text/event-stream: events start {stream_id, prompt_tokens}, token {text, pieces} "
+        "(the text made since the previous write, `pieces` pieces of it; at most ~100 a second), done {prompt_tokens, completion_tokens, seconds, time_to_first_token, "
         "tokens_per_sec, finish_reason, message?}, or error {code, message}",
     },
     "Settings": {

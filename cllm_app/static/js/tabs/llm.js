@@ -365,7 +365,7 @@ async function chatStream(path, body, onStarted = () => {}) {
           if (run.stopping) stop();
         } else if (name === "token") {
           paint.add(data.text);
-          count += 1;
+          count += data.pieces || 1;
           renderLive(count, started);
         } else if (name === "done") {
           paint.flush();
@@ -419,7 +419,7 @@ async function complete() {
           if (run.stopping) stop();
         } else if (name === "token") {
           paint.add(data.text);
-          count += 1;
+          count += data.pieces || 1;
           renderLive(count, started);
         } else if (name === "done") {
           paint.flush();
