@@ -77,7 +77,9 @@ export function createSamplingControls(card) {
     return hit ? hit.name : "Custom";
   }
 
-  const save = debounce(async () => {
+  // Saved 300 ms after the last edit, and at once when a reply starts (see remember), so the
+  // settings a reply used are the model's remembered ones even if the window closes right after.
+  async function remember() {
     if (!modelName) return;
     const name = modelName;
     try {
@@ -86,7 +88,8 @@ export function createSamplingControls(card) {
     } catch (err) {
       if (name === modelName) error.textContent = err.message;
     }
-  }, 300);
+  }
+  const save = debounce(remember, 300);
 
   async function load(name) {
     const mine = ++seq;
@@ -107,5 +110,5 @@ export function createSamplingControls(card) {
     }
   }
 
-  return { load, values, element: card };
+  return { load, values, remember, element: card };
 }

@@ -321,6 +321,7 @@ async function send() {
       return;
     }
   }
+  sampling.remember();
   const ok = await chatStream(`/api/conversations/${conversation.id}/messages`, { content, sampling: sampling.values() }, () => {
     els.input.value = "";
   });
@@ -335,6 +336,7 @@ async function regenerate() {
     conversation.messages = conversation.messages.slice(0, -1);
     renderChat();
   }
+  sampling.remember();
   await chatStream(`/api/conversations/${conversation.id}/regenerate`, { sampling: sampling.values() });
 }
 
@@ -411,6 +413,7 @@ async function complete() {
   let count = 0;
   const started = performance.now();
   try {
+    sampling.remember();
     await api.stream(`/api/models/${api.seg(model.model_name)}/complete`, { prompt, sampling: sampling.values() }, {
       signal: run.controller.signal,
       onEvent: (name, data) => {
