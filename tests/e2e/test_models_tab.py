@@ -122,7 +122,8 @@ def test_rename_in_place(page, app):
         expect(panel_select(page, tab).locator("option")).to_contain_text(
             ["Fresh Name 8", "Other model"]
         )
-    assert "Old Name 7" not in page_text_everywhere(page)
+    # Views that ask the server again after a rename (research notes, lineage) catch up within moments.
+    eventually(lambda: "Old Name 7" not in page_text_everywhere(page), timeout=5)
 
     assert sorted(app.model_names()) == ["Fresh Name 8", "Other model"]
     assert (app.home / "models" / "Fresh Name 8").is_dir()

@@ -14,6 +14,8 @@ let listSeq = 0;
 
 const path = (name) => `/api/research/notes/${api.seg(name)}`;
 
+let shownModel = null; // the model the "Attached to" list was last drawn for
+
 export function mount(box) {
   els.search = h("input", { type: "search", class: "input", placeholder: "Search notes…", "aria-label": "Search notes",
     dataset: { testid: "notes-search" }, oninput: debounce(refresh, 200) });
@@ -52,6 +54,11 @@ function showEmpty() {
 async function refresh() {
   const mine = ++listSeq;
   const model = selection.current();
+  if (model !== shownModel) {
+    // Name the newly selected (or renamed) model at once; its notes follow from the server.
+    shownModel = model;
+    fill(els.modelNotes, model ? h("div", {}, h("h4", { class: "small" }, `Attached to ${model}`), h("p", { class: "muted small" }, "…")) : null);
+  }
   try {
     const [all, ofModel] = await Promise.all([
       api.get(`/api/research/notes${api.query({ q: els.search.value.trim() || null, model_name: els.onlyModel.checked && model ? model : null })}`),
