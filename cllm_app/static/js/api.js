@@ -33,6 +33,36 @@ export class ApiError extends Error {
   }
 }
 
+const unreachable = () =>
+  new ApiError(0, "unreachable", "The app's server did not answer. Is CLLM Studio still running?");
+
+/** The answer's JSON body, or null when it has none (or it is not JSON). */
+async function jsonOf(response) {
+  const text = await response.text();
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The ApiError for a refused request, from the server's {"error": {code, message}}. */
+function refusal(response, data) {
+  const error = data && data.error ? data.error : {};
+  return new ApiError(
+    response.status,
+    error.code || `http_${response.status}`,
+    error.message || `The server answered ${response.status} ${response.statusText}`.trim(),
+  );
+}
+
+/** The JSON of a successful answer; a refusal throws its ApiError. */
+async function answer(response) {
+  const data = await jsonOf(response);
+  if (!response.ok) throw refusal(response, data);
+  return data;
+}
+
 async function request(method, path, body) {
   const headers = { Accept: "application/json" };
   if (token) headers[TOKEN_HEADER] = token;
@@ -44,27 +74,10 @@ async function request(method, path, body) {
   let response;
   try {
     response = await fetch(path, init);
-  } catch (err) {
-    throw new ApiError(0, "unreachable", "The app's server did not answer. Is CLLM Studio still running?");
+  } catch {
+    throw unreachable();
   }
-  const text = await response.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-  if (!response.ok) {
-    const error = data && data.error ? data.error : {};
-    throw new ApiError(
-      response.status,
-      error.code || `http_${response.status}`,
-      error.message || `The server answered ${response.status} ${response.statusText}`.trim(),
-    );
-  }
-  return data;
+  return answer(response);
 }
 
 /** Build a query string from an object, skipping null/undefined values. */
@@ -98,25 +111,10 @@ export async function upload(path, formData) {
   let response;
   try {
     response = await fetch(path, { method: "POST", headers, body: formData, cache: "no-store", credentials: "same-origin" });
-  } catch (err) {
-    throw new ApiError(0, "unreachable", "The app's server did not answer. Is CLLM Studio still running?");
-  }
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
   } catch {
-    data = null;
+    throw unreachable();
   }
-  if (!response.ok) {
-    const error = data && data.error ? data.error : {};
-    throw new ApiError(
-      response.status,
-      error.code || `http_${response.status}`,
-      error.message || `The server answered ${response.status} ${response.statusText}`.trim(),
-    );
-  }
-  return data;
+  return answer(response);
 }
 
 /**
@@ -136,19 +134,9 @@ export async function stream(path, body, { onEvent, signal } = {}) {
     });
   } catch (err) {
     if (err.name === "AbortError") throw err;
-    throw new ApiError(0, "unreachable", "The app's server did not answer. Is CLLM Studio still running?");
+    throw unreachable();
   }
-  if (!response.ok) {
-    let data = null;
-    try {
-      data = await response.json();
-    } catch {
-      data = null;
-    }
-    const error = data && data.error ? data.error : {};
-    throw new ApiError(response.status, error.code || `http_${response.status}`,
-      error.message || `The server answered ${response.status} ${response.statusText}`.trim());
-  }
+  if (!response.ok) throw refusal(response, await jsonOf(response));
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
