@@ -1,4 +1,4 @@
-"""The matmul kernels (BLAS sgemm underneath) against their numpy reference, on every CPU variant.
+"""The matmul kernels (our GEMM underneath) against their numpy reference, on every CPU variant.
 
 Inputs are scaled so every output is O(1) (weights ~ N(0, 1/C)), and the
 float32 products are compared with the float64 reference at
@@ -268,3 +268,74 @@ def test_tied_backward_can_overwrite_dinp(K, n, c, v):
     ref = [np.full((n, c), np.nan, np.float32), dwte0.copy()]
     reference.matmul_backward_tied(*ref, dout, x, wte, accumulate_dinp=False)
     close(ref[0], want[0], 1e-12, "reference dinp")
+
+
+def test_concurrent_calls_from_python_threads(K):
+    # The kernels release the GIL and keep packing scratch per calling thread;
+    # threads calling at once must each get their own and the same results.
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [linear_inputs(300 + 50 * s, 96, 200, seed=s) for s in range(6)]
+
+    def run(case):
+        x, w, b, dout = case
+        out = np.empty((x.shape[0], w.shape[1]), np.float32)
+        K.matmul_forward(out, x, w, b)
+        grads = [np.zeros_like(x), np.zeros_like(w), np.zeros_like(b)]
+        K.matmul_backward(*grads, dout, x, w)
+        return [out, *grads]
+
+    serial = [run(c) for c in cases]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for _ in range(3):
+            for got, want in zip(pool.map(run, cases), serial, strict=True):
+                for a, b in zip(got, want, strict=True):
+                    assert np.array_equal(a, b)
+
+
+_THREADS_SCRIPT = """
+import hashlib, sys
+import numpy as np
+from cllm_app.kernels import ops, reference
+K = ops.load(sys.argv[1])
+rng = np.random.default_rng(0)
+h = hashlib.sha256()
+for n, c, oc in [(1024, 128, 384), (37, 48, 144), (700, 512, 128)]:
+    x = rng.standard_normal((n, c)).astype(np.float32)
+    w = (rng.standard_normal((c, oc)) * c ** -0.5).astype(np.float32)
+    b = rng.standard_normal(oc).astype(np.float32)
+    res = rng.standard_normal((n, oc)).astype(np.float32)
+    dout = rng.standard_normal((n, oc)).astype(np.float32)
+    out = np.empty((n, oc), np.float32)
+    K.matmul_forward(out, x, w, b, res)
+    grads = [np.zeros_like(x), np.zeros_like(w), np.zeros_like(b)]
+    K.matmul_backward(*grads, dout, x, w)
+    for a in (out, *grads):
+        h.update(a.tobytes())
+B, T, C, NH = 3, 200, 96, 3
+qkv = rng.standard_normal((B * T, 3 * C)).astype(np.float32)
+dout = rng.standard_normal((B * T, C)).astype(np.float32)
+out, lse = np.empty((B * T, C), np.float32), np.empty((B, NH, T), np.float32)
+K.attention_forward(out, lse, qkv, B, T, NH)
+dqkv = np.empty_like(qkv)
+K.attention_backward(dqkv, dout, qkv, out, lse, B, T, NH, accumulate=False)
+for a in (out, lse, dqkv):
+    h.update(a.tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_results_are_bit_identical_across_thread_counts(K):
+    """Every product's sums run in a fixed order whichever thread computes a block,
+    so 1, 2 or 3 OpenMP threads give the same bits (matmul and attention)."""
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for threads in ("1", "2", "3"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads}
+        done = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, K.variant], env=env,
+                              capture_output=True, text=True, check=True)
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1

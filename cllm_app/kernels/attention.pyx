@@ -13,24 +13,25 @@ position t (rows b*T + t):
 - ``attention_backward`` ADDS into ``dqkv``, or overwrites it when
   accumulate is False (every element belongs to one (batch, head) pair).
 
-No T x T matrix is ever stored. The forward takes two query rows at a time:
-their scores against every key they may see (one row of T floats each), a
-plain two-pass softmax of each row, and both output rows in one pass over V;
-only lse is kept for the backward. The backward recomputes the probabilities
-of one BQ x BK tile at a time from lse, with D_t = dout_t . out_t standing in
-for the row sums of P * dP (FlashAttention-2's trick), so it needs out, not
-the probabilities.
+No T x T matrix is kept: only lse goes from the forward to the backward.
+Both take query rows six at a time, the rows of one micro-kernel tile, and
+build every product from the micro-kernel of ``_gemm.pxd`` (the one that runs
+the linear layers): scores S = Q K^T against the keys the rows may see, a
+plain two-pass softmax of each whole row in place (a row of scores fits in
+scratch for any T, so no online rescaling), then out = P V. The backward
+recomputes S and P from lse, with D_t = dout_t . out_t standing in for the
+row sums of P * dP (FlashAttention-2's trick), gets dQ = dS K for the six rows
+at once, and keeps P and dS for up to MQ query rows to sum dV += P^T dO and
+dK += dS^T Q over them. The micro-kernel reads its left operand in place
+(Q rows in qkv, P and dS rows, or their columns as P^T and dS^T), so only K,
+V, dout and Q are repacked, once per (batch, head) pair, into 16-wide panels
+(K^T pre-scaled by 1/sqrt(hs)). exp is the vectorizable one from
+_common.pxd.
 
-Work is split over OpenMP threads by (batch, head) pairs, statically. A pair
-reads and writes only its own columns, so threads never share an output, and
-each output is summed in a fixed order: results are bit-identical across runs
-and across thread counts.
-
-Every product here is the same small operation, out[0:W] += sum_r a_r row_r
-over rows of a contiguous buffer (see _acc): K and V are copied once per
-pair into zero-padded buffers (K transposed and pre-scaled by 1/sqrt(hs)),
-so the vector loops run over a fixed width of 16 or 32 floats that gcc keeps
-in registers. exp is the vectorizable one from _common.pxd.
+Work is split over OpenMP threads by (batch, head) pairs, from a dynamic
+queue. A pair reads and writes only its own columns, so threads never share
+an output, and each output is summed in a fixed order: results are
+bit-identical across runs and across thread counts.
 
 ``reference.py`` holds numpy versions with the same signatures.
 """
@@ -43,191 +44,51 @@ cimport numpy as cnp
 cimport openmp
 
 from cllm_app.kernels._common cimport check, check_2d, check_apart, fast_exp
+from cllm_app.kernels._gemm cimport micro, pack_a, pack_b
 
 cnp.import_array()
 
 cdef enum:
-    BK = 32     # keys per block: the width of a score row
-    BQ = 32     # queries per block
-    PAD = 16    # head size and buffer strides are rounded up to this many floats
+    MR = 6      # rows of a micro-kernel tile (_gemm.pxd)
+    NR = 16     # columns of a micro-kernel tile
+    MQ = 192    # query rows whose P and dS the backward keeps at once (a multiple of MR)
     LINE = 64   # bytes; every thread's scratch starts on its own cache line
 
-
-# ---------------------------------------------------------------------------
-# The one product, for one output row or two:
-#     out[0:W]  (+)= sum_{r < n} coef[r * cs]  * rows[r * rs + 0:W]
-#     out2[0:W] (+)= sum_{r < n} coef2[r * cs] * rows[r * rs + 0:W]
-# with W a multiple of 16, starting from zero if zero is true (else adding
-# into out). Every product of attention is of this form (see the callers).
-#
-# It is written in C with GCC/Clang vector extensions so that the
-# accumulators are vector registers for the whole sum: as Cython loops over a
-# local float array, gcc 12 kept them in registers in a small function but
-# spilled them to the stack once inlined here, a 4x loss. Two output rows
-# share every row they read, so the two-row form runs 8 independent FMA
-# chains of 32-wide chunks, enough to hide the FMA latency, where a single
-# row of 32 runs 4 and is latency-bound. The baseline build lowers the
-# 8-wide vectors to SSE pairs; other compilers get plain loops. Products are
-# separately rounded or fused (FMA) as the build's instruction set allows, the
-# same way on every call.
-# ---------------------------------------------------------------------------
-
-cdef extern from *:
-    """
-    #include <string.h>
-    #if defined(__GNUC__) || defined(__clang__)
-    typedef float cllm_v8 __attribute__((vector_size(32)));
-    static inline cllm_v8 cllm_ld(const float* p) { cllm_v8 v; memcpy(&v, p, sizeof v); return v; }
-    static inline void cllm_st(float* p, cllm_v8 v) { memcpy(p, &v, sizeof v); }
-
-    /* One or two rows of K accumulators of 8 floats: out[0 : 8K], out2[0 : 8K] */
-    #define CLLM_ACC1(K)                                                       \
-        cllm_v8 a[K];                                                          \
-        for (int k = 0; k < K; k++) a[k] = zero ? (cllm_v8){0} : cllm_ld(out + 8 * k); \
-        for (Py_ssize_t r = 0; r < n; r++) {                                   \
-            const float c = coef[r * cs];                                      \
-            const float* row = rows + r * rs;                                  \
-            for (int k = 0; k < K; k++) a[k] += c * cllm_ld(row + 8 * k);      \
-        }                                                                      \
-        for (int k = 0; k < K; k++) cllm_st(out + 8 * k, a[k]);
-    #define CLLM_ACC2(K)                                                       \
-        cllm_v8 a[K], b[K];                                                    \
-        for (int k = 0; k < K; k++) {                                          \
-            a[k] = zero ? (cllm_v8){0} : cllm_ld(out + 8 * k);                 \
-            b[k] = zero ? (cllm_v8){0} : cllm_ld(out2 + 8 * k);                \
-        }                                                                      \
-        for (Py_ssize_t r = 0; r < n; r++) {                                   \
-            const float c = coef[r * cs], c2 = coef2[r * cs];                  \
-            const float* row = rows + r * rs;                                  \
-            for (int k = 0; k < K; k++) {                                      \
-                const cllm_v8 x = cllm_ld(row + 8 * k);                        \
-                a[k] += c * x;                                                 \
-                b[k] += c2 * x;                                                \
-            }                                                                  \
-        }                                                                      \
-        for (int k = 0; k < K; k++) { cllm_st(out + 8 * k, a[k]); cllm_st(out2 + 8 * k, b[k]); }
-    #else
-    #define CLLM_ACC1(K)                                                       \
-        for (int k = 0; k < 8 * K; k++) {                                      \
-            float a = zero ? 0.0f : out[k];                                    \
-            for (Py_ssize_t r = 0; r < n; r++) a += coef[r * cs] * rows[r * rs + k]; \
-            out[k] = a;                                                        \
-        }
-    #define CLLM_ACC2(K)                                                       \
-        for (int k = 0; k < 8 * K; k++) {                                      \
-            float a = zero ? 0.0f : out[k], b = zero ? 0.0f : out2[k];         \
-            for (Py_ssize_t r = 0; r < n; r++) {                               \
-                a += coef[r * cs] * rows[r * rs + k];                          \
-                b += coef2[r * cs] * rows[r * rs + k];                         \
-            }                                                                  \
-            out[k] = a;                                                        \
-            out2[k] = b;                                                       \
-        }
-    #endif
-
-    /* Not inlined: inside the callers' loops gcc keeps exp's constants in
-       vector registers and then spills accumulators here; a call costs less. */
-    #if defined(__GNUC__) || defined(__clang__)
-    #define CLLM_KERNEL static __attribute__((noinline))
-    #else
-    #define CLLM_KERNEL static
-    #endif
-    #define CLLM_ACC1_ARGS float* out, const float* coef, Py_ssize_t cs, \
-        const float* rows, Py_ssize_t rs, Py_ssize_t n, int zero
-    #define CLLM_ACC2_ARGS float* out, float* out2, const float* coef, const float* coef2, \
-        Py_ssize_t cs, const float* rows, Py_ssize_t rs, Py_ssize_t n, int zero
-    CLLM_KERNEL void cllm_acc1_64(CLLM_ACC1_ARGS) { CLLM_ACC1(8) }
-    CLLM_KERNEL void cllm_acc1_32(CLLM_ACC1_ARGS) { CLLM_ACC1(4) }
-    CLLM_KERNEL void cllm_acc1_16(CLLM_ACC1_ARGS) { CLLM_ACC1(2) }
-    CLLM_KERNEL void cllm_acc2_32(CLLM_ACC2_ARGS) { CLLM_ACC2(4) }
-    CLLM_KERNEL void cllm_acc2_16(CLLM_ACC2_ARGS) { CLLM_ACC2(2) }
-
-    static inline void cllm_acc1(float* out, Py_ssize_t W, const float* coef, Py_ssize_t cs,
-                                 const float* rows, Py_ssize_t rs, Py_ssize_t n, int zero) {
-        Py_ssize_t w = 0;
-        for (; w + 64 <= W; w += 64) cllm_acc1_64(out + w, coef, cs, rows + w, rs, n, zero);
-        if (w + 32 <= W) { cllm_acc1_32(out + w, coef, cs, rows + w, rs, n, zero); w += 32; }
-        if (w < W) cllm_acc1_16(out + w, coef, cs, rows + w, rs, n, zero);
-    }
-    static inline void cllm_acc2(float* out, float* out2, Py_ssize_t W, const float* coef,
-                                 const float* coef2, Py_ssize_t cs, const float* rows,
-                                 Py_ssize_t rs, Py_ssize_t n, int zero) {
-        Py_ssize_t w = 0;
-        for (; w + 32 <= W; w += 32)
-            cllm_acc2_32(out + w, out2 + w, coef, coef2, cs, rows + w, rs, n, zero);
-        if (w < W) cllm_acc2_16(out + w, out2 + w, coef, coef2, cs, rows + w, rs, n, zero);
-    }
-    """
-    void _acc1 "cllm_acc1"(float* out, Py_ssize_t W, const float* coef, Py_ssize_t cs,
-                           const float* rows, Py_ssize_t rs, Py_ssize_t n,
-                           bint zero) noexcept nogil
-    void _acc2 "cllm_acc2"(float* out, float* out2, Py_ssize_t W, const float* coef,
-                           const float* coef2, Py_ssize_t cs, const float* rows, Py_ssize_t rs,
-                           Py_ssize_t n, bint zero) noexcept nogil
-
-
-# ---------------------------------------------------------------------------
-# Per-thread scratch, in floats. Tp is T rounded up to BK, hsp is hs rounded
-# up to PAD. The copies below write the padding too (zeros), and every other
-# buffer is written before it is read, so scratch needs no clearing.
-# ---------------------------------------------------------------------------
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t x, Py_ssize_t m) noexcept nogil:
     return (x + m - 1) // m * m
 
 
-cdef inline Py_ssize_t _forward_scratch(Py_ssize_t Tp, Py_ssize_t hsp) noexcept nogil:
-    # Kt tiles (Tp / BK, hsp, BK), V (Tp, hsp), p (2, Tp), O (2, hsp)
-    return _round_up(2 * Tp * hsp + 2 * Tp + 2 * hsp, LINE // sizeof(float))
+# ---------------------------------------------------------------------------
+# Per-thread scratch, in floats, cut into pieces that each start on a cache
+# line. Tp is T rounded up to NR, T6 to MR, hsp is hs rounded up to NR.
+# Everything is written before it is read, so scratch needs no clearing.
+# ---------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _piece(Py_ssize_t floats) noexcept nogil:
+    return _round_up(floats, LINE // sizeof(float))
 
 
-cdef inline Py_ssize_t _backward_scratch(Py_ssize_t Tp, Py_ssize_t hsp) noexcept nogil:
-    # Kt, Vt tiles; K, Q, dO, dQ (Tp, hsp); dK, dV (BK, hsp); P, G (BQ, BK);
-    # s, dp (2, BK); D (Tp)
-    return _round_up(6 * Tp * hsp + 2 * BK * hsp + 2 * BQ * BK + 4 * BK + Tp,
-                     LINE // sizeof(float))
+cdef inline Py_ssize_t _forward_scratch(Py_ssize_t T, Py_ssize_t hs) noexcept nogil:
+    cdef Py_ssize_t Tp = _round_up(T, NR), hsp = _round_up(hs, NR)
+    # Kt panels (hs, Tp), V panels (T, hsp), Aq (MR, hs), S (MR, Tp + NR)
+    return _piece(hs * Tp) + _piece(Tp * hsp) + _piece(MR * hs) + _piece(MR * (Tp + NR))
 
 
-# Rows [0, T) x cols [0, hs) of a strided source into dst (T, hsp), with
-# zeros in columns [hs, hsp).
-cdef inline void _copy_rows(float* dst, Py_ssize_t hsp, const float* src, Py_ssize_t stride,
-                            Py_ssize_t T, Py_ssize_t hs) noexcept nogil:
-    cdef Py_ssize_t j, d
-    for j in range(T):
-        for d in range(hs):
-            dst[j * hsp + d] = src[j * stride + d]
-        for d in range(hs, hsp):
-            dst[j * hsp + d] = 0.0
-
-
-# The same, times scale and transposed in tiles, one per block of BK keys:
-# key j, feature d goes to dst[(j // BK) * hsp * BK + d * BK + j % BK]. A
-# tile is one contiguous (hsp, BK) block, so the score loop reads it at stride
-# BK. (A plain (hsp, Tp) transpose is read at stride Tp, a power of two for
-# the usual T, and its rows then share a few L1 sets and evict each other.)
-cdef inline void _copy_transposed(float* dst, Py_ssize_t hsp, const float* src,
-                                  Py_ssize_t stride, Py_ssize_t T, Py_ssize_t hs,
-                                  float scale) noexcept nogil:
-    cdef Py_ssize_t j0 = 0, j, d, nk
-    cdef float* tile
-    cdef const float* col
-    while j0 < T:
-        nk = BK if T - j0 > BK else T - j0
-        tile = dst + j0 * hsp
-        for d in range(hs):
-            col = src + j0 * stride + d
-            for j in range(nk):
-                tile[d * BK + j] = col[j * stride] * scale
-            for j in range(nk, BK):
-                tile[d * BK + j] = 0.0
-        j0 += BK
+cdef inline Py_ssize_t _backward_scratch(Py_ssize_t T, Py_ssize_t hs) noexcept nogil:
+    cdef Py_ssize_t Tp = _round_up(T, NR), hsp = _round_up(hs, NR), T6 = _round_up(T, MR)
+    cdef Py_ssize_t mq = MQ if MQ < T6 else T6
+    # Kt, Vt panels (hs, Tp); K panels (T, hsp); Aq, Ado (MR, hs); S, dP (mq, Tp + NR);
+    # dO and Q panels (mq, hsp); dK, dV (T6, hsp); D (Tp)
+    return (2 * _piece(hs * Tp) + _piece(Tp * hsp) + 2 * _piece(MR * hs)
+            + 2 * _piece(mq * (Tp + NR)) + 2 * _piece(mq * hsp) + 2 * _piece(T6 * hsp) + _piece(Tp))
 
 
 # One query row's softmax: p[0:n] holds its scores and gets exp(score - max);
 # [n, width) (width a multiple of 8, <= the row's buffer) gets zeros. Its max
-# and the sum of the exponentials go to m and l. A whole row of scores fits in
-# scratch for any T, so one pass finds the max and one takes the exponentials:
-# no running rescaling as in a block-by-block (online) softmax.
+# and the sum of the exponentials go to m and l. A whole row of scores is at
+# hand, so one pass finds the max and one takes the exponentials: no running
+# rescaling as in a block-by-block (online) softmax.
 cdef inline void _softmax_row(float* p, Py_ssize_t n, Py_ssize_t width, float* m,
                               float* l) noexcept nogil:
     cdef float mx[8]
@@ -259,170 +120,204 @@ cdef inline void _softmax_row(float* p, Py_ssize_t n, Py_ssize_t width, float* m
     l[0] = ((sm[0] + sm[1]) + (sm[2] + sm[3])) + ((sm[4] + sm[5]) + (sm[6] + sm[7]))
 
 
+# Rows [r0, r0 + MR) of a row-major matrix (rows ld apart, hs used) as the
+# micro-kernel's A operand: read in place (returns rows, ars = ld), or, for a
+# last, partial tile (mr < MR), packed with zero rows into buf (ars = 1,
+# acs = MR): reading MR rows in place would read past the pair's rows.
+cdef inline const float* _rows(const float* rows, Py_ssize_t ld, Py_ssize_t mr, Py_ssize_t hs,
+                               float* buf, Py_ssize_t* ars, Py_ssize_t* acs) noexcept nogil:
+    if mr == MR:
+        ars[0] = ld
+        acs[0] = 1
+        return rows
+    pack_a(buf, rows, ld, 1, <int>mr, <int>hs)
+    ars[0] = 1
+    acs[0] = MR
+    return buf
+
+
+# Scores of MR query rows (A operand, as _rows gives) against keys [0, n)
+# into S (MR rows, Ts apart): one micro-kernel tile per 16 keys. Kt holds the
+# keys' panels (hs, 16), pre-scaled.
+cdef inline void _scores(float* S, Py_ssize_t Ts, const float* A, Py_ssize_t ars, Py_ssize_t acs,
+                         const float* Kt, Py_ssize_t hs, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t p
+    for p in range((n + NR - 1) // NR):
+        micro(<int>hs, A, ars, acs, Kt + p * hs * NR, S + p * NR, Ts, MR, NR, False, NULL, NULL)
+
+
+# Panels of 16 keys of k^T (hs rows of 16 keys each), times scale, for the
+# scores; and panels of 16 features of a row-major (T, hs) matrix (T rows of
+# 16 features), for the products summed over keys or queries.
+cdef inline void _key_panels(float* Kt, const float* k, Py_ssize_t C3, Py_ssize_t T,
+                             Py_ssize_t hs, float scale) noexcept nogil:
+    cdef Py_ssize_t p, j, Tp = _round_up(T, NR)
+    for p in range(Tp // NR):
+        pack_b(Kt + p * hs * NR, k + p * NR * C3, 1, C3,
+               <int>(NR if T - p * NR > NR else T - p * NR), <int>hs)
+    if scale != 1.0:
+        for j in range(hs * Tp):
+            Kt[j] = Kt[j] * scale
+
+
+cdef inline void _feature_panels(float* Fp, const float* x, Py_ssize_t ld, Py_ssize_t rows,
+                                 Py_ssize_t hs) noexcept nogil:
+    cdef Py_ssize_t p
+    for p in range(_round_up(hs, NR) // NR):
+        pack_b(Fp + p * rows * NR, x + p * NR, ld, 1,
+               <int>(NR if hs - p * NR > NR else hs - p * NR), <int>rows)
+
+
 # One (batch, head) pair. q, k, v point at the pair's first row of qkv (row
 # stride C3); y at its first row of out (stride C); lse_row at lse[b, h, 0].
-# Query rows go two at a time (rows i and i + 1 share every K and V row they
-# read): their scores against all the keys they may see, the softmax of each
-# row, then both output rows in one pass over V. Row i's probability of key
-# i + 1 is zero, so both rows use the same key count in that pass.
+# Query rows go MR at a time: their scores against every key the last of them
+# may see (Q K^T, one tile per 16 keys, Q read in place), each row's softmax
+# in place, then out = P V (one tile per 16 features, P read in place).
 cdef void _forward_pair(float* y, float* lse_row, const float* q, const float* k,
                         const float* v, Py_ssize_t C3, Py_ssize_t C, Py_ssize_t T,
-                        Py_ssize_t hs, Py_ssize_t hsp, Py_ssize_t Tp, float scale,
-                        float* buf) noexcept nogil:
-    cdef float* Kt = buf                 # tiles (Tp / BK, hsp, BK), k^T * scale
-    cdef float* Vb = Kt + hsp * Tp       # (Tp, hsp)
-    cdef float* p = Vb + Tp * hsp        # (2, Tp), scores, then exponentials, of two rows
-    cdef float* O = p + 2 * Tp           # (2, hsp), unnormalized output rows
-    cdef float ml[4]                     # max and sum of rows i and i + 1
-    cdef Py_ssize_t i, j0, d, n, width, r, rows
+                        Py_ssize_t hs, float scale, float* buf) noexcept nogil:
+    cdef Py_ssize_t Tp = _round_up(T, NR), hsp = _round_up(hs, NR), Ts = Tp + NR
+    cdef float* Kt = buf                        # panels of 16 keys: (hs, 16) each, k^T * scale
+    cdef float* Vp = Kt + _piece(hs * Tp)       # panels of 16 features: (T, 16) each, v
+    cdef float* Aq = Vp + _piece(Tp * hsp)      # (MR, hs) packed q of a last, partial tile
+    cdef float* S = Aq + _piece(MR * hs)        # (MR, Ts) scores, then probabilities
+    cdef Py_ssize_t p, r0, r, i, j, n, mr, ars, acs
+    cdef const float* A
+    cdef float ml[2]
     cdef float inv
-    _copy_transposed(Kt, hsp, k, C3, T, hs, scale)
-    _copy_rows(Vb, hsp, v, C3, T, hs)
-    i = 0
-    while i < T:
-        rows = 2 if i + 1 < T else 1
-        n = i + rows                     # keys the last of the rows sees
-        width = _round_up(n, 8)
-        j0 = 0
-        while j0 < n:
-            if rows == 2:
-                _acc2(p + j0, p + Tp + j0, BK, q + i * C3, q + (i + 1) * C3, 1, Kt + j0 * hsp,
-                      BK, hs, True)
-            else:
-                _acc1(p + j0, BK, q + i * C3, 1, Kt + j0 * hsp, BK, hs, True)
-            j0 += BK
-        _softmax_row(p, i + 1, width, ml, ml + 1)
-        if rows == 2:
-            _softmax_row(p + Tp, n, width, ml + 2, ml + 3)
-            _acc2(O, O + hsp, hsp, p, p + Tp, 1, Vb, hsp, n, True)
-        else:
-            _acc1(O, hsp, p, 1, Vb, hsp, n, True)
-        for r in range(rows):
-            inv = <float>1.0 / ml[2 * r + 1]
-            for d in range(hs):
-                y[(i + r) * C + d] = O[r * hsp + d] * inv
-            lse_row[i + r] = ml[2 * r] + log(ml[2 * r + 1])
-        i += 2
-
-
-# One query row of a backward tile: from its scores s (BK,) and dout . v
-# products dp (BK,), the probabilities P = exp(s - lse) (0 past kv) and
-# G = scale * P * (dp - D), the gradient of the unscaled scores.
-cdef inline void _backward_row(float* P, float* G, const float* s, const float* dp,
-                               float lse_i, float D_i, Py_ssize_t kv,
-                               float scale) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef float pj
-    for j in range(BK):
-        pj = fast_exp(s[j] - lse_i)
-        pj = pj if j < kv else <float>0.0
-        P[j] = pj
-        G[j] = pj * (dp[j] - D_i) * scale
+    cdef float* row
+    _key_panels(Kt, k, C3, T, hs, scale)
+    _feature_panels(Vp, v, C3, T, hs)
+    r0 = 0
+    while r0 < T:
+        mr = MR if T - r0 > MR else T - r0
+        n = r0 + mr
+        A = _rows(q + r0 * C3, C3, mr, hs, Aq, &ars, &acs)
+        _scores(S, Ts, A, ars, acs, Kt, hs, n)
+        for r in range(mr):
+            i = r0 + r
+            row = S + r * Ts
+            _softmax_row(row, i + 1, _round_up(i + 1, 8), ml, ml + 1)
+            inv = <float>1.0 / ml[1]
+            for j in range(i + 1):
+                row[j] = row[j] * inv
+            for j in range(i + 1, n):
+                row[j] = 0.0
+            lse_row[i] = ml[0] + log(ml[1])
+        # rows [mr, MR) of S hold the scores of zero rows: zeros, never stored
+        for p in range(hsp // NR):
+            micro(<int>n, S, Ts, 1, Vp + p * T * NR, y + r0 * C + p * NR, C, <int>mr,
+                  <int>(NR if hs - p * NR > NR else hs - p * NR), False, NULL, NULL)
+        r0 += MR
 
 
 # One (batch, head) pair of the backward; pointers as in _forward_pair, plus
 # dy/o (dout/out rows, stride C), and dq/dk/dv (dqkv, stride C3), added into
 # (or written, if not accumulate).
-# Key blocks are the outer loop: dK and dV of a block are complete after its
-# query rows (from j0 on), dQ collects over all key blocks.
+# Query rows go MR at a time, as in the forward: S = Q K^T and dP = dO V^T
+# for the keys they see, then, in place, P = exp(S - lse) and
+# dS = scale * P * (dP - D) (D_t = dout_t . out_t stands in for the row sums
+# of P * dP, FlashAttention-2's trick), and dQ = dS K at once, since a row's dS
+# is complete. P and dS stay for up to MQ query rows; after each MQ rows
+# dV += P^T dO and dK += dS^T Q sum over them, reading P and dS in place as
+# columns.
 cdef void _backward_pair(float* dq, float* dk, float* dv, const float* dy, const float* o,
                          const float* q, const float* k, const float* v,
                          const float* lse_row, Py_ssize_t C3, Py_ssize_t C, Py_ssize_t T,
-                         Py_ssize_t hs, Py_ssize_t hsp, Py_ssize_t Tp, float scale,
-                         bint accumulate, float* buf) noexcept nogil:
-    cdef float* Kt = buf                 # tiles (Tp / BK, hsp, BK), k^T * scale
-    cdef float* Vt = Kt + hsp * Tp       # tiles (Tp / BK, hsp, BK), v^T
-    cdef float* Kb = Vt + hsp * Tp       # (Tp, hsp), k
-    cdef float* Qb = Kb + Tp * hsp       # (Tp, hsp), q
-    cdef float* dOb = Qb + Tp * hsp      # (Tp, hsp), dout
-    cdef float* dQ = dOb + Tp * hsp      # (Tp, hsp), accumulated dq
-    cdef float* dK = dQ + Tp * hsp       # (BK, hsp), dk of one key block
-    cdef float* dV = dK + BK * hsp       # (BK, hsp), dv of one key block
-    cdef float* P = dV + BK * hsp        # (BQ, BK), probabilities of a tile
-    cdef float* G = P + BQ * BK          # (BQ, BK), scale * P * (dP - D)
-    cdef float* s = G + BQ * BK          # (2, BK), scores of two rows
-    cdef float* dp = s + 2 * BK          # (2, BK), dout . v of two rows
-    cdef float* D = dp + 2 * BK          # (Tp,), dout_t . out_t
-    cdef Py_ssize_t i0, j0, r, i, j, d, nq, nk, kv
-    cdef float D_i
-    _copy_transposed(Kt, hsp, k, C3, T, hs, scale)
-    _copy_transposed(Vt, hsp, v, C3, T, hs, 1.0)
-    _copy_rows(Kb, hsp, k, C3, T, hs)
-    _copy_rows(Qb, hsp, q, C3, T, hs)
-    _copy_rows(dOb, hsp, dy, C, T, hs)
+                         Py_ssize_t hs, float scale, bint accumulate, float* buf) noexcept nogil:
+    cdef Py_ssize_t Tp = _round_up(T, NR), hsp = _round_up(hs, NR), T6 = _round_up(T, MR)
+    cdef Py_ssize_t mq = MQ if MQ < T6 else T6, Ts = Tp + NR
+    cdef float* Kt = buf                        # panels of 16 keys: (hs, 16) each, k^T * scale
+    cdef float* Vt = Kt + _piece(hs * Tp)       # the same of v^T (not scaled)
+    cdef float* Kp = Vt + _piece(hs * Tp)       # panels of 16 features: (T, 16) each, k
+    cdef float* Aq = Kp + _piece(Tp * hsp)      # (MR, hs) packed q of a last, partial tile
+    cdef float* Ado = Aq + _piece(MR * hs)      # the same of dout
+    cdef float* S = Ado + _piece(MR * hs)       # (mq, Ts) scores, then P
+    cdef float* dP = S + _piece(mq * Ts)        # (mq, Ts) dout . v, then dS
+    cdef float* Bdo = dP + _piece(mq * Ts)      # panels of 16 features: (mq, 16) each, dout
+    cdef float* Bq = Bdo + _piece(mq * hsp)     # the same of q
+    cdef float* dK = Bq + _piece(mq * hsp)      # (T6, hsp)
+    cdef float* dV = dK + _piece(T6 * hsp)      # (T6, hsp)
+    cdef float* D = dV + _piece(T6 * hsp)       # (Tp,)
+    cdef Py_ssize_t p, i0, r0, r, i, j, d, n, mr, mqb, nblk, q0, end, ars, acs, ars2, acs2
+    cdef float D_i, lse_i, pj
+    cdef int nf
+    cdef const float* A
+    cdef const float* A2
+    cdef float* prow
+    cdef float* dsrow
+    _key_panels(Kt, k, C3, T, hs, scale)
+    _key_panels(Vt, v, C3, T, hs, 1.0)
+    _feature_panels(Kp, k, C3, T, hs)
     for i in range(T):
         D_i = 0.0
         for d in range(hs):
             D_i = D_i + dy[i * C + d] * o[i * C + d]
         D[i] = D_i
-    for i in range(Tp * hsp):
-        dQ[i] = 0.0
-    j0 = 0
-    while j0 < T:
-        nk = BK if T - j0 > BK else T - j0
-        for i in range(BK * hsp):
-            dK[i] = 0.0
-            dV[i] = 0.0
-        i0 = j0
-        while i0 < T:
-            nq = BQ if T - i0 > BQ else T - i0
-            # P and G of the tile, two query rows at a time
-            r = 0
-            while r < nq:
-                i = i0 + r
-                kv = BK if i - j0 + 1 > BK else i - j0 + 1
-                if r + 1 < nq:
-                    _acc2(s, s + BK, BK, Qb + i * hsp, Qb + (i + 1) * hsp, 1, Kt + j0 * hsp,
-                          BK, hs, True)
-                    _acc2(dp, dp + BK, BK, dOb + i * hsp, dOb + (i + 1) * hsp, 1,
-                          Vt + j0 * hsp, BK, hs, True)
-                    _backward_row(P + r * BK, G + r * BK, s, dp, lse_row[i], D[i], kv, scale)
-                    kv = BK if kv == BK else kv + 1
-                    _backward_row(P + (r + 1) * BK, G + (r + 1) * BK, s + BK, dp + BK,
-                                  lse_row[i + 1], D[i + 1], kv, scale)
-                    r += 2
-                else:
-                    _acc1(s, BK, Qb + i * hsp, 1, Kt + j0 * hsp, BK, hs, True)
-                    _acc1(dp, BK, dOb + i * hsp, 1, Vt + j0 * hsp, BK, hs, True)
-                    _backward_row(P + r * BK, G + r * BK, s, dp, lse_row[i], D[i], kv, scale)
-                    r += 1
-            # dV[j] += sum_r P[r, j] dout[r] and dK[j] += sum_r G[r, j] q[r], two keys at a time
-            j = 0
-            while j + 1 < nk:
-                _acc2(dV + j * hsp, dV + (j + 1) * hsp, hsp, P + j, P + j + 1, BK,
-                      dOb + i0 * hsp, hsp, nq, False)
-                _acc2(dK + j * hsp, dK + (j + 1) * hsp, hsp, G + j, G + j + 1, BK,
-                      Qb + i0 * hsp, hsp, nq, False)
-                j += 2
-            if j < nk:
-                _acc1(dV + j * hsp, hsp, P + j, BK, dOb + i0 * hsp, hsp, nq, False)
-                _acc1(dK + j * hsp, hsp, G + j, BK, Qb + i0 * hsp, hsp, nq, False)
-            # dQ[r] += sum_j G[r, j] k[j], two query rows at a time
-            r = 0
-            while r + 1 < nq:
-                _acc2(dQ + (i0 + r) * hsp, dQ + (i0 + r + 1) * hsp, hsp, G + r * BK,
-                      G + (r + 1) * BK, 1, Kb + j0 * hsp, hsp, nk, False)
-                r += 2
-            if r < nq:
-                _acc1(dQ + (i0 + r) * hsp, hsp, G + r * BK, 1, Kb + j0 * hsp, hsp, nk, False)
-            i0 += BQ
-        for j in range(nk):
-            if accumulate:
-                for d in range(hs):
-                    dk[(j0 + j) * C3 + d] += dK[j * hsp + d]
-                    dv[(j0 + j) * C3 + d] += dV[j * hsp + d]
-            else:
-                for d in range(hs):
-                    dk[(j0 + j) * C3 + d] = dK[j * hsp + d]
-                    dv[(j0 + j) * C3 + d] = dV[j * hsp + d]
-        j0 += BK
-    for i in range(T):
+    for i in range(T6 * hsp):
+        dK[i] = 0.0
+        dV[i] = 0.0
+    i0 = 0
+    while i0 < T:
+        mqb = mq if T - i0 > mq else T - i0
+        nblk = i0 + mqb
+        r0 = i0
+        while r0 < nblk:
+            mr = MR if nblk - r0 > MR else nblk - r0
+            n = r0 + mr
+            prow = S + (r0 - i0) * Ts
+            dsrow = dP + (r0 - i0) * Ts
+            A = _rows(q + r0 * C3, C3, mr, hs, Aq, &ars, &acs)
+            A2 = _rows(dy + r0 * C, C, mr, hs, Ado, &ars2, &acs2)
+            _scores(prow, Ts, A, ars, acs, Kt, hs, n)
+            _scores(dsrow, Ts, A2, ars2, acs2, Vt, hs, n)
+            for r in range(mr):
+                i = r0 + r
+                lse_i = lse_row[i]
+                D_i = D[i]
+                for j in range(i + 1):
+                    pj = fast_exp(prow[j] - lse_i)
+                    prow[j] = pj
+                    dsrow[j] = pj * (dsrow[j] - D_i) * scale
+                # zeros to the end of the key micro-panel (read by dV, dK) and
+                # of this tile's keys (read by dQ)
+                end = _round_up(i + 1, MR)
+                end = end if end > n else n
+                for j in range(i + 1, end):
+                    prow[j] = 0.0
+                    dsrow[j] = 0.0
+                prow += Ts
+                dsrow += Ts
+            # rows [mr, MR) of dS hold dout . v of zero rows: zeros, never stored
+            for p in range(hsp // NR):
+                nf = <int>(NR if hs - p * NR > NR else hs - p * NR)
+                micro(<int>n, dP + (r0 - i0) * Ts, Ts, 1, Kp + p * T * NR, dq + r0 * C3 + p * NR,
+                      C3, <int>mr, nf, accumulate, NULL, NULL)
+            r0 += MR
+        _feature_panels(Bdo, dy + i0 * C, C, mqb, hs)
+        _feature_panels(Bq, q + i0 * C3, C3, mqb, hs)
+        # Queries before a key micro-panel see none of its keys (their P and
+        # dS there were never written), so its sums start at query q0.
+        j = 0
+        while j < nblk:
+            mr = MR if nblk - j > MR else nblk - j
+            q0 = j - i0 if j > i0 else 0
+            for p in range(hsp // NR):
+                micro(<int>(mqb - q0), S + q0 * Ts + j, 1, Ts, Bdo + (p * mqb + q0) * NR,
+                      dV + j * hsp + p * NR, hsp, <int>mr, NR, True, NULL, NULL)
+                micro(<int>(mqb - q0), dP + q0 * Ts + j, 1, Ts, Bq + (p * mqb + q0) * NR,
+                      dK + j * hsp + p * NR, hsp, <int>mr, NR, True, NULL, NULL)
+            j += MR
+        i0 += mqb
+    for j in range(T):
         if accumulate:
             for d in range(hs):
-                dq[i * C3 + d] += dQ[i * hsp + d]
+                dk[j * C3 + d] += dK[j * hsp + d]
+                dv[j * C3 + d] += dV[j * hsp + d]
         else:
             for d in range(hs):
-                dq[i * C3 + d] = dQ[i * hsp + d]
+                dk[j * C3 + d] = dK[j * hsp + d]
+                dv[j * C3 + d] = dV[j * hsp + d]
 
 
 cdef int _shapes(str fn, object qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH,
@@ -501,9 +396,9 @@ def attention_forward(out, lse, qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH):
     check_apart(fn, "out", out, "lse", lse)
     if B * T == 0:
         return
-    cdef Py_ssize_t hs = C // NH, hsp = _round_up(hs, PAD), Tp = _round_up(T, BK), C3 = 3 * C
+    cdef Py_ssize_t hs = C // NH, C3 = 3 * C
     cdef float scale = <float>(1.0 / sqrt(<double>hs))
-    cdef Py_ssize_t pairs = B * NH, per = _forward_scratch(Tp, hsp)
+    cdef Py_ssize_t pairs = B * NH, per = _forward_scratch(T, hs)
     cdef int nthreads = _threads(pairs)
     cdef void* own = NULL
     cdef float* scratch = _take_scratch(fn, <size_t>(per * nthreads) * sizeof(float), &own)
@@ -518,12 +413,12 @@ def attention_forward(out, lse, qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH):
         with nogil, parallel(num_threads=nthreads):
             t = threadid()
             buf = scratch + t * per
-            for pair in prange(pairs, schedule="static"):
+            for pair in prange(pairs, schedule="dynamic"):
                 b = pair // NH
                 h = pair % NH
                 q = x + b * T * C3 + h * hs
                 _forward_pair(y + b * T * C + h * hs, lp + pair * T, q, q + C, q + 2 * C,
-                              C3, C, T, hs, hsp, Tp, scale, buf)
+                              C3, C, T, hs, scale, buf)
     finally:
         _return_scratch(own)
 
@@ -549,9 +444,9 @@ def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py
         check_apart(fn, "dqkv", dqkv, name, a)
     if B * T == 0:
         return
-    cdef Py_ssize_t hs = C // NH, hsp = _round_up(hs, PAD), Tp = _round_up(T, BK), C3 = 3 * C
+    cdef Py_ssize_t hs = C // NH, C3 = 3 * C
     cdef float scale = <float>(1.0 / sqrt(<double>hs))
-    cdef Py_ssize_t pairs = B * NH, per = _backward_scratch(Tp, hsp)
+    cdef Py_ssize_t pairs = B * NH, per = _backward_scratch(T, hs)
     cdef int nthreads = _threads(pairs)
     cdef void* own = NULL
     cdef float* scratch = _take_scratch(fn, <size_t>(per * nthreads) * sizeof(float), &own)
@@ -567,13 +462,13 @@ def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py
         with nogil, parallel(num_threads=nthreads):
             t = threadid()
             buf = scratch + t * per
-            for pair in prange(pairs, schedule="static"):
+            for pair in prange(pairs, schedule="dynamic"):
                 b = pair // NH
                 h = pair % NH
                 qoff = b * T * C3 + h * hs
                 yoff = b * T * C + h * hs
                 _backward_pair(dx + qoff, dx + qoff + C, dx + qoff + 2 * C, dy + yoff, o + yoff,
                                x + qoff, x + qoff + C, x + qoff + 2 * C, lp + pair * T,
-                               C3, C, T, hs, hsp, Tp, scale, accumulate, buf)
+                               C3, C, T, hs, scale, accumulate, buf)
     finally:
         _return_scratch(own)
