@@ -339,3 +339,54 @@ def test_results_are_bit_identical_across_thread_counts(K):
                               capture_output=True, text=True, check=True)
         digests.add(done.stdout.strip())
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize("n,c,oc", [(37, 48, 144), (1024, 128, 512), (300, 384, 1536)])
+def test_forward_applies_gelu_as_it_stores(K, n, c, oc):
+    """With dgelu, out and dgelu are gelu and gelu' of the product: the reference's
+    values, and the very bits of the product followed by gelu_forward."""
+    x, w, b, _ = linear_inputs(n, c, oc)
+    res = randn(np.random.default_rng(2), n, oc)
+    got, dgelu = np.full((n, oc), np.nan, np.float32), np.full((n, oc), np.nan, np.float32)
+    K.matmul_forward(got, x, w, b, res, dgelu=dgelu)
+    want, want_d = np.empty((n, oc), np.float32), np.empty((n, oc), np.float32)
+    reference.matmul_forward(want, x, w, b, res, dgelu=want_d)
+    np.testing.assert_allclose(got, want, rtol=FWD_TOL, atol=FWD_TOL)
+    np.testing.assert_allclose(dgelu, want_d, rtol=FWD_TOL, atol=FWD_TOL)
+    two_pass, two_pass_d = np.empty((n, oc), np.float32), np.empty((n, oc), np.float32)
+    K.matmul_forward(two_pass, x, w, b, res)
+    K.gelu_forward(two_pass, two_pass, two_pass_d)
+    assert np.array_equal(got, two_pass) and np.array_equal(dgelu, two_pass_d)
+
+
+@pytest.mark.parametrize("n,c,oc", [(37, 144, 48), (1024, 512, 128), (300, 1536, 384)])
+def test_backward_scales_dinp_as_it_stores(K, n, c, oc):
+    """With dinp_scale, dinp = dinp_scale * (dout @ weight.T): the reference's values,
+    and the very bits of the product followed by gelu_backward_saved."""
+    x, w, _, dout = linear_inputs(n, c, oc)
+    scale = randn(np.random.default_rng(3), n, c)
+    got = [np.full((n, c), np.nan, np.float32), np.zeros((c, oc), np.float32), np.zeros(oc, np.float32)]
+    K.matmul_backward(*got, dout, x, w, accumulate_dinp=False, dinp_scale=scale)
+    want = [np.empty((n, c), np.float32), np.zeros((c, oc), np.float32), np.zeros(oc, np.float32)]
+    reference.matmul_backward(*want, dout, x, w, accumulate_dinp=False, dinp_scale=scale)
+    for name, g, r in zip(("dinp", "dweight", "dbias"), got, want, strict=True):
+        close(g, r, BWD_TOL, name)
+    two_pass = [np.empty((n, c), np.float32), np.zeros((c, oc), np.float32), np.zeros(oc, np.float32)]
+    K.matmul_backward(*two_pass, dout, x, w, accumulate_dinp=False)
+    K.gelu_backward_saved(two_pass[0], scale, two_pass[0], accumulate=False)
+    for g, r in zip(got, two_pass, strict=True):
+        assert np.array_equal(g, r)
+
+
+def test_fused_options_reject_bad_arguments(K):
+    x, w, b, dout = linear_inputs(8, 4, 6)
+    out = np.empty((8, 6), np.float32)
+    with pytest.raises(ValueError, match="dgelu must not share memory with out"):
+        K.matmul_forward(out, x, w, b, dgelu=out)
+    with pytest.raises(ValueError, match="dgelu has shape"):
+        K.matmul_forward(out, x, w, b, dgelu=np.empty((8, 5), np.float32))
+    grads = [np.zeros_like(x), np.zeros_like(w), np.zeros_like(b)]
+    with pytest.raises(ValueError, match="dinp_scale needs accumulate_dinp=False"):
+        K.matmul_backward(*grads, dout, x, w, dinp_scale=np.ones_like(x))
+    with pytest.raises(ValueError, match="dinp must not share memory with dinp_scale"):
+        K.matmul_backward(*grads, dout, x, w, accumulate_dinp=False, dinp_scale=grads[0])

@@ -167,8 +167,8 @@ class GPT:
             # the projections add the residual stream as they write (bias + residual, then the product)
             K.matmul_forward(L.residual2, L.atty, P[p + "attn.c_proj.weight"], P[p + "attn.c_proj.bias"], residual)
             K.layernorm_forward(L.ln2, L.ln2_mean, L.ln2_rstd, L.residual2, P[p + "ln_2.weight"], P[p + "ln_2.bias"])
-            K.matmul_forward(L.fch, L.ln2, P[p + "mlp.c_fc.weight"], P[p + "mlp.c_fc.bias"])
-            K.gelu_forward(L.fch_gelu, L.fch, L.fch)  # fch becomes gelu'(fch), for the backward
+            # GELU as the product is stored: fch_gelu = gelu(h), fch = gelu'(h) for the backward
+            K.matmul_forward(L.fch_gelu, L.ln2, P[p + "mlp.c_fc.weight"], P[p + "mlp.c_fc.bias"], dgelu=L.fch)
             K.matmul_forward(L.residual3, L.fch_gelu, P[p + "mlp.c_proj.weight"], P[p + "mlp.c_proj.bias"], L.residual2)
             residual = L.residual3
         K.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, P["ln_f.weight"], P["ln_f.bias"])
@@ -200,8 +200,8 @@ class GPT:
             L, p = a.layers[i], f"h.{i}."
             residual = a.layers[i - 1].residual3 if i > 0 else a.encoded
             # MLP: dres flows through the residual unchanged and into the MLP branch
-            K.matmul_backward(a.dbig, G[p + "mlp.c_proj.weight"], G[p + "mlp.c_proj.bias"], dres, L.fch_gelu, P[p + "mlp.c_proj.weight"], accumulate_dinp=False)
-            K.gelu_backward_saved(a.dbig, L.fch, a.dbig, accumulate=False)  # in place: dbig becomes d(fch)
+            # dbig = gelu'(h) * (dres @ W.T), through the GELU as it is stored
+            K.matmul_backward(a.dbig, G[p + "mlp.c_proj.weight"], G[p + "mlp.c_proj.bias"], dres, L.fch_gelu, P[p + "mlp.c_proj.weight"], accumulate_dinp=False, dinp_scale=L.fch)
             K.matmul_backward(a.dln, G[p + "mlp.c_fc.weight"], G[p + "mlp.c_fc.bias"], a.dbig, L.ln2, P[p + "mlp.c_fc.weight"], accumulate_dinp=False)
             K.layernorm_backward(dres, G[p + "ln_2.weight"], G[p + "ln_2.bias"], a.dln, L.residual2, P[p + "ln_2.weight"], L.ln2_mean, L.ln2_rstd)
             # attention

@@ -102,9 +102,12 @@ cdef extern from *:
        alone. The baseline build lowers the vectors to SSE pairs; other
        compilers get plain loops. */
     #if defined(__GNUC__) || defined(__clang__)
+    #ifndef CLLM_VEC8
+    #define CLLM_VEC8  /* also defined by _gelu.pxd: whichever comes first */
     typedef float cllm_g8 __attribute__((vector_size(32)));
     static inline cllm_g8 cllm_gld(const float* p) { cllm_g8 v; memcpy(&v, p, sizeof v); return v; }
     static inline void cllm_gst(float* p, cllm_g8 v) { memcpy(p, &v, sizeof v); }
+    #endif
     static inline void cllm_row(float* c, const float* bias, const float* r, int add,
                                 cllm_g8 x0, cllm_g8 x1) {
         if (add) { x0 = cllm_gld(c) + x0; x1 = cllm_gld(c + 8) + x1; }
@@ -205,12 +208,18 @@ cdef extern from *:
        A) together, then take blocks of C from a dynamic queue: a thread the
        machine holds up delays only its own blocks. Every element of C is the
        same sum in the same order whichever thread computes it, so results
-       do not depend on the thread count. */
+       do not depend on the thread count. post, if not NULL, is called on
+       each block of C as soon as its sums are complete (still in cache):
+       post(ctx, block, ldc, rows, cols, at), at the block's offset in C. */
+    typedef void (*cllm_post)(void* ctx, float* C, ptrdiff_t ldc, int rows, int cols,
+                              ptrdiff_t at);
+
     static void cllm_gemm(int t, int nt, int M, int N, int K,
                           const float* A, ptrdiff_t ars, ptrdiff_t acs,
                           const float* B, ptrdiff_t brs, ptrdiff_t bcs,
                           int beta, float* C, ptrdiff_t ldc,
-                          const float* bias, const float* res, float* scratch) {
+                          const float* bias, const float* res, float* scratch,
+                          cllm_post post, void* ctx) {
         const cllm_plan pl = cllm_gemm_plan(M, N, K, nt);
         const int panels = pl.panels, col_groups = pl.col_groups, group = pl.group;
         const int a_panels = (M + CLLM_MR - 1) / CLLM_MR;
@@ -262,6 +271,11 @@ cdef extern from *:
                                    first && bias ? bias + j0 : NULL, first && res ? res + at : NULL);
                     }
                 }
+                if (post && k0 + kc >= K) {
+                    const int j0 = p0 * CLLM_NR, j1 = p1 * CLLM_NR < N ? p1 * CLLM_NR : N;
+                    const ptrdiff_t at = (ptrdiff_t)i0 * ldc + j0;
+                    post(ctx, C + at, ldc, mc, j1 - j0, at);
+                }
             }
         }
     }
@@ -282,13 +296,16 @@ cdef extern from *:
         return (float*)(((uintptr_t)cllm_scratch_raw + 63) & ~(uintptr_t)63);
     }
     """
+    ctypedef void (*post_fn "cllm_post")(void* ctx, float* C, Py_ssize_t ldc, int rows, int cols,
+                                         Py_ssize_t at) noexcept nogil
     size_t gemm_scratch "cllm_gemm_scratch"(int M, int N, int K, int nt) noexcept nogil
     float* gemm_buffer "cllm_gemm_buffer"(size_t floats) noexcept nogil
     void gemm "cllm_gemm"(int t, int nt, int M, int N, int K,
                          const float* A, Py_ssize_t ars, Py_ssize_t acs,
                          const float* B, Py_ssize_t brs, Py_ssize_t bcs,
                          bint beta, float* C, Py_ssize_t ldc,
-                         const float* bias, const float* res, float* scratch) noexcept nogil
+                         const float* bias, const float* res, float* scratch,
+                         post_fn post, void* ctx) noexcept nogil
     void pack_a "cllm_pack_a"(float* Ap, const float* A, Py_ssize_t ars, Py_ssize_t acs,
                               int mr, int kc) noexcept nogil
     void pack_b "cllm_pack_b"(float* Bp, const float* B, Py_ssize_t brs, Py_ssize_t bcs,

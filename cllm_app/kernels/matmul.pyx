@@ -36,12 +36,36 @@ from cllm_app.kernels._common cimport check, check_2d, check_apart
 from cllm_app.kernels._gemm cimport gemm as _gemm
 from cllm_app.kernels._gemm cimport gemm_buffer as _gemm_buffer
 from cllm_app.kernels._gemm cimport gemm_scratch as _gemm_scratch
+from cllm_app.kernels._gemm cimport post_fn
+from cllm_app.kernels._gelu cimport gelu_fwd, mul
 
 cnp.import_array()
 
 cdef enum:
     BAND = 64          # columns per unit of parallel work in the bias gradient
     ROWS_PER_FLUSH = 32
+
+
+# Post-operations the GEMM applies to each block of C once its sums are
+# complete, while the block is still in cache: the pass over the whole
+# array they replace would read it back from memory.
+
+# C = gelu(C); ctx (an array shaped like C) = gelu'(C)
+cdef void _gelu_post(void* ctx, float* C, Py_ssize_t ldc, int rows, int cols,
+                     Py_ssize_t at) noexcept nogil:
+    cdef float* g = <float*>ctx + at
+    cdef Py_ssize_t i
+    for i in range(rows):
+        gelu_fwd(C + i * ldc, g + i * ldc, C + i * ldc, cols)
+
+
+# C = ctx * C, element-wise (ctx an array shaped like C)
+cdef void _scale_post(void* ctx, float* C, Py_ssize_t ldc, int rows, int cols,
+                      Py_ssize_t at) noexcept nogil:
+    cdef const float* m = <const float*>ctx + at
+    cdef Py_ssize_t i
+    for i in range(rows):
+        mul(C + i * ldc, m + i * ldc, C + i * ldc, cols, False)
 
 
 cdef inline int _threads_for_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
@@ -105,13 +129,16 @@ cdef int _weight_shape(str fn, object inp, object weight, Py_ssize_t* n, Py_ssiz
     return 0
 
 
-# out: (N, OC) is written; inp: (N, C), weight: (C, OC), bias: (OC,) or None,
-# residual: (N, OC) or None are read
-def matmul_forward(out, inp, weight, bias, residual=None):
+# out: (N, OC) is written, and dgelu if given; inp: (N, C), weight: (C, OC),
+# bias: (OC,) or None, residual: (N, OC) or None are read
+def matmul_forward(out, inp, weight, bias, residual=None, dgelu=None):
     """out = inp @ weight + bias + residual (bias and residual may be None).
 
-    Raises ValueError on a wrong shape, dtype or layout, or if out shares
-    memory with an input.
+    Given dgelu (an (N, OC) array), GELU is applied as the product is stored:
+    out = gelu(that) and dgelu = gelu'(that), the very bits gelu_forward(out,
+    out, dgelu) would give, without a second pass over memory.
+    Raises ValueError on a wrong shape, dtype or layout, or if out or dgelu
+    shares memory with an input or the other.
     """
     fn = "matmul_forward"
     cdef Py_ssize_t n, c, oc
@@ -127,6 +154,16 @@ def matmul_forward(out, inp, weight, bias, residual=None):
     if residual is not None:
         check(fn, "residual", residual, (n, oc), cnp.NPY_FLOAT32, False)
         check_apart(fn, "out", out, "residual", residual)
+    cdef post_fn post = NULL
+    cdef void* ctx = NULL
+    if dgelu is not None:
+        check(fn, "dgelu", dgelu, (n, oc), cnp.NPY_FLOAT32, True)
+        for name, a in (("out", out), ("inp", inp), ("weight", weight), ("bias", bias),
+                        ("residual", residual)):
+            if a is not None:
+                check_apart(fn, "dgelu", dgelu, name, a)
+        post = _gelu_post
+        ctx = cnp.PyArray_DATA(dgelu)
     if n == 0:
         return
     cdef float* y = <float*>cnp.PyArray_DATA(out)
@@ -142,18 +179,22 @@ def matmul_forward(out, inp, weight, bias, residual=None):
     cdef float* scratch = _scratch(fn, <int>n, <int>oc, <int>c, 0, 0, 0, nt)
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        _gemm(t, nt, <int>n, <int>oc, <int>c, x, c, 1, w, oc, 1, False, y, oc, b, r, scratch)
+        _gemm(t, nt, <int>n, <int>oc, <int>c, x, c, 1, w, oc, 1, False, y, oc, b, r, scratch, post, ctx)
 
 
 # dinp: (N, C), dweight: (C, OC), dbias: (OC,) or None are accumulated into;
 # dout: (N, OC), inp: (N, C), weight: (C, OC) are read
-def matmul_backward(dinp, dweight, dbias, dout, inp, weight, bint accumulate_dinp=True):
+def matmul_backward(dinp, dweight, dbias, dout, inp, weight, bint accumulate_dinp=True,
+                    dinp_scale=None):
     """dinp += dout @ weight.T; dweight += inp.T @ dout; dbias += dout summed over rows.
 
     With accumulate_dinp False, dinp = dout @ weight.T (overwritten, not added
-    into). dbias may be None (a layer without bias). No output may share memory with
-    an input or another output. Raises ValueError otherwise, or on a wrong
-    shape, dtype or layout.
+    into). Given dinp_scale (an (N, C) array; only with accumulate_dinp
+    False), dinp = dinp_scale * (dout @ weight.T), multiplied as it is stored:
+    the GELU below a layer (dinp_scale = the gelu' that matmul_forward saved)
+    without a pass of its own. dbias may be None (a layer without bias). No
+    output may share memory with an input or another output. Raises
+    ValueError otherwise, or on a wrong shape, dtype or layout.
     """
     fn = "matmul_backward"
     cdef Py_ssize_t n, c, oc
@@ -172,6 +213,15 @@ def matmul_backward(dinp, dweight, dbias, dout, inp, weight, bint accumulate_din
             check_apart(fn, oname, o, iname, a)
         for oname2, o2 in outs[k + 1:]:
             check_apart(fn, oname, o, oname2, o2)
+    cdef post_fn post = NULL
+    cdef void* ctx = NULL
+    if dinp_scale is not None:
+        if accumulate_dinp:
+            raise ValueError(f"{fn}: dinp_scale needs accumulate_dinp=False")
+        check(fn, "dinp_scale", dinp_scale, (n, c), cnp.NPY_FLOAT32, False)
+        check_apart(fn, "dinp", dinp, "dinp_scale", dinp_scale)
+        post = _scale_post
+        ctx = cnp.PyArray_DATA(dinp_scale)
     if n == 0:
         return
     cdef float* dx = <float*>cnp.PyArray_DATA(dinp)
@@ -189,9 +239,9 @@ def matmul_backward(dinp, dweight, dbias, dout, inp, weight, bint accumulate_din
         t = threadid()
         # dinp (N, C) (+)= dout (N, OC) @ weight.T
         _gemm(t, nt, <int>n, <int>c, <int>oc, dy, oc, 1, w, 1, oc, accumulate_dinp, dx, c,
-              NULL, NULL, scratch)
+              NULL, NULL, scratch, post, ctx)
         # dweight (C, OC) += inp.T @ dout
-        _gemm(t, nt, <int>c, <int>oc, <int>n, x, 1, c, dy, oc, 1, True, dw, oc, NULL, NULL, scratch)
+        _gemm(t, nt, <int>c, <int>oc, <int>n, x, 1, c, dy, oc, 1, True, dw, oc, NULL, NULL, scratch, NULL, NULL)
         if db != NULL:
             for band in prange(bands, schedule="static"):
                 j0 = band * BAND
@@ -233,7 +283,7 @@ def matmul_forward_tied(out, inp, wte):
     cdef float* scratch = _scratch(fn, <int>n, <int>v, <int>c, 0, 0, 0, nt)
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        _gemm(t, nt, <int>n, <int>v, <int>c, x, c, 1, w, 1, c, False, y, v, NULL, NULL, scratch)
+        _gemm(t, nt, <int>n, <int>v, <int>c, x, c, 1, w, 1, c, False, y, v, NULL, NULL, scratch, NULL, NULL)
 
 
 # dinp: (N, C), dwte: (V, C) are accumulated into; dout: (N, V), inp: (N, C), wte: (V, C) are read
@@ -270,6 +320,6 @@ def matmul_backward_tied(dinp, dwte, dout, inp, wte, bint accumulate_dinp=True):
         t = threadid()
         # dinp (N, C) (+)= dout (N, V) @ wte (V, C)
         _gemm(t, nt, <int>n, <int>c, <int>v, dy, v, 1, w, c, 1, accumulate_dinp, dx, c,
-              NULL, NULL, scratch)
+              NULL, NULL, scratch, NULL, NULL)
         # dwte (V, C) += dout.T @ inp
-        _gemm(t, nt, <int>v, <int>c, <int>n, dy, 1, v, x, c, 1, True, dw, c, NULL, NULL, scratch)
+        _gemm(t, nt, <int>v, <int>c, <int>n, dy, 1, v, x, c, 1, True, dw, c, NULL, NULL, scratch, NULL, NULL)

@@ -84,27 +84,36 @@ def encoder_backward(dwte, dwpe, dout, inp):
 # ---------------------------------------------------------------------------
 
 
-# out: (N, OC) is written; inp: (N, C), weight: (C, OC), bias: (OC,) or None,
-# residual: (N, OC) or None are read
-def matmul_forward(out, inp, weight, bias, residual=None):
-    """Reference for ``matmul.matmul_forward``: out = inp @ weight + bias + residual."""
+# out: (N, OC) is written, and dgelu if given; inp: (N, C), weight: (C, OC),
+# bias: (OC,) or None, residual: (N, OC) or None are read
+def matmul_forward(out, inp, weight, bias, residual=None, dgelu=None):
+    """Reference for ``matmul.matmul_forward``: out = inp @ weight + bias + residual,
+    then, given dgelu, out = gelu(that) and dgelu = gelu'(that)."""
     y = inp.astype(np.float64) @ weight.astype(np.float64)
     if bias is not None:
         y += bias.astype(np.float64)
     if residual is not None:
         y += residual.astype(np.float64)
-    out[...] = y
+    if dgelu is not None:
+        gelu_forward(out, y, dgelu)
+    else:
+        out[...] = y
 
 
 # dinp: (N, C), dweight: (C, OC), dbias: (OC,) or None are accumulated into;
 # dout: (N, OC), inp: (N, C), weight: (C, OC) are read
-def matmul_backward(dinp, dweight, dbias, dout, inp, weight, accumulate_dinp=True):
+def matmul_backward(dinp, dweight, dbias, dout, inp, weight, accumulate_dinp=True, dinp_scale=None):
     """Reference for ``matmul.matmul_backward``: adds dout @ weight.T, inp.T @ dout, sum(dout).
 
-    With accumulate_dinp False, dinp is overwritten with dout @ weight.T.
+    With accumulate_dinp False, dinp is overwritten with dout @ weight.T, times
+    dinp_scale if given.
     """
+    if dinp_scale is not None and accumulate_dinp:
+        raise ValueError("matmul_backward: dinp_scale needs accumulate_dinp=False")
     dy = dout.astype(np.float64)
     dx = dy @ weight.astype(np.float64).T
+    if dinp_scale is not None:
+        dx = dx * dinp_scale.astype(np.float64)
     dinp[...] = dinp.astype(np.float64) + dx if accumulate_dinp else dx
     dweight[...] = dweight.astype(np.float64) + inp.astype(np.float64).T @ dy
     if dbias is not None:
