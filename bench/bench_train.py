@@ -5,7 +5,12 @@
 Each side runs in a process of its own (2 threads each, as the app uses), so peak
 memory is measured per side. The first losses of both are printed side by side and
 must agree; the table gives tokens/s and the ratio ours/torch (> 1: we are faster).
-Needs the [bench] extra (torch 2.13.0, CPU build).
+
+The machine this runs on is shared and its speed drifts by 20-40% from minute to
+minute, so the two sides take turns over --rounds rounds (ours then torch, then
+torch then ours, ...), each round's ratio is taken from its own pair of runs, and
+the table shows the medians: a drift hits both sides of a round alike. Each
+round's figures are printed too. Needs the [bench] extra (torch 2.13.0, CPU build).
 """
 
 import argparse
@@ -122,6 +127,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="all", choices=["A", "B", "all"])
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default: per config)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of both sides, taking turns (default 3)")
     ap.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.side:
@@ -140,15 +146,25 @@ def main() -> int:
     for name in (["A", "B"] if args.config == "all" else [args.config]):
         cfg = CONFIGS[name]
         steps = args.steps or cfg["steps"]
-        ours, ref = side("ours", name, steps), side("torch", name, steps)
         tokens = cfg["B"] * cfg["block_size"]
-        ours_rate = tokens / float(np.median(ours["times"][WARMUP:]))
-        torch_rate = tokens / float(np.median(ref["times"][WARMUP:]))
+        rounds = []
+        for r in range(max(1, args.rounds)):
+            order = ("ours", "torch") if r % 2 == 0 else ("torch", "ours")
+            got = {who: side(who, name, steps) for who in order}
+            rates = {who: tokens / float(np.median(got[who]["times"][WARMUP:])) for who in order}
+            rounds.append((got["ours"], got["torch"], rates["ours"], rates["torch"]))
+            print(f"  round {r + 1}: ours {rates['ours']:,.0f} tok/s, torch {rates['torch']:,.0f} tok/s, "
+                  f"ratio {rates['ours'] / rates['torch']:.2f}", flush=True)
+        ours, ref = rounds[0][0], rounds[0][1]
+        ours_rate = float(np.median([r[2] for r in rounds]))
+        torch_rate = float(np.median([r[3] for r in rounds]))
+        ratio = float(np.median([r[2] / r[3] for r in rounds]))
         agree = max(abs(a - b) for a, b in zip(ours["losses"], ref["losses"], strict=True))
         first = " ".join(f"{a:.4f}|{b:.4f}" for a, b in zip(ours["losses"][:3], ref["losses"][:3], strict=True))
         print(
-            f"{name:<7}{ours_rate:>12,.0f}{torch_rate:>13,.0f}{ours_rate / torch_rate:>12.2f}"
-            f"{ours['peak_rss_mb']:>9.0f}{ref['peak_rss_mb']:>10.0f}  {first}  (max |diff| {agree:.2e}, kernels {ours['variant']})"
+            f"{name:<7}{ours_rate:>12,.0f}{torch_rate:>13,.0f}{ratio:>12.2f}"
+            f"{max(r[0]['peak_rss_mb'] for r in rounds):>9.0f}{max(r[1]['peak_rss_mb'] for r in rounds):>10.0f}"
+            f"  {first}  (max |diff| {agree:.2e}, kernels {ours['variant']}, median of {len(rounds)} rounds)"
         )
         if agree > 2e-2:
             print(f"  WARNING: losses disagree by {agree:.3g}")

@@ -129,6 +129,7 @@ cdef extern from *:
             __builtin_prefetch(C + i * ldc, 1);
             __builtin_prefetch(C + i * ldc + CLLM_NR - 1, 1);
         }
+        #pragma GCC unroll 4
         for (int k = 0; k < kc; k++) {
             const cllm_g8 b0 = cllm_gld(Bp), b1 = cllm_gld(Bp + 8);
             float a;
@@ -186,7 +187,7 @@ cdef extern from *:
         if (p.col_groups < 1) p.col_groups = 1;
         p.group = (p.panels + p.col_groups - 1) / p.col_groups;
         p.col_groups = (p.panels + p.group - 1) / p.group;
-        p.shared_a = p.col_groups > 1;
+        p.shared_a = p.col_groups > 1;  /* cllm_gemm drops it for an A read in place */
         p.kcmax = K < CLLM_KC ? K : CLLM_KC;
         return p;
     }
@@ -195,7 +196,7 @@ cdef extern from *:
     static size_t cllm_gemm_scratch(int M, int N, int K, int nt) {
         const cllm_plan p = cllm_gemm_plan(M, N, K, nt);
         const size_t mpad = ((size_t)M + CLLM_MR - 1) / CLLM_MR * CLLM_MR;
-        const size_t a = p.shared_a ? mpad : (size_t)nt * CLLM_MC;
+        const size_t a = mpad > (size_t)nt * CLLM_MC ? mpad : (size_t)nt * CLLM_MC;
         return (size_t)p.kcmax * ((size_t)p.panels * CLLM_NR + a);
     }
 
@@ -220,7 +221,12 @@ cdef extern from *:
                           int beta, float* C, ptrdiff_t ldc,
                           const float* bias, const float* res, float* scratch,
                           cllm_post post, void* ctx) {
-        const cllm_plan pl = cllm_gemm_plan(M, N, K, nt);
+        cllm_plan pl = cllm_gemm_plan(M, N, K, nt);
+        /* A with rows contiguous in k is read in place by the micro-kernel
+           (its values are only broadcast, so packing buys nothing), but for
+           a last, partial tile, whose missing rows are zeros from packing. */
+        const int in_place = acs == 1;
+        if (in_place) pl.shared_a = 0;
         const int panels = pl.panels, col_groups = pl.col_groups, group = pl.group;
         const int a_panels = (M + CLLM_MR - 1) / CLLM_MR;
         float* Bp = scratch;
@@ -251,13 +257,12 @@ cdef extern from *:
                 const int mc = M - i0 < CLLM_MC ? M - i0 : CLLM_MC;
                 const int p0 = (item % col_groups) * group;
                 const int p1 = p0 + group < panels ? p0 + group : panels;
-                const float* Ablock = Ap;
-                if (pl.shared_a) {
-                    Ablock = Ash + (size_t)i0 * kc;
-                } else {
+                const float* Ablock = pl.shared_a ? Ash + (size_t)i0 * kc : Ap;
+                if (!pl.shared_a) {
                     for (int i = 0; i < mc; i += CLLM_MR) {
                         const int mr = mc - i < CLLM_MR ? mc - i : CLLM_MR;
-                        cllm_pack_a(Ap + (size_t)i * kc, A + (i0 + i) * ars + k0 * acs, ars, acs, mr, kc);
+                        if (!in_place || mr < CLLM_MR)
+                            cllm_pack_a(Ap + (size_t)i * kc, A + (i0 + i) * ars + k0 * acs, ars, acs, mr, kc);
                     }
                 }
                 for (int pp = p0; pp < p1; pp++) {
@@ -266,7 +271,9 @@ cdef extern from *:
                     for (int i = 0; i < mc; i += CLLM_MR) {
                         const int mr = mc - i < CLLM_MR ? mc - i : CLLM_MR;
                         const ptrdiff_t at = (ptrdiff_t)(i0 + i) * ldc + j0;
-                        cllm_micro(kc, Ablock + (size_t)i * kc, 1, CLLM_MR, Bp + (size_t)pp * kc * CLLM_NR,
+                        const int direct = in_place && mr == CLLM_MR;
+                        cllm_micro(kc, direct ? A + (i0 + i) * ars + k0 : Ablock + (size_t)i * kc,
+                                   direct ? ars : 1, direct ? 1 : CLLM_MR, Bp + (size_t)pp * kc * CLLM_NR,
                                    C + at, ldc, mr, nr, !first || beta,
                                    first && bias ? bias + j0 : NULL, first && res ? res + at : NULL);
                     }
