@@ -90,6 +90,30 @@ cdef extern from *:
         }
     }
 
+    /* cllm_pack_b of a B with contiguous rows (bcs = 1) that also adds each
+       column's sum over the kc rows into colsum[0:nr]: a bias gradient,
+       had while dout passes through for packing. Summed in row order, in
+       float over 32 rows at a time, then in double, as matmul.pyx's own
+       column sums are. */
+    static void cllm_pack_b_sum(float* Bp, const float* B, ptrdiff_t brs, int nr, int kc,
+                                float* colsum) {
+        double acc[CLLM_NR] = {0};
+        float part[CLLM_NR];
+        if (nr < CLLM_NR) memset(Bp, 0, sizeof(float) * CLLM_NR * kc);
+        for (int k0 = 0; k0 < kc; k0 += 32) {
+            const int k1 = k0 + 32 < kc ? k0 + 32 : kc;
+            for (int j = 0; j < nr; j++) part[j] = 0.0f;
+            for (int k = k0; k < k1; k++)
+                for (int j = 0; j < nr; j++) {
+                    const float v = B[k * brs + j];
+                    Bp[k * CLLM_NR + j] = v;
+                    part[j] += v;
+                }
+            for (int j = 0; j < nr; j++) acc[j] += part[j];
+        }
+        for (int j = 0; j < nr; j++) colsum[j] = (float)(colsum[j] + acc[j]);
+    }
+
     /* The micro-kernel: the (mr x nr) tile of C at C gets A Bp over kc,
        stored as cllm_store says. A is 6 rows by kc, element (i, k) at
        A[i * ars + k * acs]: a packed micro-panel (ars 1, acs 6), or rows of
@@ -211,7 +235,9 @@ cdef extern from *:
        same sum in the same order whichever thread computes it, so results
        do not depend on the thread count. post, if not NULL, is called on
        each block of C as soon as its sums are complete (still in cache):
-       post(ctx, block, ldc, rows, cols, at), at the block's offset in C. */
+       post(ctx, block, ldc, rows, cols, at), at the block's offset in C.
+       colsum, if not NULL (and bcs is 1), gets B's column sums added, as B
+       is packed. */
     typedef void (*cllm_post)(void* ctx, float* C, ptrdiff_t ldc, int rows, int cols,
                               ptrdiff_t at);
 
@@ -220,7 +246,7 @@ cdef extern from *:
                           const float* B, ptrdiff_t brs, ptrdiff_t bcs,
                           int beta, float* C, ptrdiff_t ldc,
                           const float* bias, const float* res, float* scratch,
-                          cllm_post post, void* ctx) {
+                          cllm_post post, void* ctx, float* colsum) {
         cllm_plan pl = cllm_gemm_plan(M, N, K, nt);
         /* A with rows contiguous in k is read in place by the micro-kernel
            (its values are only broadcast, so packing buys nothing), but for
@@ -240,7 +266,11 @@ cdef extern from *:
             for (p = 0; p < panels; p++) {
                 const int j0 = p * CLLM_NR;
                 const int nr = N - j0 < CLLM_NR ? N - j0 : CLLM_NR;
-                cllm_pack_b(Bp + (size_t)p * kc * CLLM_NR, B + k0 * brs + j0 * bcs, brs, bcs, nr, kc);
+                if (colsum)
+                    cllm_pack_b_sum(Bp + (size_t)p * kc * CLLM_NR, B + k0 * brs + j0, brs, nr, kc,
+                                    colsum + j0);
+                else
+                    cllm_pack_b(Bp + (size_t)p * kc * CLLM_NR, B + k0 * brs + j0 * bcs, brs, bcs, nr, kc);
             }
             if (pl.shared_a) {
                 #pragma omp for schedule(static) nowait
@@ -312,7 +342,7 @@ cdef extern from *:
                          const float* B, Py_ssize_t brs, Py_ssize_t bcs,
                          bint beta, float* C, Py_ssize_t ldc,
                          const float* bias, const float* res, float* scratch,
-                         post_fn post, void* ctx) noexcept nogil
+                         post_fn post, void* ctx, float* colsum) noexcept nogil
     void pack_a "cllm_pack_a"(float* Ap, const float* A, Py_ssize_t ars, Py_ssize_t acs,
                               int mr, int kc) noexcept nogil
     void pack_b "cllm_pack_b"(float* Bp, const float* B, Py_ssize_t brs, Py_ssize_t bcs,

@@ -19,14 +19,14 @@ and residual are added as each tile is stored, not in a pass of their own.
 
 Each element of a product is summed in a fixed order whichever thread
 computes it, so results are bit-identical across runs and across thread
-counts. The bias gradient is a column sum over all N rows in an OpenMP loop:
-threads split the columns, each sums its columns over the rows in order
-(float over blocks of 32 rows, then double).
+counts. The bias gradient is had as dout is packed for dweight's product:
+each column summed over the rows in order (float over blocks of 32 rows,
+then double), whichever thread packs it.
 
 Outputs must not share memory with inputs (the kernels would read what they
 wrote). ``reference.py`` holds numpy versions with the same signatures.
 """
-from cython.parallel cimport parallel, prange, threadid
+from cython.parallel cimport parallel, threadid
 from libc.limits cimport INT_MAX
 
 cimport numpy as cnp
@@ -40,10 +40,6 @@ from cllm_app.kernels._gemm cimport post_fn
 from cllm_app.kernels._gelu cimport gelu_fwd, mul
 
 cnp.import_array()
-
-cdef enum:
-    BAND = 64          # columns per unit of parallel work in the bias gradient
-    ROWS_PER_FLUSH = 32
 
 
 # Post-operations the GEMM applies to each block of C once its sums are
@@ -84,32 +80,6 @@ cdef float* _scratch(str fn, int m1, int n1, int k1, int m2, int n2, int k2, int
     if buf == NULL:
         raise MemoryError(f"{fn}: could not allocate {need * sizeof(float)} bytes of scratch")
     return buf
-
-
-# dout: (N, OC) -> dbias: (OC,) accumulated into, columns [j0, j1)
-cdef inline void _colsum_band(float* dbias, const float* dout, Py_ssize_t n, Py_ssize_t oc,
-                              Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    cdef float part[BAND]
-    cdef double acc[BAND]
-    cdef Py_ssize_t w = j1 - j0, i, k, r
-    cdef const float* row
-    for k in range(w):
-        acc[k] = 0.0
-    i = 0
-    while i < n:
-        for k in range(w):
-            part[k] = 0.0
-        r = i
-        while r < n and r < i + ROWS_PER_FLUSH:
-            row = dout + r * oc + j0
-            for k in range(w):
-                part[k] += row[k]
-            r += 1
-        for k in range(w):
-            acc[k] += part[k]
-        i += ROWS_PER_FLUSH
-    for k in range(w):
-        dbias[j0 + k] = <float>(dbias[j0 + k] + acc[k])
 
 
 cdef int _fits(str fn, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) except -1:
@@ -179,7 +149,7 @@ def matmul_forward(out, inp, weight, bias, residual=None, dgelu=None):
     cdef float* scratch = _scratch(fn, <int>n, <int>oc, <int>c, 0, 0, 0, nt)
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        _gemm(t, nt, <int>n, <int>oc, <int>c, x, c, 1, w, oc, 1, False, y, oc, b, r, scratch, post, ctx)
+        _gemm(t, nt, <int>n, <int>oc, <int>c, x, c, 1, w, oc, 1, False, y, oc, b, r, scratch, post, ctx, NULL)
 
 
 # dinp: (N, C), dweight: (C, OC), dbias: (OC,) or None are accumulated into;
@@ -232,20 +202,17 @@ def matmul_backward(dinp, dweight, dbias, dout, inp, weight, bint accumulate_din
     cdef const float* dy = <const float*>cnp.PyArray_DATA(dout)
     cdef const float* x = <const float*>cnp.PyArray_DATA(inp)
     cdef const float* w = <const float*>cnp.PyArray_DATA(weight)
-    cdef Py_ssize_t bands = (oc + BAND - 1) // BAND, band, j0
     cdef int nt = _threads_for_gemm(n, oc, c), t
     cdef float* scratch = _scratch(fn, <int>n, <int>c, <int>oc, <int>c, <int>oc, <int>n, nt)
     with nogil, parallel(num_threads=nt):
         t = threadid()
         # dinp (N, C) (+)= dout (N, OC) @ weight.T
         _gemm(t, nt, <int>n, <int>c, <int>oc, dy, oc, 1, w, 1, oc, accumulate_dinp, dx, c,
-              NULL, NULL, scratch, post, ctx)
+              NULL, NULL, scratch, post, ctx, NULL)
         # dweight (C, OC) += inp.T @ dout
-        _gemm(t, nt, <int>c, <int>oc, <int>n, x, 1, c, dy, oc, 1, True, dw, oc, NULL, NULL, scratch, NULL, NULL)
-        if db != NULL:
-            for band in prange(bands, schedule="static"):
-                j0 = band * BAND
-                _colsum_band(db, dy, n, oc, j0, j0 + BAND if j0 + BAND < oc else oc)
+        # and dbias += dout's column sums, taken as dout is packed for it
+        _gemm(t, nt, <int>c, <int>oc, <int>n, x, 1, c, dy, oc, 1, True, dw, oc, NULL, NULL, scratch,
+              NULL, NULL, db)
 
 
 cdef int _tied_shape(str fn, object inp, object wte, Py_ssize_t* n, Py_ssize_t* c,
@@ -283,7 +250,7 @@ def matmul_forward_tied(out, inp, wte):
     cdef float* scratch = _scratch(fn, <int>n, <int>v, <int>c, 0, 0, 0, nt)
     with nogil, parallel(num_threads=nt):
         t = threadid()
-        _gemm(t, nt, <int>n, <int>v, <int>c, x, c, 1, w, 1, c, False, y, v, NULL, NULL, scratch, NULL, NULL)
+        _gemm(t, nt, <int>n, <int>v, <int>c, x, c, 1, w, 1, c, False, y, v, NULL, NULL, scratch, NULL, NULL, NULL)
 
 
 # dinp: (N, C), dwte: (V, C) are accumulated into; dout: (N, V), inp: (N, C), wte: (V, C) are read
@@ -320,6 +287,6 @@ def matmul_backward_tied(dinp, dwte, dout, inp, wte, bint accumulate_dinp=True):
         t = threadid()
         # dinp (N, C) (+)= dout (N, V) @ wte (V, C)
         _gemm(t, nt, <int>n, <int>c, <int>v, dy, v, 1, w, c, 1, accumulate_dinp, dx, c,
-              NULL, NULL, scratch, NULL, NULL)
+              NULL, NULL, scratch, NULL, NULL, NULL)
         # dwte (V, C) += dout.T @ inp
-        _gemm(t, nt, <int>v, <int>c, <int>n, dy, 1, v, x, c, 1, True, dw, c, NULL, NULL, scratch, NULL, NULL)
+        _gemm(t, nt, <int>v, <int>c, <int>n, dy, 1, v, x, c, 1, True, dw, c, NULL, NULL, scratch, NULL, NULL, NULL)
