@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cllm_app.engine import memory
 from cllm_app.engine.config import GPTConfig
 
 
@@ -49,7 +50,7 @@ class FlatTensors:
     def __init__(self, cfg: GPTConfig, dtype=np.float32, buffer: np.ndarray | None = None):
         shapes = param_shapes(cfg)
         total = sum(int(np.prod(s)) for _, s in shapes)
-        self.flat = np.zeros(total, dtype=dtype) if buffer is None else buffer
+        self.flat = memory.zeros(total, dtype) if buffer is None else buffer
         if self.flat.size != total:
             raise ValueError(f"buffer holds {self.flat.size} values, the model needs {total}")
         self.views: dict[str, np.ndarray] = {}
@@ -102,31 +103,23 @@ class Activations:
 
     def __init__(self, cfg: GPTConfig, B: int, T: int, dtype=np.float32):
         C, V, NH, N = cfg.n_embd, cfg.vocab_size, cfg.n_head, B * T
-        f = dtype
         self.B, self.T = B, T
-        self.encoded = np.empty((N, C), f)
-        self.layers = [
-            _Layer(
-                ln1=np.empty((N, C), f), ln1_mean=np.empty(N, f), ln1_rstd=np.empty(N, f),
-                qkv=np.empty((N, 3 * C), f), atty=np.empty((N, C), f), att_lse=np.empty((B, NH, T), f),
-                residual2=np.empty((N, C), f),
-                ln2=np.empty((N, C), f), ln2_mean=np.empty(N, f), ln2_rstd=np.empty(N, f),
-                fch=np.empty((N, 4 * C), f), fch_gelu=np.empty((N, 4 * C), f),
-                residual3=np.empty((N, C), f),
-            )
-            for _ in range(cfg.n_layer)
-        ]
-        self.lnf = np.empty((N, C), f)
-        self.lnf_mean = np.empty(N, f)
-        self.lnf_rstd = np.empty(N, f)
-        self.logits = np.empty((N, V), f)
-        self.losses = np.empty(N, f)
-        # backward scratch: one residual-stream gradient and per-layer temporaries
-        self.dresidual = np.empty((N, C), f)
-        self.dln = np.empty((N, C), f)
-        self.dbig = np.empty((N, 4 * C), f)
-        self.dqkv = np.empty((N, 3 * C), f)
-        self.datty = np.empty((N, C), f)
+        layer = {
+            "ln1": (N, C), "ln1_mean": (N,), "ln1_rstd": (N,), "qkv": (N, 3 * C), "atty": (N, C),
+            "att_lse": (B, NH, T), "residual2": (N, C), "ln2": (N, C), "ln2_mean": (N,), "ln2_rstd": (N,),
+            "fch": (N, 4 * C), "fch_gelu": (N, 4 * C), "residual3": (N, C),
+        }
+        rest = {
+            "encoded": (N, C), "lnf": (N, C), "lnf_mean": (N,), "lnf_rstd": (N,), "logits": (N, V),
+            "losses": (N,),
+            # backward scratch: one residual-stream gradient and per-layer temporaries
+            "dresidual": (N, C), "dln": (N, C), "dbig": (N, 4 * C), "dqkv": (N, 3 * C), "datty": (N, C),
+        }
+        # one block on huge pages for all of them (see memory.py)
+        arrays = iter(memory.carve([*rest.values(), *list(layer.values()) * cfg.n_layer], dtype))
+        for name in rest:
+            setattr(self, name, next(arrays))
+        self.layers = [_Layer(**{name: next(arrays) for name in layer}) for _ in range(cfg.n_layer)]
 
 
 class GPT:
