@@ -168,6 +168,24 @@ cdef inline void _feature_panels(float* Fp, const float* x, Py_ssize_t ld, Py_ss
                <int>(NR if hs - p * NR > NR else hs - p * NR), <int>rows)
 
 
+# a . b over n floats, in eight running sums (so the adds do not wait on
+# each other one by one), then the eight summed pairwise, then the tail.
+cdef inline float _dot(const float* a, const float* b, Py_ssize_t n) noexcept nogil:
+    cdef float acc[8]
+    cdef Py_ssize_t d = 0, k
+    cdef float tail = 0.0
+    for k in range(8):
+        acc[k] = 0.0
+    while d + 8 <= n:
+        for k in range(8):
+            acc[k] += a[d + k] * b[d + k]
+        d += 8
+    while d < n:
+        tail += a[d] * b[d]
+        d += 1
+    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + tail
+
+
 # One (batch, head) pair. q, k, v point at the pair's first row of qkv (row
 # stride C3); y at its first row of out (stride C); lse_row at lse[b, h, 0].
 # Query rows go MR at a time: their scores against every key the last of them
@@ -250,10 +268,7 @@ cdef void _backward_pair(float* dq, float* dk, float* dv, const float* dy, const
     _key_panels(Vt, v, C3, T, hs, 1.0)
     _feature_panels(Kp, k, C3, T, hs)
     for i in range(T):
-        D_i = 0.0
-        for d in range(hs):
-            D_i = D_i + dy[i * C + d] * o[i * C + d]
-        D[i] = D_i
+        D[i] = _dot(dy + i * C, o + i * C, hs)
     for i in range(T6 * hsp):
         dK[i] = 0.0
         dV[i] = 0.0
