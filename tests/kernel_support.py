@@ -36,3 +36,16 @@ def overlapping_view(a, shift=1):
     """A view of the same shape as a's first len-shift elements, moved by shift: memory that overlaps a partly."""
     flat = np.zeros(a.size + shift, a.dtype)
     return flat[shift:].reshape(a.shape), flat[:-shift].reshape(a.shape)
+
+
+def assert_same_from_python_threads(run, cases, workers=3, rounds=3):
+    """run(case) from several Python threads at once gives, for every case, the very
+    arrays it gives when called alone (kernels release the GIL and keep scratch)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    serial = [run(c) for c in cases]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in range(rounds):
+            for got, want in zip(pool.map(run, cases), serial, strict=True):
+                for a, b in zip(got, want, strict=True):
+                    assert np.array_equal(a, b)

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 from cllm_app.kernels import reference
-from tests.kernel_support import VARIANTS, kernels, numeric_grad, randn
+from tests.kernel_support import (
+    VARIANTS,
+    assert_same_from_python_threads,
+    kernels,
+    numeric_grad,
+    randn,
+)
 
 FWD_TOL = 1e-5
 BWD_TOL = 2e-4
@@ -207,8 +213,6 @@ def test_out_sharing_memory_with_qkv_is_rejected(K):
 def test_concurrent_calls_from_python_threads(K):
     # The kernels release the GIL and keep scratch memory between calls; two
     # threads calling at once must each get their own and the same results.
-    from concurrent.futures import ThreadPoolExecutor
-
     B, T, C, NH = 4, 96, 96, 3
     cases = [inputs(B, T, C, seed=s) for s in range(6)]
 
@@ -219,12 +223,7 @@ def test_concurrent_calls_from_python_threads(K):
         K.attention_backward(dqkv, dout, qkv, out, lse, B, T, NH)
         return out, lse, dqkv
 
-    serial = [run(c) for c in cases]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        for _ in range(3):
-            for got, want in zip(pool.map(run, cases), serial, strict=True):
-                for a, b in zip(got, want, strict=True):
-                    assert np.array_equal(a, b)
+    assert_same_from_python_threads(run, cases)
 
 
 @pytest.mark.parametrize("B,T,C,NH", SHAPES)

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 from cllm_app.kernels import reference
-from tests.kernel_support import VARIANTS, kernels, numeric_grad, randn
+from tests.kernel_support import (
+    VARIANTS,
+    assert_same_from_python_threads,
+    kernels,
+    numeric_grad,
+    randn,
+)
 
 FWD_TOL = 1e-5
 BWD_TOL = 1e-4
@@ -273,8 +279,6 @@ def test_tied_backward_can_overwrite_dinp(K, n, c, v):
 def test_concurrent_calls_from_python_threads(K):
     # The kernels release the GIL and keep packing scratch per calling thread;
     # threads calling at once must each get their own and the same results.
-    from concurrent.futures import ThreadPoolExecutor
-
     cases = [linear_inputs(300 + 50 * s, 96, 200, seed=s) for s in range(6)]
 
     def run(case):
@@ -285,12 +289,7 @@ def test_concurrent_calls_from_python_threads(K):
         K.matmul_backward(*grads, dout, x, w)
         return [out, *grads]
 
-    serial = [run(c) for c in cases]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        for _ in range(3):
-            for got, want in zip(pool.map(run, cases), serial, strict=True):
-                for a, b in zip(got, want, strict=True):
-                    assert np.array_equal(a, b)
+    assert_same_from_python_threads(run, cases)
 
 
 _THREADS_SCRIPT = """
