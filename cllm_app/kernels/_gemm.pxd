@@ -17,7 +17,7 @@ The pieces:
 - ``micro``: one 6 x 16 tile of C from a pair of micro-panels, its
   accumulators in registers for the whole sum over k (see there).
 - ``gemm``: C = beta * C + bias + residual + A @ B, called by every thread of
-  an OpenMP parallel region; blocks of KC = 256 values of k, the threads pack
+  an OpenMP parallel region; k in one block up to 512, else blocks of 256; the threads pack
   B together and then take blocks of C from a dynamic queue.
 
 Why our own and not BLAS: OpenBLAS's sgemm, one call per thread on a static
@@ -212,7 +212,8 @@ cdef extern from *:
         p.group = (p.panels + p.col_groups - 1) / p.col_groups;
         p.col_groups = (p.panels + p.group - 1) / p.group;
         p.shared_a = p.col_groups > 1;  /* cllm_gemm drops it for an A read in place */
-        p.kcmax = K < CLLM_KC ? K : CLLM_KC;
+        /* up to 512 values of k in one block: one pass over C instead of two */
+        p.kcmax = K <= 2 * CLLM_KC ? K : CLLM_KC;
         return p;
     }
 
@@ -229,7 +230,8 @@ cdef extern from *:
        Called by every thread of an OpenMP parallel region (or outside one,
        with nt = 1), each with its thread number t; scratch is
        cllm_gemm_scratch(M, N, K, nt) floats shared by all of them.
-       For each block of CLLM_KC values of k the threads pack B (and a shared
+       For each block of k (all of K up to 512, else CLLM_KC = 256 at a time:
+       each block is one more pass over C) the threads pack B (and a shared
        A) together, then take blocks of C from a dynamic queue: a thread the
        machine holds up delays only its own blocks. Every element of C is the
        same sum in the same order whichever thread computes it, so results
@@ -258,8 +260,8 @@ cdef extern from *:
         float* Bp = scratch;
         float* Ash = scratch + (size_t)pl.kcmax * panels * CLLM_NR;
         float* Ap = Ash + (size_t)t * pl.kcmax * CLLM_MC;
-        for (int k0 = 0; k0 < K; k0 += CLLM_KC) {
-            const int kc = K - k0 < CLLM_KC ? K - k0 : CLLM_KC;
+        for (int k0 = 0; k0 < K; k0 += pl.kcmax) {
+            const int kc = K - k0 < pl.kcmax ? K - k0 : pl.kcmax;
             const int first = k0 == 0;
             int p, item;
             #pragma omp for schedule(static) nowait
