@@ -33,3 +33,14 @@ def varied_texts(seed: int = 1, n: int = 400) -> list[str]:
     for _ in range(n):
         out.append("".join(rng.choice(pool) + rng.choice(["", " ", "", "\n"]) for _ in range(rng.randint(1, 30))))
     return out
+
+
+def corpus_files(folder, parts: int = 3) -> list:
+    """The corpus split round-robin into `parts` UTF-8 text files in folder (Paths)."""
+    lines = corpus()
+    paths = []
+    for i in range(parts):
+        p = folder / f"part{i}.txt"
+        p.write_text("\n".join(lines[i::parts]), encoding="utf-8")
+        paths.append(p)
+    return paths

@@ -12,7 +12,7 @@ from cllm_app.jobs.train import documents, run_training
 from cllm_app.services.generation import generate
 from cllm_app.services.training import start_training
 from cllm_app.store import LanguageModel, QueueEntry
-from tests.bpe_support import corpus
+from tests.bpe_support import corpus_files
 
 SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32}
 SETTINGS = {"batch_size": 2, "sequence_length": 32, "target_epochs": 1, "eval_interval": 4,
@@ -21,13 +21,7 @@ SETTINGS = {"batch_size": 2, "sequence_length": 32, "target_epochs": 1, "eval_in
 
 @pytest.fixture
 def texts(tmp_path):
-    lines = corpus()
-    paths = []
-    for i in range(3):
-        p = tmp_path / f"part{i}.txt"
-        p.write_text("\n".join(lines[i::3]), encoding="utf-8")
-        paths.append(p)
-    return paths
+    return corpus_files(tmp_path)
 
 
 def _entries(name):

@@ -14,7 +14,7 @@ from cllm_app.engine.bpe import BPETokenizer
 from cllm_app.engine.tokenizer import TOKENIZER_FILE, load_tokenizer
 from cllm_app.errors import InvalidInput
 from cllm_app.services.failpoints import InjectedFailure, armed
-from tests.bpe_support import corpus, varied_texts
+from tests.bpe_support import corpus_files, varied_texts
 from tests.conftest import snapshot
 
 SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32}
@@ -22,13 +22,7 @@ SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32}
 
 @pytest.fixture
 def data_files(tmp_path):
-    texts = corpus()
-    paths = []
-    for i in range(3):
-        p = tmp_path / f"part{i}.txt"
-        p.write_text("\n".join(texts[i::3]), encoding="utf-8")
-        paths.append(str(p))
-    return paths
+    return [str(p) for p in corpus_files(tmp_path)]
 
 
 def _bpe_of(studio, name) -> BPETokenizer:

@@ -37,14 +37,12 @@ bit-identical across runs and across thread counts.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, log, sqrt
-from libc.stdint cimport uintptr_t
-from libc.stdlib cimport free, malloc
 
 cimport numpy as cnp
 cimport openmp
 
 from cllm_app.kernels._common cimport check, check_2d, check_apart, fast_exp
-from cllm_app.kernels._gemm cimport micro, pack_a, pack_b
+from cllm_app.kernels._gemm cimport gemm_buffer, micro, pack_a, pack_b
 
 cnp.import_array()
 
@@ -350,43 +348,14 @@ cdef int _shapes(str fn, object qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH,
     return 0
 
 
-# Scratch memory is kept from call to call: freshly allocated blocks of this
-# size come from the OS as new pages, and faulting them in cost several
-# percent of a training step. One cached block is lent to one call at a time
-# (taken and returned under the GIL, so threads cannot share it); a call that
-# finds it lent allocates its own.
-cdef void* _cache = NULL
-cdef size_t _cache_bytes = 0
-cdef bint _cache_lent = False
-
-
-cdef float* _take_scratch(str fn, size_t nbytes, void** own) except NULL:
-    """Scratch of nbytes, 64-byte aligned; sets own[0] if it is a private block to free."""
-    global _cache, _cache_bytes, _cache_lent
-    cdef void* mem
-    own[0] = NULL
-    nbytes += LINE
-    if _cache_lent:
-        own[0] = malloc(nbytes)
-        mem = own[0]
-    else:
-        if _cache_bytes < nbytes:
-            free(_cache)
-            _cache = malloc(nbytes)
-            _cache_bytes = nbytes if _cache != NULL else 0
-        mem = _cache
-        _cache_lent = mem != NULL
-    if mem == NULL:
-        raise MemoryError(f"{fn}: could not allocate {nbytes} bytes of scratch")
-    return <float*>((<uintptr_t>mem + LINE - 1) & ~(<uintptr_t>(LINE - 1)))
-
-
-cdef void _return_scratch(void* own) noexcept:
-    global _cache_lent
-    if own != NULL:
-        free(own)
-    else:
-        _cache_lent = False
+# Scratch comes from the GEMM's buffer kept per calling thread (_gemm.pxd):
+# fresh blocks of this size come from the OS as new pages, and faulting them
+# in cost several percent of a training step.
+cdef float* _scratch(str fn, size_t floats) except NULL:
+    cdef float* buf = gemm_buffer(floats)
+    if buf == NULL:
+        raise MemoryError(f"{fn}: could not allocate {floats * sizeof(float)} bytes of scratch")
+    return buf
 
 
 cdef int _threads(Py_ssize_t pairs) noexcept:
@@ -415,8 +384,7 @@ def attention_forward(out, lse, qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH):
     cdef float scale = <float>(1.0 / sqrt(<double>hs))
     cdef Py_ssize_t pairs = B * NH, per = _forward_scratch(T, hs)
     cdef int nthreads = _threads(pairs)
-    cdef void* own = NULL
-    cdef float* scratch = _take_scratch(fn, <size_t>(per * nthreads) * sizeof(float), &own)
+    cdef float* scratch = _scratch(fn, <size_t>(per * nthreads))
     cdef float* y = <float*>cnp.PyArray_DATA(out)
     cdef float* lp = <float*>cnp.PyArray_DATA(lse)
     cdef const float* x = <const float*>cnp.PyArray_DATA(qkv)
@@ -424,18 +392,15 @@ def attention_forward(out, lse, qkv, Py_ssize_t B, Py_ssize_t T, Py_ssize_t NH):
     cdef const float* q
     cdef float* buf = NULL
     cdef int t = 0
-    try:
-        with nogil, parallel(num_threads=nthreads):
-            t = threadid()
-            buf = scratch + t * per
-            for pair in prange(pairs, schedule="dynamic"):
-                b = pair // NH
-                h = pair % NH
-                q = x + b * T * C3 + h * hs
-                _forward_pair(y + b * T * C + h * hs, lp + pair * T, q, q + C, q + 2 * C,
-                              C3, C, T, hs, scale, buf)
-    finally:
-        _return_scratch(own)
+    with nogil, parallel(num_threads=nthreads):
+        t = threadid()
+        buf = scratch + t * per
+        for pair in prange(pairs, schedule="dynamic"):
+            b = pair // NH
+            h = pair % NH
+            q = x + b * T * C3 + h * hs
+            _forward_pair(y + b * T * C + h * hs, lp + pair * T, q, q + C, q + 2 * C,
+                          C3, C, T, hs, scale, buf)
 
 
 # dqkv: (B*T, 3C) is accumulated into; dout: (B*T, C), qkv: (B*T, 3C),
@@ -463,8 +428,7 @@ def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py
     cdef float scale = <float>(1.0 / sqrt(<double>hs))
     cdef Py_ssize_t pairs = B * NH, per = _backward_scratch(T, hs)
     cdef int nthreads = _threads(pairs)
-    cdef void* own = NULL
-    cdef float* scratch = _take_scratch(fn, <size_t>(per * nthreads) * sizeof(float), &own)
+    cdef float* scratch = _scratch(fn, <size_t>(per * nthreads))
     cdef float* dx = <float*>cnp.PyArray_DATA(dqkv)
     cdef const float* dy = <const float*>cnp.PyArray_DATA(dout)
     cdef const float* x = <const float*>cnp.PyArray_DATA(qkv)
@@ -473,17 +437,14 @@ def attention_backward(dqkv, dout, qkv, out, lse, Py_ssize_t B, Py_ssize_t T, Py
     cdef Py_ssize_t pair, b, h, qoff, yoff
     cdef float* buf = NULL
     cdef int t = 0
-    try:
-        with nogil, parallel(num_threads=nthreads):
-            t = threadid()
-            buf = scratch + t * per
-            for pair in prange(pairs, schedule="dynamic"):
-                b = pair // NH
-                h = pair % NH
-                qoff = b * T * C3 + h * hs
-                yoff = b * T * C + h * hs
-                _backward_pair(dx + qoff, dx + qoff + C, dx + qoff + 2 * C, dy + yoff, o + yoff,
-                               x + qoff, x + qoff + C, x + qoff + 2 * C, lp + pair * T,
-                               C3, C, T, hs, scale, accumulate, buf)
-    finally:
-        _return_scratch(own)
+    with nogil, parallel(num_threads=nthreads):
+        t = threadid()
+        buf = scratch + t * per
+        for pair in prange(pairs, schedule="dynamic"):
+            b = pair // NH
+            h = pair % NH
+            qoff = b * T * C3 + h * hs
+            yoff = b * T * C + h * hs
+            _backward_pair(dx + qoff, dx + qoff + C, dx + qoff + 2 * C, dy + yoff, o + yoff,
+                           x + qoff, x + qoff + C, x + qoff + 2 * C, lp + pair * T,
+                           C3, C, T, hs, scale, accumulate, buf)
