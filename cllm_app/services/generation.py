@@ -11,6 +11,8 @@ from cllm_app.errors import InvalidInput
 from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
 from cllm_app.services.validate import as_float, as_int
 
+MAX_NEW_TOKENS = 100_000  # one reply's most; tests raise it to make a stream that cannot end by itself
+
 
 def check_sampling(values: dict) -> Sampling:
     s = Sampling()
@@ -26,7 +28,7 @@ def check_sampling(values: dict) -> Sampling:
         elif field == "repetition_penalty":
             s.repetition_penalty = as_float(field, value, 1.0, 10.0)
         elif field == "max_new_tokens":
-            s.max_new_tokens = as_int(field, value, 1, 100_000)
+            s.max_new_tokens = as_int(field, value, 1, MAX_NEW_TOKENS)
         elif field == "seed":
             s.seed = as_int(field, value, 0, 2**63 - 1)
         else:
