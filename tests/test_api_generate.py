@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from cllm_app.server import Server
+from tests.endless import never_says_eot
 
 SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 64}
 
@@ -116,17 +117,7 @@ def test_sampling_presets_and_settings(client):
 
 
 def never_ends(studio, name: str) -> None:
-    """Make a model unable to say <|endoftext|>, so a long reply runs until it is stopped:
-    the eot logit becomes a constant -100 (ln_f's first channel is the constant 1, and eot's
-    output row reads only that channel)."""
-    from cllm_app.engine.weights import load_weights, save_weights
-
-    path = studio.models.folder(studio.models.get(name)) / "model.safetensors"
-    w = load_weights(path)
-    w["ln_f.weight"][0], w["ln_f.bias"][0] = 0.0, 1.0
-    w["wte.weight"][256] = 0.0
-    w["wte.weight"][256, 0] = -100.0
-    save_weights(path, w)
+    never_says_eot(studio.models.folder(studio.models.get(name)) / "model.safetensors")
 
 
 # A reply this long would take years: with <|endoftext|> ruled out too, a stream asked for it
@@ -174,7 +165,9 @@ def test_stop_by_id_ends_the_stream_with_its_done_event(studio, server):
         seen.append((event, data))
         if event == "start":
             stream_id = data["stream_id"]
-        if sum(e == "token" for e, _ in seen) == 3:
+        # Stop once, at the third token: the done event that follows must not ask again
+        # (a second stop finds the stream ended and says so).
+        if event == "token" and sum(e == "token" for e, _ in seen) == 3:
             stop = requests.post(f"{server.origin}/api/streams/stop", json={"stream_id": stream_id}, headers=h, timeout=10)
             assert stop.json() == {"stream_id": stream_id, "stopped": True}
         if event == "done":

@@ -6,14 +6,17 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.e2e.e2e_support import eventually, open_tab
+from tests.endless import never_says_eot
 
-# Greedy decoding with repetition_penalty 1.5 makes this random-init model write visible
-# characters and never <|endoftext|> (checked for 20,000 tokens), so a long reply streams until Stop.
-SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 256}
+# Large enough that a reply of 100,000 tokens takes tens of seconds even on a fast CPU (a
+# smaller model said them all in under two, and a Stop could come too late), and unable to
+# say <|endoftext|>, so a long reply streams until Stop.
+SHAPE = {"n_layer": 2, "n_head": 4, "n_embd": 256, "block_size": 256}
 
 
 def _setup(app, page: Page, name: str = "talker") -> None:
     app.create(name, **SHAPE)
+    never_says_eot(app.home / "models" / name / "model.safetensors")
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "1")
     open_tab(page, "llm")
