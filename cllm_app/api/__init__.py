@@ -11,6 +11,7 @@ from cllm_app.api.generate import bp as generate_bp
 from cllm_app.api.jobs import bp as jobs_bp
 from cllm_app.api.models import bp as models_bp
 from cllm_app.api.openai_compat import bp as openai_bp
+from cllm_app.api.openai_compat import key_bp as openai_key_bp
 from cllm_app.api.openapi import bp as openapi_bp
 from cllm_app.api.queue import bp as queue_bp
 from cllm_app.api.research import bp as research_bp
@@ -46,6 +47,7 @@ def create_app(
         app.register_blueprint(bp)
     app.register_blueprint(generate_bp)
     app.register_blueprint(openai_bp)
+    app.register_blueprint(openai_key_bp)
 
     @app.get("/")
     def index():
