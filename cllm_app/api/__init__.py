@@ -3,7 +3,7 @@
 import mimetypes
 from pathlib import Path
 
-from flask import Flask, send_from_directory
+from flask import Flask, Response, send_from_directory
 
 from cllm_app.api import errors, security
 from cllm_app.api.crawls import bp as crawls_bp
@@ -59,7 +59,6 @@ def create_app(
 
     @app.get("/themes/<name>.css")
     def theme_css(name):
-        path = studio.themes.css_path(name)
-        return send_from_directory(path.parent, path.name, mimetype="text/css", max_age=0)
+        return Response(studio.themes.css(name), mimetype="text/css", headers={"Cache-Control": "no-cache"})
 
     return app

@@ -83,6 +83,8 @@ SCHEMAS = {
         "properties": {
             "themes": {"type": "array", "items": _obj({"name": _STR, "builtin": {"type": "boolean"}})},
             "current": _STR,
+            # files in themes/ that are not themes (services/theme_css.py), and why
+            "skipped": {"type": "array", "items": _obj({"name": _STR, "file": _STR, "message": _STR})},
         },
     },
     "QueueItem": {
