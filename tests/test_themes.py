@@ -69,6 +69,7 @@ def test_builtin_themes_pass(name):
     ":root { --bg: #ffddaa; }",
     ":root{--bg:#fed}",
     "--bg: #fed;\n--panel: rgb(1 2 3 / 50%);",  # no :root: it is put in one when served
+    "\ufeff:root { --bg: #fed; }",  # a byte-order mark, as Notepad writes
     """/* A theme of my own */
 :root {
   --font-ui: "Segoe UI", 'Helvetica Neue', system-ui, -apple-system, sans-serif;

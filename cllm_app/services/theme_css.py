@@ -72,10 +72,13 @@ def check(css: str) -> bool:
 
 def as_stylesheet(css: str) -> str:
     """A checked theme as the page loads it: its declarations in `:root`."""
+    css = css.removeprefix("\ufeff")
     return css if check(css) else f":root {{\n{css}\n}}\n"
 
 
 def _check(css: str) -> bool:
+    if css.startswith("\ufeff"):  # a byte-order mark, as some editors write: not part of the CSS
+        css = " " + css[1:]
     for i, ch in enumerate(css):
         if ch == "\\":
             raise _Refused(i, "a backslash is not allowed: escapes could hide what a theme may not hold")
