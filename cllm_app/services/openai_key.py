@@ -40,7 +40,7 @@ class OpenAIKey:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
-            os.chmod(tmp, FILE_MODE)  # mkstemp already makes it 0600 on POSIX; say so anyway
+            os.chmod(tmp, FILE_MODE)  # mkstemp makes it 0600 on POSIX; not every platform does
             with os.fdopen(fd, "w", encoding="ascii") as f:
                 f.write(key + "\n")
                 f.flush()
