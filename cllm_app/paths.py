@@ -43,6 +43,10 @@ class DataRoot:
     def research_dir(self) -> Path:
         return self.path / "research"
 
+    @property
+    def openai_key_path(self) -> Path:
+        return self.path / "openai-key"
+
     def model_dir(self, model_name: str) -> Path:
         return self.models_dir / model_name
 

@@ -19,8 +19,16 @@ def server(studio):
 
 
 @pytest.fixture
-def client(server):
-    return openai.OpenAI(base_url=server.origin + "/v1", api_key=server.secret, max_retries=0, timeout=30)
+def key(server):
+    """The OpenAI key as the LLM tab shows it."""
+    r = httpx.get(server.origin + "/api/openai/key", headers={"X-CLLM-Token": server.secret})
+    assert r.status_code == 200 and r.json()["base_url"] == server.origin + "/v1"
+    return r.json()["api_key"]
+
+
+@pytest.fixture
+def client(server, key):
+    return openai.OpenAI(base_url=server.origin + "/v1", api_key=key, max_retries=0, timeout=30)
 
 
 def test_models_list(client):
@@ -123,11 +131,25 @@ def test_penalties_are_accepted_and_ignored(client):
     assert r.choices[0].text == plain.choices[0].text
 
 
-def test_wrong_key_is_refused(server):
-    bad = openai.OpenAI(base_url=server.origin + "/v1", api_key="guess", max_retries=0)
-    with pytest.raises(openai.PermissionDeniedError) as caught:
-        bad.models.list()
-    assert caught.value.body["type"] == "permission_error"
-    # the Bearer form is for /v1 only: the app's own API wants its header
-    r = httpx.get(server.origin + "/api/models", headers={"Authorization": f"Bearer {server.secret}"})
-    assert r.status_code == 403
+def test_wrong_key_is_refused(server, key):
+    for wrong in ("guess", server.secret):  # the launch secret is the window's, not OpenAI clients'
+        bad = openai.OpenAI(base_url=server.origin + "/v1", api_key=wrong, max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as caught:
+            bad.models.list()
+        assert caught.value.body["type"] == "authentication_error" and caught.value.body["code"] == "invalid_api_key"
+    # the Bearer form is for /v1 only, and the OpenAI key does not open the app's own API
+    for headers in ({"Authorization": f"Bearer {server.secret}"}, {"Authorization": f"Bearer {key}"},
+                    {"X-CLLM-Token": key}):
+        assert httpx.get(server.origin + "/api/models", headers=headers).status_code == 403
+
+
+def test_a_new_key_works_and_the_old_one_stops(server, key, client):
+    assert client.models.list().data
+    r = httpx.post(server.origin + "/api/openai/key/regenerate", headers={"X-CLLM-Token": server.secret})
+    new = r.json()["api_key"]
+    assert new != key
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+    fresh = openai.OpenAI(base_url=server.origin + "/v1", api_key=new, max_retries=0, timeout=30)
+    r = fresh.chat.completions.create(model="tiny one", messages=[{"role": "user", "content": "Hi"}], max_tokens=3)
+    assert r.choices[0].message.role == "assistant"

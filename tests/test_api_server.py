@@ -63,6 +63,29 @@ def test_dns_rebinding_host_is_403(server, host):
     assert json.loads(response.read())["error"]["code"] == "forbidden"
 
 
+@pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])
+def test_a_request_without_host_is_403(server, version):
+    """werkzeug would otherwise take the bound address as the Host."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET /api/models {version}\r\nX-CLLM-Token: {server.secret}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split()[1] == b"403", head
+    assert json.loads(body)["error"]["code"] == "forbidden"
+
+
+def test_openai_key_and_launch_secret_each_open_only_their_routes(server, studio):
+    key = studio.openai_key.get()
+    assert requests.get(server.origin + "/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10).ok
+    assert requests.get(server.origin + "/api/models", headers={"X-CLLM-Token": key}, timeout=10).status_code == 403
+    r = requests.get(server.origin + "/v1/models", headers={"Authorization": f"Bearer {server.secret}"}, timeout=10)
+    assert r.status_code == 401
+
+
 def test_concurrent_creates_of_one_name_give_one_model_and_one_conflict(server):
     from concurrent.futures import ThreadPoolExecutor
 

@@ -3,7 +3,7 @@
 import mimetypes
 from pathlib import Path
 
-from flask import Flask, send_from_directory
+from flask import Flask, Response, send_from_directory
 
 from cllm_app.api import errors, security
 from cllm_app.api.crawls import bp as crawls_bp
@@ -11,6 +11,7 @@ from cllm_app.api.generate import bp as generate_bp
 from cllm_app.api.jobs import bp as jobs_bp
 from cllm_app.api.models import bp as models_bp
 from cllm_app.api.openai_compat import bp as openai_bp
+from cllm_app.api.openai_compat import key_bp as openai_key_bp
 from cllm_app.api.openapi import bp as openapi_bp
 from cllm_app.api.queue import bp as queue_bp
 from cllm_app.api.research import bp as research_bp
@@ -46,6 +47,7 @@ def create_app(
         app.register_blueprint(bp)
     app.register_blueprint(generate_bp)
     app.register_blueprint(openai_bp)
+    app.register_blueprint(openai_key_bp)
 
     @app.get("/")
     def index():
@@ -57,7 +59,6 @@ def create_app(
 
     @app.get("/themes/<name>.css")
     def theme_css(name):
-        path = studio.themes.css_path(name)
-        return send_from_directory(path.parent, path.name, mimetype="text/css", max_age=0)
+        return Response(studio.themes.css(name), mimetype="text/css", headers={"Cache-Control": "no-cache"})
 
     return app

@@ -1,9 +1,10 @@
-"""An OpenAI-compatible API on the app's own server and secret, so existing clients can use any
-local model: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (with
-`stream: true` as OpenAI's chunks ending in `data: [DONE]`).
+"""An OpenAI-compatible API on the app's own server, so existing clients can use any local model:
+GET /v1/models, POST /v1/completions, POST /v1/chat/completions (with `stream: true` as
+OpenAI's chunks ending in `data: [DONE]`).
 
-The client's API key is the launch secret (`Authorization: Bearer <secret>`); the model is a
-model's name. Parameters:
+The client's API key is the app's OpenAI key (`Authorization: Bearer <key>`), which opens
+/v1/ only (see api/security.py); the LLM tab shows it and makes a new one through
+GET /api/openai/key and POST /api/openai/key/regenerate. The model is a model's name. Parameters:
 
 - temperature (0 to 2, default 1), top_p (default 1), seed, stop (a text or up to four) and
   max_tokens (or max_completion_tokens) map to our sampling; max_tokens defaults to 16 for
@@ -33,6 +34,8 @@ from cllm_app.services.validate import as_float, as_int
 
 log = logging.getLogger(__name__)
 bp = Blueprint("openai", __name__, url_prefix="/v1")
+# The key's own routes are the window's, so they sit under /api/ behind the launch secret.
+key_bp = Blueprint("openai_key", __name__, url_prefix="/api/openai")
 
 COMMON = {
     "model", "temperature", "top_p", "top_k", "repetition_penalty", "max_tokens", "seed", "stop",
@@ -279,3 +282,22 @@ def chat_completions():
     message = {"role": "assistant", "content": text, "refusal": None}
     return wrap("chat.completion", [{"index": 0, "message": message, "logprobs": None,
                                      "finish_reason": _finish(stats)}], _usage(stats))
+
+
+# ---- the key, for the LLM tab ---------------------------------------------------------------
+
+
+def _key_info(key: str) -> dict:
+    return {"api_key": key, "base_url": request.host_url + "v1", "file": str(studio().openai_key.path)}
+
+
+@key_bp.get("/key")
+def get_key():
+    """The OpenAI key and the base URL an OpenAI client needs."""
+    return _key_info(studio().openai_key.get())
+
+
+@key_bp.post("/key/regenerate")
+def regenerate_key():
+    """Make a new OpenAI key; the old one stops working at once."""
+    return _key_info(studio().openai_key.regenerate())

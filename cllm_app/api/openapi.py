@@ -83,6 +83,8 @@ SCHEMAS = {
         "properties": {
             "themes": {"type": "array", "items": _obj({"name": _STR, "builtin": {"type": "boolean"}})},
             "current": _STR,
+            # files in themes/ that are not themes (services/theme_css.py), and why
+            "skipped": {"type": "array", "items": _obj({"name": _STR, "file": _STR, "message": _STR})},
         },
     },
     "QueueItem": {
@@ -411,6 +413,13 @@ ROUTES.update({
     ),
     ("PUT", "/api/research/notes/{note_name}/models/{model_name}"): (None, 200, _NOTE),
     ("DELETE", "/api/research/notes/{note_name}/models/{model_name}"): (None, 200, _NOTE),
+})
+
+# The OpenAI key (cllm_app/api/openai_compat.py); /v1/ itself is OpenAI's API, not described here.
+_OPENAI_KEY = _obj({"api_key": _STR, "base_url": _STR, "file": _STR})
+ROUTES.update({
+    ("GET", "/api/openai/key"): (None, 200, _OPENAI_KEY),
+    ("POST", "/api/openai/key/regenerate"): (None, 200, _OPENAI_KEY),
 })
 
 QUERY_PARAMS = {

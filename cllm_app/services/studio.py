@@ -6,6 +6,7 @@ from cllm_app.paths import DataRoot
 from cllm_app.services.chat import Chat
 from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
+from cllm_app.services.openai_key import OpenAIKey
 from cllm_app.services.queue import Queue
 from cllm_app.services.research.notes import Notes
 from cllm_app.services.streams import Streams
@@ -23,6 +24,7 @@ class Studio:
         self.jobs = Jobs(self.models)
         self.themes = Themes(self.root.themes_dir)
         self.notes = Notes(self.root.research_dir, self.models)
+        self.openai_key = OpenAIKey(self.root.openai_key_path)
         self.themes.install_builtins()
         self.streams = Streams(self)
         self.chat = Chat(self, self.streams)

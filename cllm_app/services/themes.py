@@ -2,15 +2,21 @@
 
 Light and dark ship inside the package and are copied in on first start (never
 over a file the person has edited); any other `NAME.css` there is a theme too.
+Every theme is checked (services/theme_css.py) on each way in: saved through the
+API or the desktop bridge, and read from the folder, where a file that fails the
+check is skipped (logged, and named in the listing) and never served.
 """
 
+import logging
 import re
 from importlib import resources
 from pathlib import Path
 
 from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.fsutil import atomic_write_bytes
-from cllm_app.services import settings
+from cllm_app.services import settings, theme_css
+
+log = logging.getLogger(__name__)
 
 BUILTIN = ("light", "dark")
 DEFAULT_THEME = "light"
@@ -22,9 +28,28 @@ def builtin_css(name: str) -> bytes:
     return resources.files("cllm_app").joinpath("static", "themes", f"{name}.css").read_bytes()
 
 
+def _problem(data: bytes) -> str | None:
+    """Why these bytes are not a theme, or None when they are one."""
+    if len(data) > MAX_THEME_BYTES:
+        return f"a theme file can be at most {MAX_THEME_BYTES // 1024} KB"
+    try:
+        css = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text"
+    if not css.strip():
+        return "the theme's CSS is empty"
+    try:
+        theme_css.check(css)
+    except InvalidInput as e:
+        return e.message
+    return None
+
+
 class Themes:
     def __init__(self, themes_dir: Path):
         self.dir = themes_dir
+        # path -> ((mtime_ns, size), problem or None): a file is checked once per version
+        self._checked: dict[Path, tuple[tuple[int, int], str | None]] = {}
 
     def install_builtins(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -33,8 +58,35 @@ class Themes:
             if not path.exists():
                 atomic_write_bytes(path, builtin_css(name))
 
+    def _files(self) -> list[Path]:
+        return sorted(p for p in self.dir.glob("*.css") if _THEME_NAME.match(p.stem) and p.stem != "current")
+
+    def _problem_of(self, path: Path) -> str | None:
+        try:
+            st = path.stat()
+        except OSError as e:
+            return f"cannot read it: {e.strerror}"
+        version = (st.st_mtime_ns, st.st_size)
+        known = self._checked.get(path)
+        if known and known[0] == version:
+            return known[1]
+        try:
+            problem = _problem(path.read_bytes())
+        except OSError as e:
+            problem = f"cannot read it: {e.strerror}"
+        if problem:
+            log.warning("theme file %s skipped: %s", path, problem)
+        self._checked[path] = (version, problem)
+        return problem
+
+    def skipped(self) -> list[dict]:
+        """The files in themes/ that are not themes, and why (built-ins fall back to their own copy)."""
+        return [{"name": p.stem, "file": str(p), "message": problem}
+                for p in self._files() if (problem := self._problem_of(p))]
+
     def names(self) -> list[str]:
-        return sorted(p.stem for p in self.dir.glob("*.css") if _THEME_NAME.match(p.stem))
+        good = {p.stem for p in self._files() if not self._problem_of(p)}
+        return sorted(good | set(BUILTIN))
 
     def current(self) -> str:
         name = settings.get("theme", DEFAULT_THEME)
@@ -44,6 +96,7 @@ class Themes:
         return {
             "themes": [{"name": n, "builtin": n in BUILTIN} for n in self.names()],
             "current": self.current(),
+            "skipped": self.skipped(),
         }
 
     def use(self, name) -> dict:
@@ -52,14 +105,23 @@ class Themes:
         settings.put("theme", name)
         return self.listing()
 
-    def css_path(self, name: str) -> Path:
-        """The file of theme `name`; `current` is the theme in use, so the page's first
-        paint already has the remembered look."""
+    def css(self, name: str) -> bytes:
+        """The stylesheet of theme `name`, checked as it is read (so what is served is what was
+        checked); `current` is the theme in use, so the page's first paint already has the
+        remembered look. A built-in whose file fails the check is served from the package."""
         if name == "current":
             name = self.current()
-        if not _THEME_NAME.match(name) or not (self.dir / f"{name}.css").is_file():
-            raise NotFound(f"there is no theme named '{name}'", code="theme_not_found")
-        return self.dir / f"{name}.css"
+        path = self.dir / f"{name}.css"
+        if _THEME_NAME.match(name) and name != "current":
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = None
+            if data is not None and _problem(data) is None:
+                return theme_css.as_stylesheet(data.decode("utf-8")).encode("utf-8")
+        if name in BUILTIN:
+            return builtin_css(name)
+        raise NotFound(f"there is no theme named '{name}'", code="theme_not_found")
 
     def add(self, name, css) -> dict:
         """Save a custom theme. Built-in names are kept so the app always has a working look."""
@@ -72,13 +134,12 @@ class Themes:
             raise InvalidInput(f"'{name}' is a built-in theme; choose another name", code="invalid_theme_name")
         if name == "current":
             raise InvalidInput("'current' names the theme in use; choose another name", code="invalid_theme_name")
-        if not isinstance(css, str) or not css.strip():
-            raise InvalidInput("the theme's CSS is empty", code="invalid_theme")
-        data = css.encode("utf-8")
-        if len(data) > MAX_THEME_BYTES:
-            raise InvalidInput(f"a theme file can be at most {MAX_THEME_BYTES // 1024} KB", code="invalid_theme")
-        if "</" in css:
-            raise InvalidInput("a theme is CSS only; it cannot contain markup", code="invalid_theme")
+        if not isinstance(css, str):
+            raise InvalidInput("the theme's CSS must be text", code="invalid_theme")
+        data = css.encode("utf-8", errors="replace")
+        problem = _problem(data)
+        if problem:
+            raise InvalidInput(f"the theme '{name}' was not saved: {problem}", code="invalid_theme")
         atomic_write_bytes(self.dir / f"{name}.css", data)
         return self.listing()
 

@@ -178,3 +178,37 @@ def test_presets_fill_the_controls_and_are_remembered_per_model(app, page: Page)
     page.locator('#panel-llm [data-testid="model-select"]').select_option("tuned")
     expect(preset).to_have_value("Custom")
     expect(page.get_by_test_id("sampling-top_p")).to_have_value("0.5")
+
+
+def test_openai_key_is_shown_copied_and_regenerated(app, page: Page):
+    import requests
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.origin)
+    open_tab(page, "llm")
+    key_field = page.get_by_test_id("openai-key")
+    expect(key_field).to_have_value(re.compile(r"^sk-cllm-"))
+    expect(page.get_by_test_id("openai-base-url")).to_have_value(app.origin + "/v1")
+    old = key_field.input_value()
+    assert old == (app.home / "openai-key").read_text().strip() and old != app.token
+
+    def v1_status(key):
+        return requests.get(app.origin + "/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10).status_code
+
+    assert v1_status(old) == 200
+    page.get_by_test_id("openai-key-copy").click()
+    expect(page.get_by_test_id("toast").filter(has_text="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == old
+
+    page.get_by_test_id("openai-key-regenerate").click()
+    page.get_by_test_id("dialog-cancel").click()  # asked first, and cancelling keeps the key
+    expect(key_field).to_have_value(old)
+    page.get_by_test_id("openai-key-regenerate").click()
+    page.get_by_test_id("dialog-confirm").click()
+    expect(key_field).not_to_have_value(old)
+    new = key_field.input_value()
+    assert new.startswith("sk-cllm-")
+    assert v1_status(old) == 401 and v1_status(new) == 200
+    page.reload()  # kept: the tab shows the new key again
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    open_tab(page, "llm")
+    expect(page.get_by_test_id("openai-key")).to_have_value(new)

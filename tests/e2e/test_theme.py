@@ -123,3 +123,20 @@ def test_desktop_bridge_is_used_inside_the_window(context, app):
     )
     assert refusal == "theme_not_found: there is no theme named 'nope'"
     expect(picker).to_have_value("dark")
+
+
+def test_console_api_refuses_hostile_css_and_a_bad_file_does_not_stop_the_app(context, app):
+    (app.home / "themes" / "evil.css").write_text("body { background: url(http://evil.example/x.png) }")
+    page = context.new_page()
+    page.goto(app.url)
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    picker = page.get_by_test_id("theme-select")
+    expect(picker).to_be_enabled()
+    assert sorted(picker.locator("option").all_text_contents()) == ["Dark", "Light"]
+    expect(page.get_by_test_id("toast").filter(has_text="evil.css was skipped")).to_contain_text("url(")
+    message = page.evaluate(
+        "() => window.cllmStudio.themes.add('mine', '@import url(http://evil.example/x.css);')"
+        ".then(() => 'saved', e => e.code + ': ' + e.message)"
+    )
+    assert message.startswith("invalid_theme: the theme 'mine' was not saved: line 1: url(")
+    assert not (app.home / "themes" / "mine.css").exists()

@@ -104,7 +104,12 @@ async function setUpThemes() {
     }
   });
   try {
-    renderThemePicker(await themes.list());
+    const listing = await themes.list();
+    renderThemePicker(listing);
+    // Files in themes/ that are not themes are left out of the picker; say which and why.
+    for (const bad of listing.skipped || []) {
+      toast(`The theme file ${bad.name}.css was skipped: ${bad.message}`, { kind: "error", timeout: 15000 });
+    }
   } catch (err) {
     toastError(err);
   }

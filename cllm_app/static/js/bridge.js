@@ -22,7 +22,10 @@
 //
 // A theme is a CSS file of the custom properties in /themes/light.css: start from a full copy
 // and change values (a theme that leaves variables out leaves those parts unstyled). Every
-// colour, font and size in the app comes from those variables.
+// colour, font and size in the app comes from those variables. It may hold nothing but those
+// declarations: the server checks every theme, whichever way it comes (services/theme_css.py),
+// and add() rejects with the server's message naming what is not allowed (a selector,
+// `@import`, `url(`…).
 
 import * as api from "./api.js";
 import * as selection from "./selection.js";

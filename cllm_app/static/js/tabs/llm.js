@@ -4,6 +4,10 @@
 // sends its final stats, and a chat reply stopped part way is kept. Sampling settings, with
 // named presets, are remembered per model. A model that is training answers from its latest
 // checkpoint.
+//
+// The side also shows how other programs reach the models: the OpenAI-compatible API's base URL
+// and key (GET /api/openai/key), to copy, and Regenerate (POST /api/openai/key/regenerate),
+// after which the old key opens nothing. The tab itself never calls /v1/.
 
 import * as api from "../api.js";
 import * as selection from "../selection.js";
@@ -105,6 +109,7 @@ export function mount(panel, { openTab }) {
         samplingCard,
         h("section", { class: "card", "aria-labelledby": "llm-model-title" },
           h("div", { class: "card-head" }, h("h3", { id: "llm-model-title" }, "Selected model")), els.summary),
+        openAiCard(),
       ),
     ),
   );
@@ -112,6 +117,68 @@ export function mount(panel, { openTab }) {
   renderStats(null);
   setMode(sessionStorage.getItem(MODE_KEY) || "chat");
   selection.subscribe(onSelection);
+}
+
+// ---- the OpenAI-compatible API ------------------------------------------------------------
+
+function openAiCard() {
+  const field = (id, testid) => {
+    const input = h("input", { id, class: "input mono", readOnly: true, spellcheck: false, dataset: { testid } });
+    input.addEventListener("focus", () => input.select());
+    return input;
+  };
+  els.apiBase = field("openai-base-url", "openai-base-url");
+  els.apiKey = field("openai-key", "openai-key");
+  els.apiError = h("p", { class: "form-error", role: "alert", dataset: { testid: "openai-error" } });
+  const copyButton = (input, testid) =>
+    h("button", { type: "button", class: "btn btn-small", dataset: { testid }, onclick: () => input.value && copy(input.value) }, "Copy");
+  els.apiRegenerate = h("button", {
+    type: "button", class: "btn btn-small btn-danger-quiet", dataset: { testid: "openai-key-regenerate" }, onclick: regenerateKey,
+  }, "Regenerate");
+  const row = (label, input, ...buttons) => h("div", { class: "field" },
+    h("label", { for: input.id, class: "field-label" }, label),
+    input,
+    h("div", { class: "llm-buttons" }, ...buttons),
+  );
+  loadKey();
+  return h("section", { class: "card", "aria-labelledby": "openai-title", dataset: { testid: "openai-card" } },
+    h("div", { class: "card-head" }, h("h3", { id: "openai-title" }, "OpenAI-compatible API")),
+    h("p", { class: "muted small" },
+      "Other programs can use your models through OpenAI's API: give them this base URL and key. "
+      + "The key opens only that API, and is kept until you regenerate it."),
+    row("Base URL", els.apiBase, copyButton(els.apiBase, "openai-base-url-copy")),
+    row("API key", els.apiKey, copyButton(els.apiKey, "openai-key-copy"), els.apiRegenerate),
+    els.apiError,
+  );
+}
+
+function showKey(info) {
+  els.apiBase.value = info.base_url;
+  els.apiKey.value = info.api_key;
+  els.apiError.textContent = "";
+}
+
+async function loadKey() {
+  try {
+    showKey(await api.get("/api/openai/key"));
+  } catch (err) {
+    els.apiError.textContent = errorText(err);
+  }
+}
+
+async function regenerateKey() {
+  const ok = await confirmDialog({
+    title: "Make a new API key?",
+    message: "Programs that use the current key stop working at once, until you give them the new one.",
+    confirmLabel: "Regenerate", danger: true,
+  });
+  if (!ok) return;
+  try {
+    showKey(await api.post("/api/openai/key/regenerate"));
+    toast("A new API key is in place; the old one no longer works", { kind: "ok" });
+  } catch (err) {
+    els.apiError.textContent = errorText(err);
+  }
 }
 
 function setMode(next) {
