@@ -1,14 +1,18 @@
 """Hostile input: zip bombs, archive paths that would escape, random bytes posing as text, and
 the libraries' own warnings, which belong in the report and the job's log, not the terminal."""
 
+import io
+import random
 import re
 import stat
 import zipfile
 from pathlib import Path
 
-from data_files import write_zip
+import pytest
+from data_files import FRENCH, JAPANESE, write_zip
 
-from cllm_app.data import limits, readers
+from cllm_app.data import Refused, limits, readers
+from cllm_app.data.decode import detect
 
 SMALL = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
 
@@ -117,3 +121,90 @@ def test_members_zipfile_cannot_bound_are_refused(tmp_path):
     items = {i.name: i for i in readers.expand([(str(archive), "methods.zip")])}
     assert "bzip2" in items["b.txt"].refused and "LZMA" in items["l.txt"].refused
     assert items["s.txt"].refused is None
+
+
+# ---- random bytes and legacy encodings, side by side -----------------------------------------
+
+LEGACY = [
+    ("« Où est passé l’été ? » demanda-t-elle — personne ne répondit. Les élèves, déjà fatigués, rangeaient "
+     "leurs cahiers ; le professeur soupira : « Voilà, c’est fini pour aujourd’hui. »", "cp1252"),
+    ("The café’s “special” was a crème brûlée — €4.50 — and the naïve tourists loved it. Señor García said "
+     "it’s the best in town… at least that’s what the sign claimed.", "cp1252"),
+    (FRENCH, "cp1252"),
+    ("Die Straße war naß und kühl, als wir über die Brücke gingen. Größere Häuser säumten den Weg, und ältere "
+     "Männer saßen vor der Tür und grüßten freundlich jeden, der vorbeikam.", "latin-1"),
+    (FRENCH, "latin-1"),
+    ("// Berechnet die Größe des Fensters\npublic int getFensterGröße() { return this.breite * this.höhe; }\n"
+     "// Prüft, ob die Höhe größer als die Breite ist: für Hochformat-Fenster\n", "cp1252"),
+    ("今日は天気がいいので、公園へ散歩に行きました。桜の花がきれいに咲いていて、たくさんの人が写真を撮っていました。"
+     "このPCはWindowsで動きます。", "shift_jis"),
+    (JAPANESE, "shift_jis"),
+    ("Привет, мир! Это проверка кодировки текста. Мы хотим убедиться, что русский текст читается "
+     "правильно, даже если файл сохранён в старой кодировке Windows.", "cp1251"),
+    ("Zażółć gęślą jaźń. Wczoraj pojechaliśmy do Krakowa, gdzie zwiedziliśmy Wawel i spróbowaliśmy "
+     "tradycyjnych pierogów w małej restauracji przy rynku.", "cp1250"),
+    ("Η γρήγορη καφέ αλεπού πηδάει πάνω από τον τεμπέλη σκύλο. Χθες πήγαμε στην Αθήνα και "
+     "επισκεφθήκαμε την Ακρόπολη, που ήταν γεμάτη τουρίστες.", "cp1253"),
+    ("今天天气很好，我们去公园散步。公园里有很多人，有的在跑步，有的在打太极拳，还有的在下棋。"
+     "我们走了一个小时，然后去附近的饭馆吃午饭。", "gbk"),
+    ("UTF-16 little endian without a byte order mark, a few sentences of plain English text.", "utf-16-le"),
+    ("UTF-16 big endian without a byte order mark, and again some plain English sentences.", "utf-16-be"),
+    ("Le café était très animé ce matin-là; à côté, les élèves répétaient leurs leçons.", "utf-16-le"),
+]
+
+
+def _random_bytes(kind: str, seed: int, n: int) -> bytes:
+    r = random.Random(f"{kind}-{seed}-{n}")
+    if kind == "any":  # every byte value
+        return r.randbytes(n)
+    if kind == "high":  # none of it ASCII, none of it UTF-8
+        return bytes(r.randrange(128, 256) for _ in range(n))
+    if kind == "printable":  # no control bytes, so no "binary" verdict to lean on
+        return bytes(r.choice([*range(32, 256), 9, 10, 13]) for _ in range(n))
+    return bytes(r.randrange(128, 256) if r.random() < 0.3 else r.randrange(32, 127) for _ in range(n))  # "mixed"
+
+
+@pytest.mark.parametrize("text, codec", LEGACY, ids=[f"{c}-{i}" for i, (_t, c) in enumerate(LEGACY)])
+def test_legacy_texts_are_read_in_their_encoding(text, codec):
+    data = text.encode(codec)
+    assert 100 <= len(data) <= 1000
+    doc = readers.read(readers.Item("x.txt", "x.txt", len(data), None), io.BytesIO(data), readers.Options())
+    assert "".join(doc.chunks) == text  # read right, not merely read
+
+
+@pytest.mark.parametrize("n", [200, 1000, 5000, 30000])
+@pytest.mark.parametrize("kind", ["any", "high", "printable", "mixed"])
+def test_random_bytes_are_refused_as_not_text(kind, n):
+    for seed in range(5):
+        data = _random_bytes(kind, seed, n)
+        with pytest.raises(Refused) as e:
+            doc = readers.read(readers.Item("x.txt", "x.txt", n, None), io.BytesIO(data), readers.Options())
+            "".join(doc.chunks)
+        if kind == "any":
+            assert "binary" in e.value.reason  # NULs and control bytes tell first
+        else:
+            assert e.value.reason.startswith("it is not readable as text in any encoding"), (seed, e.value.reason)
+
+
+@pytest.mark.parametrize("seed, n", [(7, 200), (161, 200), (51, 300), (199, 300)])
+def test_noise_that_the_encoding_guess_alone_took_for_text_is_refused(seed, n):
+    """A fifth of random high bytes among random ASCII: charset-normalizer read these few as
+    cp1250 or mac_latin2, and they were added as mojibake."""
+    r = random.Random(f"0.2-{seed}-{n}")
+    data = bytes(r.randrange(128, 256) if r.random() < 0.2 else r.randrange(32, 127) for _ in range(n))
+    with pytest.raises(Refused) as e:
+        detect(data, True)
+    assert "not readable as text in any encoding" in e.value.reason and "noise" in e.value.reason
+
+
+def test_the_issue_s_noise_file_is_refused_and_its_neighbours_added(studio, tmp_path):
+    studio.models.create("m", **SMALL)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "noise.txt").write_bytes(_random_bytes("high", 0, 5000))
+    (folder / "legacy.txt").write_bytes(LEGACY[0][0].encode("cp1252"))
+    report = studio.queue.ingest("m", [str(folder)])
+    rows = by_origin(report)
+    assert rows["noise.txt"]["outcome"] == "refused" and "any encoding" in rows["noise.txt"]["reason"]
+    assert rows["legacy.txt"]["outcome"] == "added"
+    assert detect(LEGACY[0][0].encode("cp1252"), True) == "cp1252"
