@@ -2,16 +2,21 @@
 the libraries' own warnings, which belong in the report and the job's log, not the terminal."""
 
 import io
+import logging
+import os
 import random
 import re
 import stat
+import subprocess
+import sys
+import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
-from data_files import FRENCH, JAPANESE, write_zip
+from data_files import FRENCH, JAPANESE, make_pdf, write_zip
 
-from cllm_app.data import Refused, limits, readers
+from cllm_app.data import Refused, limits, notices, readers
 from cllm_app.data.decode import detect
 
 SMALL = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
@@ -208,3 +213,45 @@ def test_the_issue_s_noise_file_is_refused_and_its_neighbours_added(studio, tmp_
     assert rows["noise.txt"]["outcome"] == "refused" and "any encoding" in rows["noise.txt"]["reason"]
     assert rows["legacy.txt"]["outcome"] == "added"
     assert detect(LEGACY[0][0].encode("cp1252"), True) == "cp1252"
+
+
+# ---- the libraries' warnings -----------------------------------------------------------------
+
+
+def test_notices_catch_library_logging_and_warnings_and_nothing_leaks(capsys):
+    heard = notices.Notices()
+    with notices.caught(heard):
+        for _ in range(3):
+            logging.getLogger("pypdf._reader").warning("EOF marker not found")
+        logging.getLogger("trafilatura.core").warning("discarding data: %s", "None")
+        logging.getLogger("charset_normalizer").info("below warning: not a notice")
+        warnings.warn("a library's UserWarning", stacklevel=1)
+    assert heard.lines() == ["pypdf: EOF marker not found (3 times)", "trafilatura: discarding data: None",
+                             "UserWarning: a library's UserWarning"]
+    assert capsys.readouterr() == ("", "")
+    assert logging.getLogger("pypdf").propagate and not logging.getLogger("pypdf").handlers  # as it was
+
+
+def test_library_warnings_go_to_the_report_line_and_the_job_log_not_the_terminal(home, tmp_path):
+    env = {**os.environ, "CLLM_HOME": str(home)}
+
+    def cllm(*args):
+        return subprocess.run([sys.executable, "-m", "cllm_app", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    assert cllm("models", "create", "m", "--layers", "1", "--heads", "2", "--dim", "16", "--context", "16").returncode == 0
+    pdf = make_pdf("Hello from a PDF page")
+    (tmp_path / "no_eof.pdf").write_bytes(pdf[: pdf.rindex(b"%%EOF")])  # cut short: pypdf warns, then fails
+    xref = re.search(rb"startxref\n(\d+)\n", pdf)
+    (tmp_path / "bad_xref.pdf").write_bytes(  # a wrong pointer: pypdf warns, repairs, reads
+        pdf[: xref.start(1)] + str(int(xref.group(1)) + 7).encode() + pdf[xref.end(1):])
+    p = cllm("data", "add", "m", str(tmp_path / "no_eof.pdf"), str(tmp_path / "bad_xref.pdf"))
+    out = p.stdout.splitlines() + p.stderr.splitlines()
+    for phrase, line_start in (("EOF marker not found", f"refused {tmp_path / 'no_eof.pdf'}: "),
+                               ("incorrect startxref pointer", f"added {tmp_path / 'bad_xref.pdf'} (")):
+        lines = [line for line in out if phrase in line]
+        assert len(lines) == 1 and lines[0].startswith(line_start), (p.stdout, p.stderr)
+    assert "CAUTION" not in "\n".join(line for line in out if not line.startswith("refused "))
+    log = "\n".join(f.read_text() for f in (home / "logs").glob("job-*.log"))
+    assert f"{tmp_path / 'no_eof.pdf'}: pypdf: EOF marker not found" in log
+    assert f"{tmp_path / 'bad_xref.pdf'}: pypdf: incorrect startxref pointer" in log

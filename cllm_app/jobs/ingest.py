@@ -2,7 +2,8 @@
 
 Runs in the worker's process (or in the foreground for `cllm data add/import`). Progress
 (files, bytes, tokens and the per-file report so far) goes to the job's detail as it happens;
-a stop request ends it between files, keeping everything added so far.
+a stop request ends it between files, keeping everything added so far. What the reading
+libraries say about a file goes to its line of the report and to the job's log.
 """
 
 import json
@@ -11,6 +12,11 @@ from pathlib import Path
 
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job, LanguageModel
+
+
+def log_path(studio: Studio, job_id: int) -> Path:
+    """The job's log: where the runner sends its worker's output (cllm_app/jobs/runner.py)."""
+    return studio.root.path / "logs" / f"job-{job_id}.log"
 
 
 def _summary(r: dict) -> str:
@@ -28,6 +34,12 @@ def run_ingest(studio: Studio, job_id: int) -> str:
     params = json.loads(job.params or "{}")
     row = LanguageModel.get_by_id(job.model_id)
     staging = params.get("staging")
+
+    def log(line: str) -> None:
+        path = log_path(studio, job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
     def progress(report: dict) -> None:
         total = report["bytes_total"] or 0
@@ -55,7 +67,7 @@ def run_ingest(studio: Studio, job_id: int) -> str:
             options = studio.queue.options(params.get("text_field"), params.get("csv_column"))
             report = studio.queue.ingest(
                 row.model_name, params["paths"], params.get("origins"), options,
-                progress=progress, should_stop=should_stop,
+                progress=progress, should_stop=should_stop, log=log,
             )
     finally:
         if staging:
