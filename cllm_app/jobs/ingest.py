@@ -7,9 +7,9 @@ libraries say about a file goes to its line of the report and to the job's log.
 """
 
 import json
-import shutil
 from pathlib import Path
 
+from cllm_app.services.ingest import discard_staging
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job, LanguageModel
 
@@ -29,11 +29,17 @@ def _summary(r: dict) -> str:
 
 def run_ingest(studio: Studio, job_id: int) -> str:
     """Run the ingest described by the job's params. Returns the job's final state."""
-    jobs = studio.jobs
     job = Job.get_by_id(job_id)
     params = json.loads(job.params or "{}")
+    try:
+        return _run(studio, job, params)
+    finally:
+        discard_staging(studio.root.path, params.get("staging"))  # uploads were copied into the queue
+
+
+def _run(studio: Studio, job: Job, params: dict) -> str:
+    jobs, job_id = studio.jobs, job.id
     row = LanguageModel.get_by_id(job.model_id)
-    staging = params.get("staging")
 
     def log(line: str) -> None:
         path = log_path(studio, job_id)
@@ -54,24 +60,20 @@ def run_ingest(studio: Studio, job_id: int) -> str:
     def should_stop() -> bool:
         return jobs.stop_requested(job_id)
 
-    try:
-        if params.get("import_from") is not None:
-            source = LanguageModel.get_or_none(LanguageModel.id == params["import_from"])
-            if source is None or source.deleted_at is not None:
-                jobs.finish(job_id, "failed", error="the model to import from no longer exists")
-                return "failed"
-            report = studio.queue.import_entries(
-                row.model_name, source.model_name, params.get("entry_ids"), progress, should_stop
-            )
-        else:
-            options = studio.queue.options(params.get("text_field"), params.get("csv_column"))
-            report = studio.queue.ingest(
-                row.model_name, params["paths"], params.get("origins"), options,
-                progress=progress, should_stop=should_stop, log=log,
-            )
-    finally:
-        if staging:
-            shutil.rmtree(Path(staging), ignore_errors=True)  # uploads were copied into the queue
+    if params.get("import_from") is not None:
+        source = LanguageModel.get_or_none(LanguageModel.id == params["import_from"])
+        if source is None or source.deleted_at is not None:
+            jobs.finish(job_id, "failed", error="the model to import from no longer exists")
+            return "failed"
+        report = studio.queue.import_entries(
+            row.model_name, source.model_name, params.get("entry_ids"), progress, should_stop
+        )
+    else:
+        options = studio.queue.options(params.get("text_field"), params.get("csv_column"))
+        report = studio.queue.ingest(
+            row.model_name, params["paths"], params.get("origins"), options,
+            progress=progress, should_stop=should_stop, log=log,
+        )
     jobs.report(job_id, progress=1.0, detail=report)
     if report["stopped"]:
         jobs.finish(job_id, "stopped", message=f"stopped after {report['files_done']} of {report['files_total']} files: "
