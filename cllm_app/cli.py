@@ -371,12 +371,14 @@ def _run_ingest_here(studio, job: dict, as_json: bool) -> None:
         if sys.stderr.isatty():
             click.echo("", err=True)
         for r in report["report"]:
+            # The notes carry what the reading libraries said about the file: here, on its line.
+            notes = f" ({r['notes']})" if r.get("notes") else ""
             if r["outcome"] == "added":
-                click.echo(f"added {r['origin']} ({r['token_count']:,} tokens)")
+                click.echo(f"added {r['origin']} ({r['token_count']:,} tokens){notes}")
             elif r["outcome"] == "duplicate":
-                click.echo(f"already queued: {r['origin']}")
+                click.echo(f"already queued: {r['origin']}{notes}")
             else:
-                click.echo(f"{r['outcome']} {r['origin']}: {r['reason']}", err=True)
+                click.echo(f"{r['outcome']} {r['origin']}: {r['reason']}{notes}", err=True)
         click.echo(f"{final['message']}")
     if state != "done" or (not report["added"] and not report["duplicates"] and report["files_total"]):
         sys.exit(EXIT_REFUSED)

@@ -106,3 +106,57 @@ def test_ingest_runs_beside_training_of_the_same_model(studio, tmp_path):
         for proc in runner.procs.values():
             proc.wait(timeout=60)
     assert studio.jobs.get(train["id"])["state"] in ("stopped", "done")
+
+
+def _staged(studio, name="m"):
+    studio.models.create(name, **SMALL)
+    job = start_upload(studio, name, [("notes.txt", io.BytesIO(b"an uploaded text " * 100))])
+    folder = studio.queue.staging_dir / job["params"]["staging"]
+    assert folder.is_dir() and any(folder.iterdir())
+    return job, folder
+
+
+def test_staged_uploads_go_when_the_ingest_is_cancelled_before_it_starts(studio):
+    job, folder = _staged(studio)
+    assert studio.jobs.stop(job["id"])["state"] == "cancelled"
+    assert not folder.exists() and list(studio.queue.staging_dir.iterdir()) == []
+
+
+def test_staged_uploads_go_when_the_ingest_fails(studio, monkeypatch):
+    from cllm_app.jobs.worker import run_job
+    from cllm_app.services.queue import Queue
+
+    job, folder = _staged(studio)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in the ingest")
+
+    monkeypatch.setattr(Queue, "ingest", broken)
+    assert run_job(job["id"]) == 1  # the worker's own Studio, as the runner starts it
+    assert studio.jobs.get(job["id"])["state"] == "failed"
+    assert not folder.exists()
+
+
+def test_staged_uploads_go_when_the_ingest_is_interrupted(studio):
+    import subprocess
+    import sys
+
+    job, folder = _staged(studio)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    studio.jobs.start(job["id"], gone.pid)  # its worker started, then died without a word
+    assert studio.jobs.recover_orphans() == 1
+    assert studio.jobs.get(job["id"])["state"] == "interrupted"
+    assert not folder.exists()
+
+
+def test_staged_uploads_go_when_the_ingest_is_done_and_other_folders_stay(studio):
+    job, folder = _staged(studio)
+    elsewhere = studio.root.path / "models" / "not-staging"
+    elsewhere.mkdir(parents=True)
+    assert run_ingest(studio, job["id"]) == "done"
+    assert not folder.exists()
+    from cllm_app.services.ingest import discard_staging
+
+    discard_staging(studio.root.path, str(elsewhere))  # a folder outside staging/ is never removed
+    assert elsewhere.is_dir()

@@ -2,11 +2,16 @@
 
 The encoding is decided once from the file's first megabyte: a BOM, else strict UTF-8, else
 charset-normalizer's best guess. Binary files are recognised by their signature, NUL bytes
-or control characters, so a picture never reaches the model as text.
+or control characters, so a picture never reaches the model as text; and a guessed encoding
+whose reading is still noise (random bytes read as a code page) is refused, not kept as
+mojibake.
 """
 
 import codecs
+import re
+import unicodedata
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import BinaryIO
 
 from cllm_app.data import Empty, Refused
@@ -75,10 +80,14 @@ def _utf16_without_bom(sample: bytes) -> str | None:
     return codec if readable >= 0.95 * len(text) else None  # NULs in a pattern, but not text
 
 
+# Windows-1252's typography: curly quotes, guillemets, dashes, ellipsis, euro, no-break space.
+_WESTERN_MARKS = set("‘’‚“”„«»‹›–—…€¿¡•°\u00a0")
+
+
 def _western(sample: bytes) -> bool:
-    """Mostly ASCII with accented letters here and there: Windows-1252 (a superset of Latin-1 for
-    text), the most common legacy encoding, which charset-normalizer often mistakes for a
-    Baltic or Central European code page on short samples."""
+    """Mostly ASCII with accented letters and typography here and there: Windows-1252 (a
+    superset of Latin-1 for text), the most common legacy encoding, which charset-normalizer
+    often mistakes for a Baltic or Central European code page on short samples."""
     try:
         text = sample.decode("cp1252")
     except UnicodeDecodeError:
@@ -86,7 +95,65 @@ def _western(sample: bytes) -> bool:
     high = [c for c in text if ord(c) > 127]
     if not high or len(high) > 0.3 * len(text):
         return False
-    return sum(c.isalpha() for c in high) >= 0.9 * len(high)
+    return sum(c.isalpha() or c in _WESTERN_MARKS for c in high) >= 0.9 * len(high)
+
+
+NOT_TEXT = "it is not readable as text in any encoding"
+NOISE_SHARE = 0.2  # of its non-ASCII characters out of place, a reading is noise (text: ~0, noise: 0.3-0.7)
+NOISE_MIN_CHARS = 16  # fewer non-ASCII characters than this are too few to judge
+NOISE_SAMPLE_BYTES = 1 << 16  # plenty to judge by; the judge runs in Python, character by character
+_SCRIPT_ALIASES = {
+    "HIRAGANA": "CJK", "KATAKANA": "CJK", "KATAKANA-HIRAGANA": "CJK", "HALFWIDTH": "CJK", "FULLWIDTH": "CJK",
+    "IDEOGRAPHIC": "CJK", "HANGUL": "CJK", "MICRO": "LATIN", "FEMININE": "LATIN", "MASCULINE": "LATIN",
+}
+_MIXED_OK = {frozenset({"LATIN", "CJK"})}  # Japanese and Chinese run Latin words into their own
+_SYMBOLS = set("€£¥¢₽₹₩°©®™§±×÷№★☆■□◆◇○●◎△▲▽▼〒♪→←↑↓")
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _script(c: str) -> str:
+    first = unicodedata.name(c, "?").split(" ", 1)[0]
+    return _SCRIPT_ALIASES.get(first, first)
+
+
+def _odd_word(word: str) -> bool:
+    """A run of letters no language writes: scripts mixed, or case flipping inside it. Only
+    non-ASCII letters count for case, so ASCII camelCase (code) is no sign of noise."""
+    scripts = {_script(c) for c in word}
+    if len(scripts) > 1 and frozenset(scripts) not in _MIXED_OK:
+        return True
+    if any(a.islower() and b.isupper() and (a > "\x7f" or b > "\x7f") for a, b in pairwise(word)):
+        return True
+    inner = {c.isupper() for c in word[1:] if c > "\x7f" and (c.isupper() or c.islower())}
+    return len(inner) > 1
+
+
+def noise_share(text: str) -> float | None:
+    """The share of the non-ASCII characters of `text` that no text would hold where they stand
+    (controls, stray symbols, letters in odd words); None when there are too few to judge.
+    A right reading of real text scores about 0; random bytes read in a code page 0.3 or more."""
+    high = [i for i, c in enumerate(text) if c > "\x7f"]
+    if len(high) < NOISE_MIN_CHARS:
+        return None
+    odd = set()
+    for m in _LETTERS.finditer(text):
+        if max(m.group()) > "\x7f" and _odd_word(m.group()):
+            odd.update(range(m.start(), m.end()))
+    bad = sum(
+        1 for i in high
+        if i in odd or not (unicodedata.category(text[i])[0] in "LMPZ" or unicodedata.category(text[i]) == "No"
+                            or text[i] in _SYMBOLS)
+    )
+    return bad / len(high)
+
+
+def _readable(sample: bytes, codec: str) -> str:
+    """`codec`, unless reading `sample` in it gives noise."""
+    share = noise_share(codecs.getincrementaldecoder(codec)("replace").decode(sample[:NOISE_SAMPLE_BYTES]))
+    if share is not None and share > NOISE_SHARE:
+        raise Refused(f"{NOT_TEXT}: read as {codec}, its best guess, {share:.0%} of its non-ASCII characters are "
+                      "noise; if it is text, save it as UTF-8 and add it again")
+    return codec
 
 
 def detect(sample: bytes, at_eof: bool) -> str:
@@ -102,7 +169,7 @@ def detect(sample: bytes, at_eof: bool) -> str:
     if b"\x00" in sample:
         codec = _utf16_without_bom(sample)
         if codec:
-            return codec
+            return _readable(sample, codec)
         raise Refused("it looks binary (it contains NUL bytes), not text")
     controls = len(sample.translate(None, _NOT_CONTROL))
     if controls > max(2, len(sample) // 100):
@@ -114,13 +181,14 @@ def detect(sample: bytes, at_eof: bool) -> str:
         if at_eof and e.end == len(sample) and "unexpected end" in e.reason:
             raise Refused("it ends in the middle of a UTF-8 character (the file looks cut short)") from None
     if _western(sample):
-        return "cp1252"
+        return _readable(sample, "cp1252")
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample).best()
     if best is None:
-        raise Refused("its encoding cannot be recognised; save it as UTF-8 and add it again")
-    return best.encoding
+        raise Refused(f"{NOT_TEXT} (no encoding reads it without errors); if it is text, save it as UTF-8 and "
+                      "add it again")
+    return _readable(sample, best.encoding)
 
 
 class Utf8Text(str):

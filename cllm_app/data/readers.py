@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -64,7 +65,66 @@ class Doc:
 # ---- finding the files -----------------------------------------------------------------------
 
 
-def _zip_items(origin: str, opener: Callable[[], BinaryIO]) -> list[Item]:
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
+
+
+def _shown(name: str) -> str:
+    """An archive path fit for a report and a terminal: control characters escaped."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in name)
+
+
+def _unsafe(info: zipfile.ZipInfo) -> str | None:
+    """Why a member's path or kind is unsafe, or None. Nothing is unpacked to disk here, but an
+    archive whose paths would escape the folder it is unpacked in was made to attack one, and a
+    person must hear of what was left out."""
+    name = info.filename
+    path = name.replace("\\", "/")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "its name in the archive holds control characters; refused as unsafe"
+    if path.startswith("/") or re.match(r"[A-Za-z]:", path):
+        return "its path in the archive is absolute, so unpacking it would write outside its folder; refused as unsafe"
+    if ".." in path.split("/"):
+        return ("its path in the archive climbs out of it ('..'), so unpacking it would write outside its folder; "
+                "refused as unsafe")
+    if info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16):
+        return "it is a symbolic link in the archive, not a file"
+    return None
+
+
+def _hidden(name: str) -> bool:
+    """Hidden files and macOS resource forks are not documents."""
+    return any(part.startswith(".") and part != "." or part == "__MACOSX" for part in name.split("/"))
+
+
+def _refusal(info: zipfile.ZipInfo, archive_size: int) -> str | None:
+    """Why a member cannot be read, or None. The expansion caps are checked on the sizes the
+    archive declares: zipfile never inflates a member past its declared size, so a bomb is
+    refused before a byte of it is inflated."""
+    if info.flag_bits & 0x1:
+        return "it is encrypted in the archive"
+    if Path(info.filename).suffix.lower() in ZIP_EXT:
+        return "it is an archive inside an archive; unpack the outer one and add the inner one"
+    if info.file_size > _limits.MAX_FILE_BYTES:
+        return f"it is larger than {_limits.MAX_FILE_BYTES / 1024**3:g} GB; split it into smaller files"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        # zipfile inflates bzip2 and LZMA a whole compressed block at a time, with no bound on
+        # the output: a small lying member could fill the memory in one read.
+        method = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}.get(info.compress_type, "an unusual method")
+        return (f"it is compressed with {method} in the archive; only stored and Deflate members are read "
+                "(save the archive with ordinary zip compression)")
+    packed = max(1, min(info.compress_size, archive_size))  # a header may claim more than the archive holds
+    ratio = info.file_size / packed
+    if info.file_size > _limits.ARCHIVE_RATIO_FROM and ratio > _limits.MAX_ARCHIVE_RATIO:
+        return (f"it would expand {ratio:,.0f}-fold, from {_size(packed)} to {_size(info.file_size)}, past the limit of "
+                f"{_limits.MAX_ARCHIVE_RATIO:g}-fold for a file in an archive: that is a zip bomb, not text")
+    return None
+
+
+def _zip_items(origin: str, opener: Callable[[], BinaryIO], archive_size: int) -> list[Item]:
     try:
         with opener() as f, zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
@@ -77,17 +137,20 @@ def _zip_items(origin: str, opener: Callable[[], BinaryIO]) -> list[Item]:
     items = []
     for info in sorted(files, key=lambda i: i.filename):
         name = info.filename
-        if any(part.startswith(".") or part == "__MACOSX" for part in name.split("/")):
-            continue  # hidden files and macOS resource forks are not documents
-        member_origin = f"{origin}!/{name}"
-        refused = None
-        if info.flag_bits & 0x1:
-            refused = "it is encrypted in the archive"
-        elif Path(name).suffix.lower() in ZIP_EXT:
-            refused = "it is an archive inside an archive; unpack the outer one and add the inner one"
-        elif info.file_size > _limits.MAX_FILE_BYTES:
-            refused = f"it is larger than {_limits.MAX_FILE_BYTES / 1024**3:g} GB; split it into smaller files"
-        items.append(Item(member_origin, name, info.file_size, None if refused else _member_opener(opener, info), refused))
+        member_origin = f"{origin}!/{_shown(name)}"
+        refused = _unsafe(info)  # before the hidden test: '..' is no hidden file
+        if refused is None:
+            if _hidden(name):
+                continue
+            refused = _refusal(info, archive_size)
+        if refused:  # nothing of it is read, so it counts no bytes
+            items.append(Item(member_origin, name, 0, None, refused))
+        else:
+            items.append(Item(member_origin, name, info.file_size, _member_opener(opener, info)))
+    expands = sum(i.size for i in items)
+    if expands > _limits.MAX_ARCHIVE_BYTES:
+        return [Item(origin, origin, 0, None, f"it would expand to {_size(expands)}, past the limit of "
+                     f"{_size(_limits.MAX_ARCHIVE_BYTES)} for one archive; unpack it and add the folder")]
     return items
 
 
@@ -170,7 +233,7 @@ def _one_file(path: Path, origin: str) -> list[Item]:
     if not path.is_file():
         return [Item(origin, path.name, 0, None, "it is not a regular file")]
     if _is_zip(path):
-        return _zip_items(origin, _file_opener(path))
+        return _zip_items(origin, _file_opener(path), size)
     refused = None
     if size > _limits.MAX_FILE_BYTES:
         refused = f"it is larger than {_limits.MAX_FILE_BYTES / 1024**3:g} GB; split it into smaller files"

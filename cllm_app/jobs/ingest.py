@@ -2,15 +2,21 @@
 
 Runs in the worker's process (or in the foreground for `cllm data add/import`). Progress
 (files, bytes, tokens and the per-file report so far) goes to the job's detail as it happens;
-a stop request ends it between files, keeping everything added so far.
+a stop request ends it between files, keeping everything added so far. What the reading
+libraries say about a file goes to its line of the report and to the job's log.
 """
 
 import json
-import shutil
 from pathlib import Path
 
+from cllm_app.services.ingest import discard_staging
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job, LanguageModel
+
+
+def log_path(studio: Studio, job_id: int) -> Path:
+    """The job's log: where the runner sends its worker's output (cllm_app/jobs/runner.py)."""
+    return studio.root.path / "logs" / f"job-{job_id}.log"
 
 
 def _summary(r: dict) -> str:
@@ -23,11 +29,23 @@ def _summary(r: dict) -> str:
 
 def run_ingest(studio: Studio, job_id: int) -> str:
     """Run the ingest described by the job's params. Returns the job's final state."""
-    jobs = studio.jobs
     job = Job.get_by_id(job_id)
     params = json.loads(job.params or "{}")
+    try:
+        return _run(studio, job, params)
+    finally:
+        discard_staging(studio.root.path, params.get("staging"))  # uploads were copied into the queue
+
+
+def _run(studio: Studio, job: Job, params: dict) -> str:
+    jobs, job_id = studio.jobs, job.id
     row = LanguageModel.get_by_id(job.model_id)
-    staging = params.get("staging")
+
+    def log(line: str) -> None:
+        path = log_path(studio, job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
     def progress(report: dict) -> None:
         total = report["bytes_total"] or 0
@@ -42,24 +60,20 @@ def run_ingest(studio: Studio, job_id: int) -> str:
     def should_stop() -> bool:
         return jobs.stop_requested(job_id)
 
-    try:
-        if params.get("import_from") is not None:
-            source = LanguageModel.get_or_none(LanguageModel.id == params["import_from"])
-            if source is None or source.deleted_at is not None:
-                jobs.finish(job_id, "failed", error="the model to import from no longer exists")
-                return "failed"
-            report = studio.queue.import_entries(
-                row.model_name, source.model_name, params.get("entry_ids"), progress, should_stop
-            )
-        else:
-            options = studio.queue.options(params.get("text_field"), params.get("csv_column"))
-            report = studio.queue.ingest(
-                row.model_name, params["paths"], params.get("origins"), options,
-                progress=progress, should_stop=should_stop,
-            )
-    finally:
-        if staging:
-            shutil.rmtree(Path(staging), ignore_errors=True)  # uploads were copied into the queue
+    if params.get("import_from") is not None:
+        source = LanguageModel.get_or_none(LanguageModel.id == params["import_from"])
+        if source is None or source.deleted_at is not None:
+            jobs.finish(job_id, "failed", error="the model to import from no longer exists")
+            return "failed"
+        report = studio.queue.import_entries(
+            row.model_name, source.model_name, params.get("entry_ids"), progress, should_stop
+        )
+    else:
+        options = studio.queue.options(params.get("text_field"), params.get("csv_column"))
+        report = studio.queue.ingest(
+            row.model_name, params["paths"], params.get("origins"), options,
+            progress=progress, should_stop=should_stop, log=log,
+        )
     jobs.report(job_id, progress=1.0, detail=report)
     if report["stopped"]:
         jobs.finish(job_id, "stopped", message=f"stopped after {report['files_done']} of {report['files_total']} files: "

@@ -16,6 +16,16 @@ def _safe_name(name: str, index: int) -> str:
     return f"{index:05d}-{base[-120:]}"
 
 
+def discard_staging(root: Path, staging: str | None) -> None:
+    """Remove an ingest's staged uploads, once its job has ended in whatever state. Only a
+    folder directly inside the data root's staging/ is removed, whatever the job's params say."""
+    if not staging:
+        return
+    folder = Path(staging).resolve()
+    if folder.parent == (Path(root) / "staging").resolve():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def start_ingest(studio, model_name: str, paths, origins=None, staging: str | None = None,
                  text_field=None, csv_column=None) -> dict:
     """Queue an ingest job for files and folders by path."""
@@ -30,7 +40,8 @@ def start_ingest(studio, model_name: str, paths, origins=None, staging: str | No
 
 def stage_uploads(studio, model_name: str, files) -> tuple[str, list[str], list[str]]:
     """Copy uploaded files (name, binary stream) into a new staging folder.
-    Returns (folder, paths, origins); the ingest job removes the folder when it ends."""
+    Returns (folder, paths, origins); the folder goes when the ingest job ends, however it ends
+    (see discard_staging)."""
     studio.models.get(model_name)
     if not files:
         raise InvalidInput("send the files as multipart form data under the name 'files'", code="no_files")

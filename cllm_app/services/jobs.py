@@ -9,6 +9,7 @@ import os
 
 from cllm_app.errors import Conflict, InvalidInput, NotFound
 from cllm_app.jobs.procs import pid_alive
+from cllm_app.services.ingest import discard_staging
 from cllm_app.services.models import ModelLifecycle, changing
 from cllm_app.store import Job, LanguageModel, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
@@ -93,6 +94,8 @@ class Jobs:
             elif job.state != "stopping":
                 raise Conflict(f"job #{job.id} has already ended ({job.state})", code="job_finished")
             job.save()
+        if job.state == "cancelled":
+            self._ended(job)
         return describe(job)
 
     # ---- the worker's side ------------------------------------------------------------------
@@ -121,6 +124,15 @@ class Jobs:
 
     def finish(self, job_id: int, state: str, message: str | None = None, error: str | None = None) -> None:
         Job.update(state=state, message=message, error=error, finished_at=utcnow()).where(Job.id == job_id).execute()
+        job = Job.get_or_none(Job.id == job_id)
+        if job is not None:
+            self._ended(job)
+
+    def _ended(self, job: Job) -> None:
+        """What a job leaves behind goes when it ends, in any state (done, failed, stopped,
+        cancelled before it started, interrupted): an ingest's staged uploads."""
+        if job.kind == "ingest":
+            discard_staging(self.models.root.path, json.loads(job.params or "{}").get("staging"))
 
     def recover_orphans(self) -> int:
         """Jobs left running by a process that is gone (the app or the machine stopped)."""

@@ -23,6 +23,7 @@ from peewee import fn
 
 from cllm_app.data import Empty, Refused, readers
 from cllm_app.data import limits as data_limits
+from cllm_app.data.notices import Notices, caught
 from cllm_app.data.textstore import (
     TEMP_PREFIX,
     EntryWriter,
@@ -232,8 +233,10 @@ class Queue:
         source_kind: str = "file",
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> dict:
-        """Add files, folders and archives; returns the report (see new_report)."""
+        """Add files, folders and archives; returns the report (see new_report). What the
+        reading libraries say about a file goes to its report line's notes and to `log`."""
         paths = self.check_paths(paths)
         if origins is None:
             origins = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in paths]
@@ -257,24 +260,29 @@ class Queue:
                 report["bytes_done"] += n
                 tell(report)
 
+            heard = Notices()
             try:
-                if item.refused:
-                    raise Refused(item.refused)
-                if before + item.size > data_limits.MAX_INGEST_BYTES:
-                    raise Refused(
-                        f"this ingest reached its limit of {data_limits.MAX_INGEST_BYTES / 1024**3:g} GB; "
-                        "add the rest in another one"
-                    )
-                with item.open() as raw:
-                    doc = readers.read(item, raw, options, counted)
-                    outcome, entry = self._store(row, tok, doc.chunks, item.origin, source_kind, doc.title)
+                with caught(heard):
+                    if item.refused:
+                        raise Refused(item.refused)
+                    if before + item.size > data_limits.MAX_INGEST_BYTES:
+                        raise Refused(
+                            f"this ingest reached its limit of {data_limits.MAX_INGEST_BYTES / 1024**3:g} GB; "
+                            "add the rest in another one"
+                        )
+                    with item.open() as raw:
+                        doc = readers.read(item, raw, options, counted)
+                        outcome, entry = self._store(row, tok, doc.chunks, item.origin, source_kind, doc.title)
                 reason = None if outcome == "added" else f"the same text is already in the queue (item {entry['id']})"
-                _record(report, item.origin, outcome, reason, entry, doc.notes)
+                _record(report, item.origin, outcome, reason, entry, doc.notes + heard.lines())
             except Refused as e:
-                _record(report, item.origin, e.outcome, e.reason)
+                _record(report, item.origin, e.outcome, e.reason, notes=heard.lines())
             except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError) as e:
                 reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-                _record(report, item.origin, "refused", f"it cannot be read: {reason}")
+                _record(report, item.origin, "refused", f"it cannot be read: {reason}", notes=heard.lines())
+            if log is not None:
+                for line in heard.lines():
+                    log(f"{item.origin}: {line}")
             report["files_done"] += 1
             report["bytes_done"] = before + item.size
             tell(report)
