@@ -112,7 +112,10 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_losses(studio, tmp_pat
     for kill_after in (3, 9, 14):
         job = start_training(studio, "killed", long if kill_after == 3 else {})
         proc = spawn_worker(job["id"], root, tmp_path / f"killed-{kill_after}.log")
-        _wait(lambda k=kill_after, p=proc: len(_losses("killed")) >= k or p.poll() is not None, what="steps before the kill")
+        # This worker's own steps: the killed run before it left losses in the store, and a kill
+        # before the worker has even started proves nothing (and leaves the job queued).
+        _wait(lambda k=kill_after, p=proc, j=job["id"]: studio.jobs.get(j)["detail"].get("step", 0) >= k
+              or p.poll() is not None, what="steps before the kill")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         studio.jobs.recover_orphans()
