@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cllm_app.engine.weights import load_weights
+from cllm_app.errors import Conflict
 from cllm_app.jobs.procs import process_alive, process_start
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.services.models import WEIGHTS_FILE
@@ -139,6 +140,9 @@ def _running_job(studio, name, **fields):
 def test_a_job_whose_pid_was_reused_counts_as_dead(studio):
     _model(studio, "r")
     reused = _running_job(studio, "r", pid_started="the start of a process that ended long ago")
+    with pytest.raises(Conflict) as e:  # nobody is left to stop it: it has ended
+        studio.jobs.stop(reused)
+    assert e.value.code == "job_finished"
     assert studio.models.show("r")["busy"] is None
     assert studio.jobs.get(reused)["state"] == "interrupted"
     assert "Continue resumes" in studio.jobs.get(reused)["message"]
