@@ -16,7 +16,7 @@ from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.weights import load_weights
 from cllm_app.jobs.procs import spawn_worker
 from cllm_app.jobs.runner import JobRunner
-from cllm_app.jobs.train import SAMPLE_SAMPLING
+from cllm_app.jobs.train import SAMPLE_SAMPLING, run_training
 from cllm_app.services.generation import decode_kernel
 from cllm_app.services.training import start_training
 from cllm_app.store import LanguageModel, LossPoint, QueueEntry
@@ -140,12 +140,15 @@ def test_the_sample_at_an_evaluation_is_what_the_checkpoint_of_that_step_writes(
     _model(studio, "s", docs=4)
     folder = studio.models.folder(studio.models.get("s"))
     initial = load_weights(folder / "model.safetensors")
-    # evaluations and checkpoints at the same steps; the last three checkpoints are kept
-    job = start_training(studio, "s", {**SETTINGS, "eval_interval": 4, "checkpoint_interval": 4})
+    # evaluations and checkpoints at the same steps; the last three checkpoints are kept. A first
+    # part here stops after 6 steps, so the worker's samples come from a resumed run.
+    first = start_training(studio, "s", {**SETTINGS, "eval_interval": 4, "checkpoint_interval": 4}, foreground=True)
+    assert run_training(studio, first["id"], max_steps=6) == "stopped"
+    job = start_training(studio, "s", {})
     proc = spawn_worker(job["id"], studio.root.path, tmp_path / "s.log")  # a worker process, as in the window
     assert proc.wait(timeout=300) == 0, (tmp_path / "s.log").read_text()
     samples = studio.jobs.get(job["id"])["detail"]["samples"]
-    assert len(samples) == 5 and all(s["sampling"] == {**SAMPLE_SAMPLING, "seed": s["step"]} for s in samples)
+    assert samples[0]["step"] > 6 and len(samples) == 5 and all(s["sampling"] == {**SAMPLE_SAMPLING, "seed": s["step"]} for s in samples)
     checkpoints = {int(p.name.split("-")[1]): p for p in list_checkpoints(folder / "checkpoints")}
     compared = 0
     for sample in samples:
