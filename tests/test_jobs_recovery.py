@@ -161,7 +161,16 @@ def _gone(studio):
         "rename": lambda: studio.models.rename("r", "r2"),
         "jobs list": lambda: studio.jobs.list(active=True),
         "window's runner": lambda: JobRunner(studio).tick(),
+        "a crawl worker's continuous mode": lambda: _queue_training_from_a_crawl(studio),
     }
+
+
+def _queue_training_from_a_crawl(studio):
+    from cllm_app.jobs.crawl import maybe_queue_training
+    from cllm_app.store import Crawl
+
+    crawl = Crawl.create(model=studio.models.get("r"), state="running", settings="{}")
+    assert maybe_queue_training(studio, crawl, threshold=1).startswith("queued training job")
 
 
 @pytest.mark.parametrize("entry", list(_gone(None)))
