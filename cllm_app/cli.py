@@ -560,8 +560,7 @@ def train(name, **settings):
 
     studio = _studio()
     settings = {k: v for k, v in settings.items() if v is not None}
-    job = start_training(studio, name, settings)
-    studio.jobs.start(job["id"], os.getpid())
+    job = start_training(studio, name, settings, foreground=True)
     click.echo(f"training {job['model_name']} (job #{job['id']}); Ctrl+C stops after a checkpoint")
     import signal
 

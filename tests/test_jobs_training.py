@@ -8,8 +8,16 @@ import time
 
 import pytest
 
+from cllm_app.engine.checkpoint import list_checkpoints
+from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.generate import Generator, Sampling
+from cllm_app.engine.model import FlatTensors
+from cllm_app.engine.tokenizer import load_tokenizer
+from cllm_app.engine.weights import load_weights
 from cllm_app.jobs.procs import spawn_worker
 from cllm_app.jobs.runner import JobRunner
+from cllm_app.jobs.train import SAMPLE_SAMPLING, run_training
+from cllm_app.services.generation import decode_kernel
 from cllm_app.services.training import start_training
 from cllm_app.store import LanguageModel, LossPoint, QueueEntry
 from tests.conftest import wait_until
@@ -104,7 +112,10 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_losses(studio, tmp_pat
     for kill_after in (3, 9, 14):
         job = start_training(studio, "killed", long if kill_after == 3 else {})
         proc = spawn_worker(job["id"], root, tmp_path / f"killed-{kill_after}.log")
-        _wait(lambda k=kill_after, p=proc: len(_losses("killed")) >= k or p.poll() is not None, what="steps before the kill")
+        # This worker's own steps: the killed run before it left losses in the store, and a kill
+        # before the worker has even started proves nothing (and leaves the job queued).
+        _wait(lambda k=kill_after, p=proc, j=job["id"]: studio.jobs.get(j)["detail"].get("step", 0) >= k
+              or p.poll() is not None, what="steps before the kill")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         studio.jobs.recover_orphans()
@@ -114,3 +125,39 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_losses(studio, tmp_pat
     assert proc.wait(timeout=300) == 0, (tmp_path / "final.log").read_text()
     assert _losses("killed") == whole  # bit for bit, step by step
     assert studio.models.show("killed")["epochs_trained"] == studio.models.show("whole")["epochs_trained"]
+
+
+def _writes(folder, weights, sampling: dict) -> str:
+    """What `weights` write with these settings, through the generation service's decode path."""
+    cfg = GPTConfig.load(folder / "config.json")
+    params = FlatTensors(cfg)
+    params.load(weights)
+    step, _ = decode_kernel(cfg, params)
+    return "".join(Generator(cfg, params, load_tokenizer(folder, "byte"), step).text("", Sampling(**sampling)))
+
+
+def test_the_sample_at_an_evaluation_is_what_the_checkpoint_of_that_step_writes(studio, tmp_path):
+    _model(studio, "s", docs=4)
+    folder = studio.models.folder(studio.models.get("s"))
+    initial = load_weights(folder / "model.safetensors")
+    # evaluations and checkpoints at the same steps; the last three checkpoints are kept. A first
+    # part here stops after 6 steps, so the worker's samples come from a resumed run.
+    first = start_training(studio, "s", {**SETTINGS, "eval_interval": 4, "checkpoint_interval": 4}, foreground=True)
+    assert run_training(studio, first["id"], max_steps=6) == "stopped"
+    job = start_training(studio, "s", {})
+    proc = spawn_worker(job["id"], studio.root.path, tmp_path / "s.log")  # a worker process, as in the window
+    assert proc.wait(timeout=300) == 0, (tmp_path / "s.log").read_text()
+    samples = studio.jobs.get(job["id"])["detail"]["samples"]
+    assert samples[0]["step"] > 6 and len(samples) == 5 and all(s["sampling"] == {**SAMPLE_SAMPLING, "seed": s["step"]} for s in samples)
+    checkpoints = {int(p.name.split("-")[1]): p for p in list_checkpoints(folder / "checkpoints")}
+    compared = 0
+    for sample in samples:
+        if sample["step"] not in checkpoints:
+            continue
+        tensors = load_weights(checkpoints[sample["step"]] / "state.safetensors")
+        weights = {k[len("param."):]: v for k, v in tensors.items() if k.startswith("param.")}
+        assert sample["text"] == _writes(folder, weights, sample["sampling"]), sample["step"]
+        # and not what the fresh model, before any step, writes with that seed
+        assert sample["text"] != _writes(folder, initial, sample["sampling"])
+        compared += 1
+    assert compared >= 2, (sorted(checkpoints), [s["step"] for s in samples])

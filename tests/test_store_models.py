@@ -147,8 +147,8 @@ def test_rename_case_only_and_refusals(studio):
 
 
 def test_busy_model_refuses_rename_delete_and_layer_change(studio):
-    m = studio.models.create("busy", **SMALL)
-    Job.create(kind="train", model=m["id"], state="running")
+    studio.models.create("busy", **SMALL)
+    studio.jobs.submit("train", "busy", state="running")  # held by this process, which is alive
     for action in (
         lambda: studio.models.rename("busy", "other"),
         lambda: studio.models.delete("busy", confirm=True),

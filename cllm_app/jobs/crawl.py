@@ -22,7 +22,7 @@ from cllm_app.errors import CllmError
 from cllm_app.services.crawls import MAX_URL_ROWS, counts, crawler_settings, requested
 from cllm_app.services.studio import Studio
 from cllm_app.store import Crawl, CrawlUrl, Job, LanguageModel, QueueEntry, db
-from cllm_app.store.schema import ACTIVE_JOB_STATES, utcnow
+from cllm_app.store.schema import utcnow
 
 CONTROL_POLL_SECONDS = 0.1
 REPORT_EVERY_SECONDS = 0.25
@@ -43,12 +43,10 @@ def maybe_queue_training(studio: Studio, crawl: Crawl, threshold: int) -> str | 
     note for the crawl's message when a job was queued, or why it could not be."""
     if threshold <= 0 or untrained_tokens(crawl.model_id) < threshold:
         return None
-    busy = Job.select().where(
-        (Job.model == crawl.model_id) & (Job.kind == "train") & Job.state.in_(ACTIVE_JOB_STATES)
-    ).exists()
-    if busy:
+    from cllm_app.services.training import active_training, start_training
+
+    if active_training(crawl.model_id) is not None:
         return None
-    from cllm_app.services.training import start_training
 
     row = LanguageModel.get_by_id(crawl.model_id)
     settings = {"target_epochs": row.epochs_trained + 1} if row.epochs_trained >= row.target_epochs else {}

@@ -1,5 +1,6 @@
 """Starting a job's process, and telling whether a process is still alive."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -51,3 +52,75 @@ def pid_alive(pid: int | None) -> bool:
             return f.read().split(") ")[-1][:1] != "Z"
     except OSError:
         return True
+
+
+@functools.cache
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _windows_creation_time(pid: int) -> str | None:
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # QUERY_LIMITED_INFORMATION
+    if not handle:
+        return None
+    try:
+        created, exited, kernel, user = (wintypes.FILETIME() for _ in range(4))
+        if not kernel32.GetProcessTimes(handle, ctypes.byref(created), ctypes.byref(exited),
+                                        ctypes.byref(kernel), ctypes.byref(user)):
+            return None
+        return str((created.dwHighDateTime << 32) | created.dwLowDateTime)
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def process_start(pid: int | None) -> str | None:
+    """When process `pid` started, as a text to compare for equality: two processes that had the
+    same pid, one after the other, have different ones. None when the process is gone or the
+    system will not say."""
+    if not pid:
+        return None
+    if os.name == "nt":
+        return _windows_creation_time(pid)
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return None  # Linux, and the process is gone
+    except OSError:
+        return None
+    else:
+        # Field 22, starttime, in clock ticks after boot; the fields are counted after the
+        # command name's closing parenthesis (the name itself may hold spaces and parentheses).
+        # The boot id tells a tick count of this boot from the same count of an earlier one.
+        fields = stat.rsplit(b")", 1)[-1].split()
+        return f"{_boot_id()}:{fields[19].decode()}" if len(fields) > 19 else None
+    # macOS and the BSDs have no /proc: ps tells the start to the second, which with the pid is
+    # enough (the system would have to hand the pid out again within that second).
+    try:
+        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True,
+                             timeout=5, env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def process_alive(pid: int | None, started: str | None) -> bool:
+    """Whether the process that had `pid` when it `started` (process_start's text) still runs.
+    A live process with another start is one that got the pid after the first ended. Without a
+    recorded start (a job from before they were kept) the pid alone decides; so it does where
+    the system does not tell the start now."""
+    if not pid_alive(pid):
+        return False
+    if started is None:
+        return True
+    now = process_start(pid)
+    return now is None or now == started

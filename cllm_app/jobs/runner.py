@@ -5,7 +5,7 @@ import subprocess
 import threading
 
 from cllm_app.jobs.procs import spawn_worker
-from cllm_app.services.jobs import resume_hint
+from cllm_app.services.orphans import resume_hint
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 
@@ -54,6 +54,9 @@ class JobRunner:
                     "interrupted",
                     message=f"its process ended unexpectedly (exit code {code}); {resume_hint(job.kind)}",
                 )
+        # Jobs of processes this runner did not start (`cllm train`, `cllm crawl`, a worker of an
+        # earlier window) hold their models until someone sees that the process is gone.
+        self.studio.jobs.recover_orphans(skip=self.procs)
         busy = {
             (j.model_id, lane(j.kind))
             for j in Job.select(Job.model, Job.kind).where(Job.state.in_(("running", "stopping")))

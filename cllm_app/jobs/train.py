@@ -24,6 +24,10 @@ from cllm_app.store.schema import utcnow
 
 STOP_POLL_SECONDS = 0.2
 SAMPLE_TOKENS = 120
+# The text written at each evaluation: these settings, seeded with the step, so the checkpoint of
+# that step (or /v1/completions asked with them, an empty prompt and that seed) writes it again.
+SAMPLE_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "repetition_penalty": 1.1,
+                   "max_new_tokens": SAMPLE_TOKENS}
 
 
 def _kernels():
@@ -139,8 +143,8 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
         # A short sample from the weights as they are now, so a person sees what the loss means.
         step_fn, _ = decode_kernel(cfg, trainer.model.params)
         gen = Generator(cfg, trainer.model.params, tok, step_fn)
-        text = "".join(gen.text("", Sampling(temperature=0.8, top_k=40, max_new_tokens=SAMPLE_TOKENS, seed=step)))
-        samples.append({"step": step, "val_loss": val_loss, "text": text})
+        text = "".join(gen.text("", Sampling(**SAMPLE_SAMPLING, seed=step)))
+        samples.append({"step": step, "val_loss": val_loss, "text": text, "sampling": {**SAMPLE_SAMPLING, "seed": step}})
         del samples[:-5]
         job_row = Job.get_by_id(job_id)
         detail = json.loads(job_row.detail or "{}")

@@ -24,6 +24,7 @@ from cllm_app.data.crawler import (
     normalize_url,
 )
 from cllm_app.errors import Conflict, InvalidInput, NotFound
+from cllm_app.services.orphans import recover_if_orphan
 from cllm_app.services.validate import as_float, as_int, only_fields
 from cllm_app.store import Crawl, CrawlUrl, Job, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
@@ -122,7 +123,10 @@ def counts(crawl_id: int) -> dict:
 
 
 def _job_state(crawl: Crawl) -> str | None:
-    return Job.select(Job.state).where(Job.id == crawl.job_id).scalar() if crawl.job_id else None
+    job = Job.get_or_none(Job.id == crawl.job_id) if crawl.job_id else None
+    if recover_if_orphan(job):  # a crawl killed with its process (`cllm crawl` and kill -9)
+        job = Job.get_or_none(Job.id == crawl.job_id)
+    return job.state if job else None
 
 
 def state_of(crawl: Crawl) -> str:

@@ -8,25 +8,14 @@ import json
 import os
 
 from cllm_app.errors import Conflict, InvalidInput, NotFound
-from cllm_app.jobs.procs import pid_alive
+from cllm_app.jobs.procs import process_start
 from cllm_app.services.ingest import discard_staging
 from cllm_app.services.models import ModelLifecycle, changing
+from cllm_app.services.orphans import recover_if_orphan, recover_orphans
 from cllm_app.store import Job, LanguageModel, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
 JOB_KINDS = ("train", "crawl", "evaluate", "ingest")
-
-_RESUME_HINTS = {
-    "train": "Continue resumes from the last checkpoint",
-    "crawl": "Resume continues the crawl from its saved frontier",
-    "ingest": "add the files again: those already added are kept and skipped as duplicates",
-}
-
-
-def resume_hint(kind: str) -> str:
-    """What a person can do about an interrupted job of this kind."""
-    return _RESUME_HINTS.get(kind, "start it again")
-
 
 
 def describe(job: Job) -> dict:
@@ -62,12 +51,16 @@ class Jobs:
                 state=state,
                 params=json.dumps(params or {}),
                 pid=os.getpid() if state == "running" else None,
+                pid_started=process_start(os.getpid()) if state == "running" else None,
                 started_at=utcnow() if state == "running" else None,
             )
         return describe(job)
 
     def get(self, job_id: int) -> dict:
-        return describe(self._get(job_id))
+        job = self._get(job_id)
+        if recover_if_orphan(job):
+            job = self._get(job_id)
+        return describe(job)
 
     def _get(self, job_id) -> Job:
         job = Job.get_or_none(Job.id == job_id)
@@ -78,13 +71,18 @@ class Jobs:
     def list(self, model_name: str | None = None, active: bool = False, limit: int = 50) -> list[dict]:
         query = Job.select().order_by(Job.id.desc()).limit(limit)
         if model_name is not None:
-            query = query.where(Job.model == self.models.get(model_name))
+            row = self.models.get(model_name)
+            recover_orphans(model_id=row.id)
+            query = query.where(Job.model == row)
+        else:
+            recover_orphans()
         if active:
             query = query.where(Job.state.in_(ACTIVE_JOB_STATES))
         return [describe(j) for j in query]
 
     def stop(self, job_id: int) -> dict:
         """A queued job is cancelled; a running one is asked to checkpoint and stop."""
+        recover_orphans(job_id=job_id)  # a job whose process is gone has ended: nobody would stop it
         with db.atomic():
             job = self._get(job_id)
             if job.state == "queued":
@@ -117,7 +115,7 @@ class Jobs:
             Job.update(values).where(Job.id == job_id).execute()
 
     def start(self, job_id: int, pid: int) -> None:
-        Job.update(pid=pid, started_at=utcnow()).where(Job.id == job_id).execute()
+        Job.update(pid=pid, pid_started=process_start(pid), started_at=utcnow()).where(Job.id == job_id).execute()
         # The runner marks a job running when it spawns the worker, and the worker again when it
         # starts; a stop asked for in between must survive the second mark.
         Job.update(state="running").where((Job.id == job_id) & (Job.state != "stopping")).execute()
@@ -134,15 +132,7 @@ class Jobs:
         if job.kind == "ingest":
             discard_staging(self.models.root.path, json.loads(job.params or "{}").get("staging"))
 
-    def recover_orphans(self) -> int:
-        """Jobs left running by a process that is gone (the app or the machine stopped)."""
-        n = 0
-        for job in Job.select().where(Job.state.in_(("running", "stopping", "paused"))):
-            if not pid_alive(job.pid):
-                self.finish(
-                    job.id,
-                    "interrupted",
-                    message=f"interrupted: its process ended without finishing; {resume_hint(job.kind)}",
-                )
-                n += 1
-        return n
+    def recover_orphans(self, skip=()) -> int:
+        """Jobs left running by a process that is gone (killed, or the app or the machine
+        stopped) are marked interrupted; `skip`: job ids whose process the caller watches."""
+        return recover_orphans(skip=skip)

@@ -24,6 +24,7 @@ from cllm_app.fsutil import FileSteps, atomic_write_bytes, dir_size
 from cllm_app.paths import DataRoot
 from cllm_app.services.failpoints import failpoint
 from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key
+from cllm_app.services.orphans import recover_if_orphan
 from cllm_app.services.validate import as_float, as_int, only_fields
 from cllm_app.store import Job, LanguageModel, LossPoint, ModelEvent, QueueEntry, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
@@ -166,7 +167,10 @@ class ModelLifecycle:
         return GPTConfig(**{f: getattr(row, f) for f in ("vocab_size", *ARCH_FIELDS)})
 
     def active_job(self, row: LanguageModel) -> Job | None:
-        return Job.select().where((Job.model == row) & (Job.state.in_(ACTIVE_JOB_STATES))).first()
+        job = Job.select().where((Job.model == row) & (Job.state.in_(ACTIVE_JOB_STATES))).first()
+        if recover_if_orphan(job):  # its process is gone (kill -9, a power cut): it holds nothing
+            return self.active_job(row)
+        return job
 
     def default_name(self) -> str:
         return lowest_free_default(self._taken_keys())

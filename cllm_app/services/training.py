@@ -3,14 +3,24 @@
 import json
 
 from cllm_app.errors import Conflict, InvalidInput
+from cllm_app.services.orphans import recover_if_orphan
 from cllm_app.services.validate import as_int
 from cllm_app.store import Job, LossPoint, ModelEvent, QueueEntry
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso
 
 
+def active_training(model) -> Job | None:
+    """The model's (a row or an id) queued or running training job. One whose process is gone
+    (killed with `kill -9`, a power cut) is marked interrupted first: it trains no more."""
+    job = Job.select().where((Job.model == model) & Job.state.in_(ACTIVE_JOB_STATES) & (Job.kind == "train")).first()
+    if recover_if_orphan(job):
+        return active_training(model)
+    return job
+
+
 def check_can_train(studio, model_name: str) -> None:
     row = studio.models.get(model_name)
-    job = Job.select().where((Job.model == row) & Job.state.in_(ACTIVE_JOB_STATES) & (Job.kind == "train")).first()
+    job = active_training(row)
     if job is not None:
         raise Conflict(f"'{row.model_name}' is already training (job #{job.id}, {job.state})", code="already_training")
     if row.epochs_trained >= row.target_epochs:
@@ -25,12 +35,14 @@ def check_can_train(studio, model_name: str) -> None:
         )
 
 
-def start_training(studio, model_name: str, settings: dict) -> dict:
-    """Save `settings` on the model, then queue a training job for it."""
+def start_training(studio, model_name: str, settings: dict, foreground: bool = False) -> dict:
+    """Save `settings` on the model, then queue a training job for it. `foreground`: the caller
+    trains in this process (`cllm train`), so the job starts out running, held by this process,
+    and no runner picks it up."""
     if settings:
         studio.models.configure(model_name, **settings)
     check_can_train(studio, model_name)
-    return studio.jobs.submit("train", model_name, settings)
+    return studio.jobs.submit("train", model_name, settings, state="running" if foreground else "queued")
 
 
 

@@ -224,6 +224,13 @@ def _v8_queue_tokens(database: SqliteDatabase) -> None:
     )
 
 
+def _v9_job_process_start(database: SqliteDatabase) -> None:
+    """A job keeps when its process started beside its pid: a dead job's pid, reused by another
+    process, no longer makes the job look alive. Rows from before have none and are judged by
+    their pid alone."""
+    migrate(SqliteMigrator(database).add_column("jobs", "pid_started", TextField(null=True)))
+
+
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v1_initial,
     _v2_trash,
@@ -233,6 +240,7 @@ MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v6_note_links,
     _v7_conversations,
     _v8_queue_tokens,
+    _v9_job_process_start,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
