@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save
 
-from cllm_app.fsutil import fsync_dir
+from cllm_app.fsutil import fsync_dir, space_needed
 
 _NAME = re.compile(r"^step-(\d{9})$")
 STATE, META, DONE = "state.safetensors", "meta.json", "DONE"
@@ -44,24 +44,24 @@ def _write(path: Path, data: bytes) -> str:
 
 def save_checkpoint(folder: Path, step: int, tensors: dict[str, np.ndarray], meta: dict, keep: int = 3) -> Path:
     """Write checkpoint `step` into `folder` and keep only the newest `keep`."""
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:09d}"
     tmp = folder / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    try:
-        hashes = {
-            STATE: _write(tmp / STATE, save({k: np.ascontiguousarray(v) for k, v in tensors.items()})),
-            META: _write(tmp / META, json.dumps({**meta, "step": step}, sort_keys=True).encode()),
-        }
-        _write(tmp / DONE, json.dumps(hashes, sort_keys=True).encode())
-        fsync_dir(tmp)
-        if final.exists():  # a checkpoint of the same step from a run that was cut short
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        fsync_dir(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    state = save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
+    meta_bytes = json.dumps({**meta, "step": step}, sort_keys=True).encode()
+    with space_needed(f"the checkpoint of step {step}", folder, len(state) + len(meta_bytes)):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        try:
+            hashes = {STATE: _write(tmp / STATE, state), META: _write(tmp / META, meta_bytes)}
+            _write(tmp / DONE, json.dumps(hashes, sort_keys=True).encode())
+            fsync_dir(tmp)
+            if final.exists():  # a checkpoint of the same step from a run that was cut short
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            fsync_dir(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -19,8 +19,15 @@ from peewee import IntegrityError, fn
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.tokenizer import TOKENIZER_FILE, TOKENIZER_KINDS, load_tokenizer
 from cllm_app.engine.weights import grow_layers, init_weights, load_weights, weights_bytes
-from cllm_app.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
-from cllm_app.fsutil import FileSteps, atomic_write_bytes, dir_size
+from cllm_app.errors import (
+    ConfirmationRequired,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    disk_full,
+    free_bytes,
+)
+from cllm_app.fsutil import FileSteps, atomic_write_bytes, dir_size, space_needed
 from cllm_app.paths import DataRoot
 from cllm_app.services.failpoints import failpoint
 from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key
@@ -311,7 +318,25 @@ class ModelLifecycle:
             raise Conflict(f"{out_dir} is not empty; choose a new or empty folder", code="folder_not_empty")
         folder = self.folder(row)
         bpe = load_tokenizer(folder, "bpe") if row.tokenizer == "bpe" else None
-        return export_hf(self.config_of(row), load_weights(folder / WEIGHTS_FILE), out_dir, row.tokenizer, bpe)
+        weights = load_weights(folder / WEIGHTS_FILE)
+        what = f"exporting '{row.model_name}'"
+        tokenizer_file = folder / TOKENIZER_FILE
+        # The weights, the tokenizer twice (tokenizer.json, and vocab.json with merges.txt), small JSON files.
+        need = (folder / WEIGHTS_FILE).stat().st_size + 2 * (tokenizer_file.stat().st_size if bpe else 0) + (64 << 10)
+        if need > free_bytes(out_dir):
+            raise disk_full(what, out_dir, need)
+        created = not out_dir.exists()
+        try:
+            with space_needed(what, out_dir, need):
+                return export_hf(self.config_of(row), weights, out_dir, row.tokenizer, bpe)
+        except BaseException:
+            # Half an export is no export: the folder goes back to how it was (absent, or empty).
+            if created:
+                shutil.rmtree(out_dir, ignore_errors=True)
+            elif out_dir.is_dir():
+                for child in out_dir.iterdir():
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+            raise
 
     def _create(self, model_name, config: GPTConfig, training: dict, make_weights, event: str, detail: dict, bpe=None) -> dict:
         model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
@@ -476,7 +501,8 @@ class ModelLifecycle:
                 "model; move it away or choose another name",
                 code="folder_exists",
             )
-        with FileSteps() as files, db.atomic():
+        what = f"renaming '{row.model_name}'"
+        with space_needed(what, self.root.path), FileSteps() as files, db.atomic():
             row.model_name, row.name_key, row.updated_at = new_name, name_key(new_name), utcnow()
             row.save()
             failpoint("rename.row")
@@ -501,7 +527,11 @@ class ModelLifecycle:
         if target.exists():
             raise Conflict(f"a folder named '{new_name}' is already in {self.root.models_dir}", code="folder_exists")
         staging = self._staging()
-        with FileSteps() as files, db.atomic():
+        need = dir_size(self.folder(source))
+        what = f"copying '{source.model_name}' as '{new_name}'"
+        if need > free_bytes(self.root.models_dir):
+            raise disk_full(what, self.root.models_dir, need)  # refused before a byte is copied
+        with space_needed(what, self.root.models_dir, need), FileSteps() as files, db.atomic():
             data = {f.name: getattr(source, f.name) for f in LanguageModel._meta.sorted_fields if f.name != "id"}
             data.update(
                 model_name=new_name,
