@@ -10,17 +10,22 @@ back from the newest checkpoint and skips any that is partial or corrupt.
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
 from cllm_app.fsutil import fsync_dir, space_needed
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^step-(\d{9})$")
 STATE, META, DONE = "state.safetensors", "meta.json", "DONE"
@@ -75,23 +80,45 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def verify(path: Path) -> bool:
+def problem(path: Path) -> str | None:
+    """Why checkpoint folder `path` cannot be trusted, or None when its files match their hashes."""
     try:
         expected = json.loads((path / DONE).read_bytes())
-        return all(
-            hashlib.sha256((path / name).read_bytes()).hexdigest() == digest for name, digest in expected.items()
-        ) and set(expected) == {STATE, META}
-    except (OSError, ValueError):
-        return False
+    except FileNotFoundError:
+        return "it has no DONE marker (it was never finished)"
+    except (OSError, ValueError) as e:
+        return f"its DONE marker cannot be read ({e})"
+    if not isinstance(expected, dict) or set(expected) != {STATE, META}:
+        return "its DONE marker does not list state.safetensors and meta.json"
+    for name, digest in expected.items():
+        try:
+            actual = hashlib.sha256((path / name).read_bytes()).hexdigest()
+        except OSError as e:
+            return f"{name} cannot be read ({e.strerror or e})"
+        if actual != digest:
+            return f"{name} does not match the hash in its DONE marker"
+    return None
 
 
-def load_latest(folder: Path) -> Checkpoint | None:
-    """The newest complete checkpoint, skipping partial or corrupt ones; None if there is none."""
+def verify(path: Path) -> bool:
+    return problem(path) is None
+
+
+def load_latest(folder: Path, on_skip: Callable[[Path, str], None] | None = None) -> Checkpoint | None:
+    """The newest complete checkpoint, skipping partial or corrupt ones; None if there is none.
+    Each one skipped is told to `on_skip(path, why)` (and logged), so a person learns which
+    checkpoint was damaged and that training went on from the one before it."""
     for path in reversed(list_checkpoints(folder)):
-        if not verify(path):
-            continue
-        meta = json.loads((path / META).read_bytes())
-        return Checkpoint(path=path, step=meta["step"], tensors=load_file(str(path / STATE)), meta=meta)
+        why = problem(path)
+        if why is None:
+            try:
+                meta = json.loads((path / META).read_bytes())
+                return Checkpoint(path=path, step=meta["step"], tensors=load_file(str(path / STATE)), meta=meta)
+            except (OSError, ValueError, KeyError, SafetensorError) as e:
+                why = f"it cannot be loaded ({e})"
+        log.warning("skipped the damaged checkpoint %s: %s", path, why)
+        if on_skip is not None:
+            on_skip(path, why)
     return None
 
 
