@@ -20,7 +20,10 @@ EXIT_REFUSED = 2
 def _studio():
     from cllm_app.services.studio import Studio
 
-    return Studio()
+    studio = Studio()
+    for notice in studio.notices:
+        click.echo(f"warning: {notice}", err=True)
+    return studio
 
 
 def refusals(func):
@@ -305,6 +308,14 @@ def models_trash(empty, yes, as_json):
     else:
         for r in rows:
             click.echo(f"{r['model_name']}  deleted {r['deleted_at']}  {_human_bytes(r['disk_bytes'])}")
+
+
+@models.command("repair")
+@click.argument("name")
+@refusals
+def models_repair(name):
+    """Put back a damaged model.safetensors from the newest good checkpoint (the damaged file is kept)."""
+    click.echo(_studio().models.repair_weights(name)["message"])
 
 
 @models.command("set")

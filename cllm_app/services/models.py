@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import threading
 import uuid
@@ -22,6 +23,7 @@ from cllm_app.engine.weights import grow_layers, init_weights, load_weights, wei
 from cllm_app.errors import (
     ConfirmationRequired,
     Conflict,
+    DamagedFile,
     InvalidInput,
     NotFound,
     disk_full,
@@ -557,6 +559,54 @@ class ModelLifecycle:
             files.move(staging, target)
             failpoint("duplicate.commit")
         return self.describe(copy)
+
+    @_one_change_at_a_time
+    def repair_weights(self, model_name: str) -> dict:
+        """Put back a damaged model.safetensors: the weights of the newest good checkpoint (of the
+        model's shape), or fresh ones for a model that never trained. The damaged file is kept
+        beside it as model.safetensors.damaged-<time>; a sound file is left alone."""
+        from cllm_app.engine.checkpoint import load_latest
+
+        row = self.get(model_name)
+        self._refuse_if_busy(row, "repair")
+        folder = self.folder(row)
+        path = folder / WEIGHTS_FILE
+        try:
+            load_weights(path)
+            return {"model_name": row.model_name, "repaired": False, "message": f"{path} is sound; nothing to do"}
+        except DamagedFile:
+            pass
+        except FileNotFoundError:
+            pass  # a missing file is repaired the same way
+        config = self.config_of(row)
+        ck = load_latest(folder / "checkpoints")
+        params = {k[len("param."):]: v for k, v in ck.tensors.items() if k.startswith("param.")} if ck else None
+        if params is not None and ck.meta.get("config") == config.to_dict():
+            weights, source = params, f"its checkpoint of step {ck.step}"
+        elif not row.has_trained and params is None:
+            weights, source = init_weights(config, row.seed), "fresh weights (it had not trained)"
+        else:
+            raise DamagedFile(
+                f"the weights file {path} of '{row.model_name}' is damaged and no good checkpoint of its "
+                "shape is left to restore it from; put back model.safetensors from a backup",
+                code="weights_damaged",
+            )
+        kept = None
+        if path.exists():
+            # A second name for the damaged bytes first (no space needed), then the sound file over it.
+            kept = path.with_name(f"{WEIGHTS_FILE}.damaged-{utcnow():%Y%m%dT%H%M%S}")
+            os.link(path, kept)
+        try:
+            atomic_write_bytes(path, weights_bytes(weights))
+        except BaseException:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+            raise
+        ModelEvent.create(model=row, kind="weights_repaired",
+                          detail=json.dumps({"from": source, "damaged_file": kept.name if kept else None}))
+        where = f"; the damaged file is kept as {kept}" if kept else ""
+        return {"model_name": row.model_name, "repaired": True,
+                "message": f"put back the weights of '{row.model_name}' from {source}{where}"}
 
     # ---- trash -----------------------------------------------------------------------------
 
