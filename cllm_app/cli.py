@@ -37,7 +37,8 @@ def refusals(func):
             click.echo(f"error: {e.message}", err=True)
             sys.exit(EXIT_REFUSED)
         except Exception as e:
-            refusal = as_refusal(e, f"`cllm {func.__name__.replace('_', ' ')}`")
+            ctx = click.get_current_context(silent=True)
+            refusal = as_refusal(e, f"`{ctx.command_path}`" if ctx else "the command")
             if refusal is not None:  # a full disk under the store or a file, wherever it struck
                 click.echo(f"error: {refusal.message}", err=True)
                 sys.exit(EXIT_REFUSED)

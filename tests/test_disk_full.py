@@ -4,6 +4,7 @@ leave no temporary files; once space is back the model loads, trains and generat
 
 import functools
 import io
+import json
 import os
 import random
 import subprocess
@@ -16,6 +17,7 @@ from disk_support import leftovers, small_disk
 from cllm_app.api import create_app
 from cllm_app.errors import DiskFull
 from cllm_app.jobs.crawl import run_crawl
+from cllm_app.jobs.runner import JobRunner
 from cllm_app.jobs.train import run_training
 from cllm_app.jobs.worker import run_here
 from cllm_app.services import crawls
@@ -24,7 +26,7 @@ from cllm_app.services.generation import generate
 from cllm_app.services.studio import Studio
 from cllm_app.services.training import start_training
 from cllm_app.store import Job
-from tests.conftest import HOST, SECRET, snapshot
+from tests.conftest import HOST, SECRET, snapshot, wait_until
 
 # ~70k parameters: a checkpoint (weights and both AdamW moments) of about 0.8 MB.
 SHAPE = {"n_layer": 2, "n_head": 2, "n_embd": 48, "block_size": 32}
@@ -104,6 +106,25 @@ def test_a_checkpoint_on_a_full_disk_fails_plainly_and_training_goes_on_once_the
     _talks(studio, "m")
 
 
+def test_a_training_job_in_its_own_process_ends_failed_with_the_message(studio, disk):
+    # The window's way: the runner starts a worker process, which meets the full disk.
+    _model(studio)
+    disk.fill(leave=SLACK)
+    job = start_training(studio, "m", {**SETTINGS, "checkpoint_interval": 2})
+    runner = JobRunner(studio).start()
+    try:
+        wait_until(lambda: studio.jobs.get(job["id"])["state"] not in ("queued", "running"), 120, "the job to end")
+    finally:
+        runner.shutdown()
+    final = studio.jobs.get(job["id"])
+    assert final["state"] == "failed", final
+    assert final["error"].startswith("the disk is full: the checkpoint of step 2 needs ") and "\n" not in final["error"]
+    disk.make_room()
+    assert leftovers(disk.path / "home") == []
+    assert studio.models.show("m")["steps_trained"] == 0
+    _talks(studio, "m")
+
+
 def test_an_ingest_on_a_full_disk_fails_plainly_and_keeps_the_queue(studio, disk, tmp_path):
     _model(studio)
     big = tmp_path / "big.txt"  # outside the small disk
@@ -142,6 +163,10 @@ def test_rename_and_duplicate_on_a_full_disk_answer_507_and_change_nothing(studi
         error = r.get_json()["error"]
         assert error["code"] == "disk_full" and error["message"].startswith("the disk is full: ")
     assert "copying 'm' as 'copy' needs " in error["message"]
+    # The app still starts on a full disk, and a change nothing above foresaw is refused the same way.
+    home = disk.path / "home"
+    assert [m["model_name"] for m in json.loads(_cllm("models", "list", "--json", home=home).stdout)["models"]] == ["m"]
+    assert "`cllm models delete` found no room in " in _refused(_cllm("models", "delete", "m", "--yes", home=home))
     disk.make_room()
     assert snapshot(disk.path / "home") == before and leftovers(disk.path / "home") == []
     assert [m["model_name"] for m in studio.models.list()] == ["m"]

@@ -32,7 +32,7 @@ def install(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
         studio = current_app.config.get("STUDIO")
-        refusal = as_refusal(e, "the change", studio.root.path if studio is not None else None)
+        refusal = as_refusal(e, "saving your change", studio.root.path if studio is not None else None)
         if refusal is not None:  # a full disk under the store: the same 507 the services give
             return error_response(refusal.status, refusal.code, refusal.message)
         log.exception("unexpected error on %s %s", request.method, request.path)
