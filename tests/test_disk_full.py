@@ -167,6 +167,8 @@ def test_rename_and_duplicate_on_a_full_disk_answer_507_and_change_nothing(studi
     home = disk.path / "home"
     assert [m["model_name"] for m in json.loads(_cllm("models", "list", "--json", home=home).stdout)["models"]] == ["m"]
     assert "`cllm models delete` found no room in " in _refused(_cllm("models", "delete", "m", "--yes", home=home))
+    r = client.post("/api/models", json={"model_name": "new", **SHAPE})
+    assert r.status_code == 507 and r.get_json()["error"]["message"].startswith("the disk is full: creating 'new' needs ")
     disk.make_room()
     assert snapshot(disk.path / "home") == before and leftovers(disk.path / "home") == []
     assert [m["model_name"] for m in studio.models.list()] == ["m"]

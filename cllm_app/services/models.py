@@ -352,7 +352,8 @@ class ModelLifecycle:
                 code="folder_exists",
             )
         staging = self._staging()
-        with FileSteps() as files, db.atomic():
+        need = 4 * config.n_params  # float32 weights; config and tokenizer are small beside them
+        with space_needed(f"creating '{model_name}'", self.root.models_dir, need), FileSteps() as files, db.atomic():
             row = LanguageModel.create(
                 model_name=model_name,
                 name_key=name_key(model_name),
