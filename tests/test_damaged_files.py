@@ -12,6 +12,7 @@ import sys
 import pytest
 from disk_support import small_disk
 
+from cllm_app.errors import DamagedFile
 from cllm_app.jobs.train import run_training
 from cllm_app.jobs.worker import run_here
 from cllm_app.services.studio import Studio
@@ -156,3 +157,14 @@ def test_a_damaged_store_is_moved_aside_and_the_models_come_back_from_their_fold
         assert [e["kind"] for e in s.models.show("a")["lineage"]["events"]][:1] == ["recovered"]
     finally:
         s.close()
+
+
+def test_a_worker_never_moves_a_damaged_store_from_under_the_app(studio, home):
+    studio.models.create("a", **SHAPE)
+    studio.close()
+    db = home / "cllm.db"
+    damaged = b"\xde\xad" * 50 + db.read_bytes()[100:]
+    db.write_bytes(damaged)
+    with pytest.raises(DamagedFile, match=f"^the store {db} is damaged .*close CLLM Studio and start it again"):
+        Studio(home, recover=False)
+    assert db.read_bytes() == damaged and not [f for f in home.iterdir() if ".damaged-" in f.name]

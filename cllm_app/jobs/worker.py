@@ -30,7 +30,7 @@ def run_here(studio: Studio, job_id: int, run: Callable[[Studio, int], str]) -> 
 
 
 def run_job(job_id: int) -> int:
-    studio = Studio()
+    studio = Studio(recover=False)
     job = Job.get_or_none(Job.id == job_id)
     if job is None:
         return 2

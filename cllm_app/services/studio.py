@@ -20,11 +20,13 @@ from cllm_app.store import open_store
 
 
 class Studio:
-    def __init__(self, root: DataRoot | Path | str | None = None):
+    def __init__(self, root: DataRoot | Path | str | None = None, recover: bool = True):
+        """`recover`: move a damaged store aside and start a new one (the app and the CLI); a
+        job's worker passes False and is refused instead, leaving that to the app."""
         self.root = root if isinstance(root, DataRoot) else DataRoot(root)
         check_writable(self.root)
         self.root.ensure()
-        self.database = open_store(self.root.db_path)
+        self.database = open_store(self.root.db_path, move_damaged=recover)
         # Things a person must hear about at start (the CLI prints them; they stay in logs/).
         self.notices: list[str] = []
         if self.database.damaged is not None:

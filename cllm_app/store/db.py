@@ -96,14 +96,21 @@ def _move_aside(db_path: Path, inode: int | None) -> Path:
     return aside
 
 
-def open_store(db_path: Path) -> SqliteDatabase:
+def open_store(db_path: Path, move_damaged: bool = True) -> SqliteDatabase:
     """Open (creating or upgrading) the SQLite store at `db_path` and bind the models to it.
-    A damaged store is moved aside and a new one opened; `database.damaged` then says so."""
+    A damaged store is moved aside and a new one opened; `database.damaged` then says so.
+    With `move_damaged` False (a job's worker, which must not pull the store from under the
+    app that started it) a damaged store is refused instead."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     inode = db_path.stat().st_ino if db_path.exists() else None
     try:
         database = _connect(db_path)
     except _Damaged as e:
+        if not move_damaged:
+            raise DamagedFile(
+                f"the store {db_path} is damaged ({e.reason}); close CLLM Studio and start it again: it moves "
+                "the damaged store aside (keeping it) and starts a new one with the models it finds"
+            ) from None
         aside = _move_aside(db_path, inode)
         try:
             database = _connect(db_path)
