@@ -110,11 +110,18 @@ def as_refusal(exc: BaseException, what: str = "the change", where: Path | None 
     """A refusal for a person from any exception that has one (a refusal itself, a full disk), else None."""
     if isinstance(exc, CllmError):
         return exc
+    if where is None:
+        from cllm_app.paths import default_root
+
+        where = default_root()  # SQLite names no file: the store is in the data root
     if is_disk_full(exc):
         path = getattr(exc, "filename", None)
-        if where is None:
-            from cllm_app.paths import default_root
-
-            where = default_root()  # SQLite names no file: the store is in the data root
         return disk_full(what, Path(path).parent if path else where)
+    text = str(exc)
+    if "database disk image is malformed" in text or "file is not a database" in text:
+        # Damage the quick check at start did not see (or that came since): a restart moves it aside.
+        return DamagedFile(
+            f"the store {Path(where) / 'cllm.db'} is damaged ({text}); close CLLM Studio and start it again: it "
+            "moves the damaged store aside (keeping it) and starts a new one with the models it finds"
+        )
     return None

@@ -6,13 +6,14 @@ import functools
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
 import pytest
 from disk_support import small_disk
 
-from cllm_app.errors import DamagedFile
+from cllm_app.errors import DamagedFile, as_refusal
 from cllm_app.jobs.train import run_training
 from cllm_app.jobs.worker import run_here
 from cllm_app.services.studio import Studio
@@ -128,15 +129,17 @@ def test_a_checkpoint_with_a_wrong_hash_is_skipped_by_name_and_training_goes_on_
 @pytest.mark.parametrize("damage", ["header", "page"])
 def test_a_damaged_store_is_moved_aside_and_the_models_come_back_from_their_folders(studio, home, damage):
     _models(studio)
+    root_page = studio.database.execute_sql("SELECT rootpage FROM sqlite_master WHERE name = 'models'").fetchone()[0]
+    page_size = studio.database.execute_sql("PRAGMA page_size").fetchone()[0]
     studio.close()
     db = home / "cllm.db"
     assert not (home / "cllm.db-wal").exists()
     data = bytearray(db.read_bytes())
     if damage == "header":
         data[:100] = b"\xde\xad" * 50
-    else:  # a page in the middle (a table's rows), past the schema SQLite reads on opening
-        page = 4096
-        data[3 * page: 4 * page] = os.urandom(page)
+    else:  # the models table's page, past the schema SQLite reads on opening
+        start = (root_page - 1) * page_size
+        data[start: start + page_size] = b"\x5a" * page_size
     db.write_bytes(bytes(data))
     p = ok(cllm("models", "list", "--json", home=home))
     warning = p.stderr.strip()
@@ -168,3 +171,10 @@ def test_a_worker_never_moves_a_damaged_store_from_under_the_app(studio, home):
     with pytest.raises(DamagedFile, match=f"^the store {db} is damaged .*close CLLM Studio and start it again"):
         Studio(home, recover=False)
     assert db.read_bytes() == damaged and not [f for f in home.iterdir() if ".damaged-" in f.name]
+
+
+def test_damage_met_after_the_start_is_one_message_too(home):
+    # SQLite may find a damaged page only when a query reads it; that says what to do, too.
+    refusal = as_refusal(sqlite3.DatabaseError("database disk image is malformed"), "listing", home)
+    assert isinstance(refusal, DamagedFile) and refusal.message.startswith(f"the store {home / 'cllm.db'} is damaged")
+    assert "start it again" in refusal.message

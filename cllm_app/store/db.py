@@ -7,6 +7,7 @@ started in its place, so the app still starts. The caller learns of it through
 """
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def _connect(db_path: Path) -> StoreDatabase:
             if found != ["ok"]:
                 raise _Damaged("; ".join(found))
         upgrade(database, db_path)
-    except DatabaseError as e:
+    except (DatabaseError, sqlite3.DatabaseError) as e:  # a cursor's rows come unwrapped by peewee
         database.close()
         if any(word in str(e).lower() for word in _DAMAGE):
             raise _Damaged(str(e)) from None
