@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from cllm_app.errors import CllmError
+from cllm_app.errors import CllmError, as_refusal
 from cllm_app.services.models import SORT_KEYS
 
 EXIT_REFUSED = 2
@@ -20,7 +20,10 @@ EXIT_REFUSED = 2
 def _studio():
     from cllm_app.services.studio import Studio
 
-    return Studio()
+    studio = Studio()
+    for notice in studio.notices:
+        click.echo(f"warning: {notice}", err=True)
+    return studio
 
 
 def refusals(func):
@@ -33,9 +36,16 @@ def refusals(func):
         except CllmError as e:
             click.echo(f"error: {e.message}", err=True)
             sys.exit(EXIT_REFUSED)
-        except OSError as e:
-            click.echo(f"error: {e.strerror or e} ({e.filename or 'data root'})", err=True)
-            sys.exit(EXIT_REFUSED)
+        except Exception as e:
+            ctx = click.get_current_context(silent=True)
+            refusal = as_refusal(e, f"`{ctx.command_path}`" if ctx else "the command")
+            if refusal is not None:  # a full disk under the store or a file, wherever it struck
+                click.echo(f"error: {refusal.message}", err=True)
+                sys.exit(EXIT_REFUSED)
+            if isinstance(e, OSError):
+                click.echo(f"error: {e.strerror or e} ({e.filename or 'data root'})", err=True)
+                sys.exit(EXIT_REFUSED)
+            raise
 
     return wrapper
 
@@ -301,6 +311,14 @@ def models_trash(empty, yes, as_json):
             click.echo(f"{r['model_name']}  deleted {r['deleted_at']}  {_human_bytes(r['disk_bytes'])}")
 
 
+@models.command("repair")
+@click.argument("name")
+@refusals
+def models_repair(name):
+    """Put back a damaged model.safetensors from the newest good checkpoint (the damaged file is kept)."""
+    click.echo(_studio().models.repair_weights(name)["message"])
+
+
 @models.command("set")
 @click.argument("name")
 @click.option("--layers", "n_layer", type=int, help="Add layers (never fewer than now).")
@@ -342,6 +360,7 @@ def _run_ingest_here(studio, job: dict, as_json: bool) -> None:
     import threading
 
     from cllm_app.jobs.ingest import run_ingest
+    from cllm_app.jobs.worker import run_here
 
     studio.jobs.start(job["id"], os.getpid())
     done = threading.Event()
@@ -356,7 +375,7 @@ def _run_ingest_here(studio, job: dict, as_json: bool) -> None:
     printer = threading.Thread(target=show, daemon=True)
     printer.start()
     try:
-        state = run_ingest(studio, job["id"])
+        state = run_here(studio, job["id"], run_ingest)
     finally:
         done.set()
         printer.join(timeout=2)
@@ -556,6 +575,7 @@ def worker(job_id):
 def train(name, **settings):
     """Train model NAME on its queue to its target epochs; run it again to continue."""
     from cllm_app.jobs.train import run_training
+    from cllm_app.jobs.worker import run_here
     from cllm_app.services.training import start_training
 
     studio = _studio()
@@ -573,11 +593,11 @@ def train(name, **settings):
     printer = _ProgressPrinter(studio, job["id"])
     printer.start()
     try:
-        state = run_training(studio, job["id"])
+        state = run_here(studio, job["id"], run_training)
     finally:
         printer.stop()
     final = studio.jobs.get(job["id"])
-    click.echo(final["error"] or final["message"] or state, err=bool(final["error"]))
+    click.echo(f"error: {final['error']}" if final["error"] else final["message"] or state, err=bool(final["error"]))
     sys.exit(0 if state in ("done", "stopped") else EXIT_REFUSED)
 
 
@@ -629,7 +649,8 @@ def crawl(name, urls, resume_id, **settings):
     finally:
         printer.stop()
     final = crawls.get_crawl(studio, c["id"])
-    click.echo(final["message"] or state)
+    error = studio.jobs.get(c["job_id"])["error"]
+    click.echo(f"error: {error}" if error else final["message"] or state, err=bool(error))
     if final["resumable"]:
         import shlex
 

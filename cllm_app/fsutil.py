@@ -8,8 +8,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from cllm_app.errors import disk_full, is_disk_full
 
 
 def fsync_dir(path: Path) -> None:
@@ -22,20 +25,35 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def space_needed(what: str, where: Path, need: int | None = None) -> Iterator[None]:
+    """Turn "no space left" inside the block into the one disk-full refusal, naming `what`.
+
+    The block cleans up its own partial files first (they are what a person would free)."""
+    try:
+        yield
+    except Exception as e:
+        # Also a refusal from a write inside: the person did `what`, not that one write.
+        if is_disk_full(e):
+            raise disk_full(what, Path(where), need) from e
+        raise
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with space_needed(f"writing {path.name}", path.parent, len(data)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj) -> None:

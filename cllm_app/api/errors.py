@@ -2,10 +2,10 @@
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from cllm_app.errors import CllmError
+from cllm_app.errors import CllmError, as_refusal
 
 log = logging.getLogger(__name__)
 
@@ -31,5 +31,9 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(e: Exception):
+        studio = current_app.config.get("STUDIO")
+        refusal = as_refusal(e, "saving your change", studio.root.path if studio is not None else None)
+        if refusal is not None:  # a full disk under the store: the same 507 the services give
+            return error_response(refusal.status, refusal.code, refusal.message)
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", f"something went wrong inside the app: {e}")

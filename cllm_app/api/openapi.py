@@ -472,6 +472,8 @@ def build_spec(app) -> dict:
             "responses": {
                 str(status): {"description": "OK", "content": {"application/json": {"schema": response}}},
                 "4XX": {"description": "Refused", "content": {"application/json": {"schema": _ref("Error")}}},
+                # Any write can meet a full disk (code disk_full): nothing changed, free space and retry.
+                "507": {"description": "The disk is full", "content": {"application/json": {"schema": _ref("Error")}}},
             },
         }
         params = [

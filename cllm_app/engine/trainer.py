@@ -178,6 +178,7 @@ class Trainer:
         self.plan = Plan(settings.warmup_steps, settings.learning_rate, settings.learning_rate * settings.min_lr_ratio)
         self.rng = np.random.default_rng(settings.seed)
         self.resumed_from: int | None = None
+        self.skipped_checkpoints: list[tuple[Path, str]] = []  # damaged ones, newest first, with why
         self._load(initial_weights)
         self._start_epoch(resuming=self.batch_in_epoch > 0)
 
@@ -206,7 +207,7 @@ class Trainer:
 
     def _load(self, initial_weights: dict[str, np.ndarray]) -> None:
         clean_partials(self.ckpt_dir)
-        ck = load_latest(self.ckpt_dir)
+        ck = load_latest(self.ckpt_dir, on_skip=lambda path, why: self.skipped_checkpoints.append((path, why)))
         if ck is None:
             self.model.params.load(initial_weights)
             return

@@ -8,9 +8,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
 from cllm_app.engine.config import GPTConfig
+from cllm_app.errors import DamagedFile
 from cllm_app.fsutil import atomic_write_bytes
 
 Weights = dict[str, np.ndarray]
@@ -78,4 +80,18 @@ def save_weights(path: Path, w: Weights) -> None:
 
 
 def load_weights(path: Path) -> Weights:
-    return load_file(str(path))
+    """The tensors of a weights file; a truncated or garbled one is refused with its name and
+    what to do (a missing one raises FileNotFoundError as before)."""
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise damaged_weights(Path(path), str(e)) from None
+
+
+def damaged_weights(path: Path, why: str) -> DamagedFile:
+    model = path.parent.name
+    return DamagedFile(
+        f"the weights file {path} of '{model}' is damaged ({why}); `cllm models repair {model}` puts back "
+        "the weights of its newest good checkpoint and keeps the damaged file beside it",
+        code="weights_damaged",
+    )

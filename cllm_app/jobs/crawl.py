@@ -18,7 +18,7 @@ import time
 from peewee import fn
 
 from cllm_app.data.crawler import Crawler, PageResult, Stopped
-from cllm_app.errors import CllmError
+from cllm_app.errors import CllmError, DiskFull, as_refusal
 from cllm_app.services.crawls import MAX_URL_ROWS, counts, crawler_settings, requested
 from cllm_app.services.studio import Studio
 from cllm_app.store import Crawl, CrawlUrl, Job, LanguageModel, QueueEntry, db
@@ -142,7 +142,7 @@ def run_crawl(studio: Studio, job_id: int, client=None) -> str:
             },
         )
 
-    signal, end_message = None, None
+    signal, end_message, refusal = None, None, None
     try:
         while True:
             signal = control()
@@ -204,13 +204,22 @@ def run_crawl(studio: Studio, job_id: int, client=None) -> str:
                 if text:
                     note[0] = text
             report(None)
+    except Exception as e:
+        # A full disk ends the crawl; the URL at hand was never marked, so it waits in the frontier.
+        refusal = as_refusal(e, f"crawl #{crawl.id}", studio.root.path)
+        if refusal is None:
+            raise
     finally:
         crawler_close = getattr(crawler, "close", None)
         if crawler_close and not abandon.is_set():
             crawler_close()
-    report(None, force=True)
     c = counts(crawl.id)
     summary = f"{c['fetched']} pages fetched ({c['tokens']:,} tokens), {c['skipped']} skipped, {c['failed']} failed"
+    if refusal is not None:
+        _finish(crawl.id, "failed", f"{refusal.message} · {c['queued']} URLs left; Resume goes on from there · {summary}")
+        jobs.finish(job_id, "failed", error=refusal.message, message=f"crawl #{crawl.id} failed · {summary}")
+        return "failed"
+    report(None, force=True)
     if signal == "pause":
         _finish(crawl.id, "paused", f"paused with {c['queued']} URLs left; Resume goes on from there · {summary}")
         jobs.finish(job_id, "stopped", message=f"crawl #{crawl.id} paused · {summary}")
@@ -230,6 +239,8 @@ def _add_to_queue(studio: Studio, model_id: int, result: PageResult, row: CrawlU
     try:
         added = studio.queue.add_text(name, result.text, origin=result.final_url or result.url,
                                       source_kind="crawl", title=result.title)
+    except DiskFull:
+        raise  # not this page's fault: the crawl ends, and the page stays in the frontier
     except CllmError as e:
         result.outcome, result.reason = "no_text", f"the queue refused it: {e.message}"
         return "skipped"

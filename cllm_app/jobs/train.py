@@ -102,6 +102,13 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
         LossPoint.delete().where((LossPoint.model == row.id) & (LossPoint.step > start_step)).execute()
         if trainer.resumed_from is not None:
             ModelEvent.create(model=row.id, kind="training_resumed", detail=json.dumps({"step": start_step}))
+        for path, why in trainer.skipped_checkpoints:
+            ModelEvent.create(model=row.id, kind="checkpoint_skipped", detail=json.dumps({"path": str(path), "reason": why}))
+    skipped = "".join(
+        f" · skipped the damaged checkpoint {path} ({why}); went on from "
+        + (f"step {start_step}" if trainer.resumed_from is not None else "the model's weights")
+        for path, why in trainer.skipped_checkpoints
+    )
     total_steps = start_step + trainer.steps_per_epoch * (settings.target_epochs - trainer.epoch) - trainer.batch_in_epoch // settings.grad_accum
     step_times: list[float] = []  # wall-clock seconds per step, store writes, evals and checkpoints included
     last = [time.monotonic()]
@@ -176,5 +183,5 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
         "stopped": f"stopped at step {trainer.step}; Continue resumes from here",
         "paused": f"paused at step {trainer.step}",
     }[outcome]
-    jobs.finish(job_id, state, message=message)
+    jobs.finish(job_id, state, message=message + skipped)
     return state

@@ -2,7 +2,9 @@
 
 import os
 import traceback
+from collections.abc import Callable
 
+from cllm_app.errors import as_refusal
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 
@@ -14,8 +16,21 @@ KINDS = {
 }
 
 
+def run_here(studio: Studio, job_id: int, run: Callable[[Studio, int], str]) -> str:
+    """Run a job's work in this process. A refusal on the way (the disk is full, a file is
+    damaged) ends the job failed with its one plain message, not a traceback."""
+    try:
+        return run(studio, job_id)
+    except Exception as e:
+        refusal = as_refusal(e, f"job #{job_id}", studio.root.path)
+        if refusal is None:
+            raise
+        studio.jobs.finish(job_id, "failed", error=refusal.message)
+        return "failed"
+
+
 def run_job(job_id: int) -> int:
-    studio = Studio()
+    studio = Studio(recover=False)
     job = Job.get_or_none(Job.id == job_id)
     if job is None:
         return 2
@@ -23,7 +38,7 @@ def run_job(job_id: int) -> int:
     module, func = KINDS[job.kind].split(":")
     try:
         run = getattr(__import__(module, fromlist=[func]), func)
-        state = run(studio, job_id)
+        state = run_here(studio, job_id, run)
     except Exception as e:  # a bug, not a refusal: keep the traceback in the job for the report
         studio.jobs.finish(job_id, "failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
         return 1

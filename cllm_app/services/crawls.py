@@ -33,7 +33,7 @@ MAX_START_URLS = 100
 MAX_DOMAINS = 100
 MAX_URL_ROWS = 200_000  # URLs one crawl remembers (frontier and outcomes); links past it are dropped
 LIVE_STATES = ("queued", "running", "pausing", "stopping")
-RESUMABLE_STATES = ("paused", "stopped", "interrupted")
+RESUMABLE_STATES = ("paused", "stopped", "interrupted", "failed")  # failed: a full disk; its frontier is kept
 URL_STATUSES = ("queued", "fetched", "skipped", "failed")
 
 DEFAULTS = {
@@ -262,7 +262,7 @@ def resume_crawl(studio, crawl_id: int, foreground: bool = False) -> dict:
     crawl = _get(crawl_id)
     state = state_of(crawl)
     if state not in RESUMABLE_STATES:
-        raise Conflict(f"crawl #{crawl.id} is {state}; only a paused, stopped or interrupted crawl resumes",
+        raise Conflict(f"crawl #{crawl.id} is {state}; only a paused, stopped, interrupted or failed crawl resumes",
                        code="crawl_not_resumable")
     settings = json.loads(crawl.settings)
     if not CrawlUrl.select().where((CrawlUrl.crawl == crawl) & (CrawlUrl.status == "queued")).exists():

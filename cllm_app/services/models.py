@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import threading
 import uuid
@@ -19,8 +20,16 @@ from peewee import IntegrityError, fn
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.tokenizer import TOKENIZER_FILE, TOKENIZER_KINDS, load_tokenizer
 from cllm_app.engine.weights import grow_layers, init_weights, load_weights, weights_bytes
-from cllm_app.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
-from cllm_app.fsutil import FileSteps, atomic_write_bytes, dir_size
+from cllm_app.errors import (
+    ConfirmationRequired,
+    Conflict,
+    DamagedFile,
+    InvalidInput,
+    NotFound,
+    disk_full,
+    free_bytes,
+)
+from cllm_app.fsutil import FileSteps, atomic_write_bytes, dir_size, space_needed
 from cllm_app.paths import DataRoot
 from cllm_app.services.failpoints import failpoint
 from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key
@@ -315,7 +324,25 @@ class ModelLifecycle:
             raise Conflict(f"{out_dir} is not empty; choose a new or empty folder", code="folder_not_empty")
         folder = self.folder(row)
         bpe = load_tokenizer(folder, "bpe") if row.tokenizer == "bpe" else None
-        return export_hf(self.config_of(row), load_weights(folder / WEIGHTS_FILE), out_dir, row.tokenizer, bpe)
+        weights = load_weights(folder / WEIGHTS_FILE)
+        what = f"exporting '{row.model_name}'"
+        tokenizer_file = folder / TOKENIZER_FILE
+        # The weights, the tokenizer twice (tokenizer.json, and vocab.json with merges.txt), small JSON files.
+        need = (folder / WEIGHTS_FILE).stat().st_size + 2 * (tokenizer_file.stat().st_size if bpe else 0) + (64 << 10)
+        if need > free_bytes(out_dir):
+            raise disk_full(what, out_dir, need)
+        created = not out_dir.exists()
+        try:
+            with space_needed(what, out_dir, need):
+                return export_hf(self.config_of(row), weights, out_dir, row.tokenizer, bpe)
+        except BaseException:
+            # Half an export is no export: the folder goes back to how it was (absent, or empty).
+            if created:
+                shutil.rmtree(out_dir, ignore_errors=True)
+            elif out_dir.is_dir():
+                for child in out_dir.iterdir():
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+            raise
 
     def _create(self, model_name, config: GPTConfig, training: dict, make_weights, event: str, detail: dict, bpe=None) -> dict:
         model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
@@ -329,7 +356,8 @@ class ModelLifecycle:
                 code="folder_exists",
             )
         staging = self._staging()
-        with FileSteps() as files, db.atomic():
+        need = 4 * config.n_params  # float32 weights; config and tokenizer are small beside them
+        with space_needed(f"creating '{model_name}'", self.root.models_dir, need), FileSteps() as files, db.atomic():
             row = LanguageModel.create(
                 model_name=model_name,
                 name_key=name_key(model_name),
@@ -480,7 +508,8 @@ class ModelLifecycle:
                 "model; move it away or choose another name",
                 code="folder_exists",
             )
-        with FileSteps() as files, db.atomic():
+        what = f"renaming '{row.model_name}'"
+        with space_needed(what, self.root.path), FileSteps() as files, db.atomic():
             row.model_name, row.name_key, row.updated_at = new_name, name_key(new_name), utcnow()
             row.save()
             failpoint("rename.row")
@@ -505,7 +534,11 @@ class ModelLifecycle:
         if target.exists():
             raise Conflict(f"a folder named '{new_name}' is already in {self.root.models_dir}", code="folder_exists")
         staging = self._staging()
-        with FileSteps() as files, db.atomic():
+        need = dir_size(self.folder(source))
+        what = f"copying '{source.model_name}' as '{new_name}'"
+        if need > free_bytes(self.root.models_dir):
+            raise disk_full(what, self.root.models_dir, need)  # refused before a byte is copied
+        with space_needed(what, self.root.models_dir, need), FileSteps() as files, db.atomic():
             data = {f.name: getattr(source, f.name) for f in LanguageModel._meta.sorted_fields if f.name != "id"}
             data.update(
                 model_name=new_name,
@@ -531,6 +564,54 @@ class ModelLifecycle:
             files.move(staging, target)
             failpoint("duplicate.commit")
         return self.describe(copy)
+
+    @_one_change_at_a_time
+    def repair_weights(self, model_name: str) -> dict:
+        """Put back a damaged model.safetensors: the weights of the newest good checkpoint (of the
+        model's shape), or fresh ones for a model that never trained. The damaged file is kept
+        beside it as model.safetensors.damaged-<time>; a sound file is left alone."""
+        from cllm_app.engine.checkpoint import load_latest
+
+        row = self.get(model_name)
+        self._refuse_if_busy(row, "repair")
+        folder = self.folder(row)
+        path = folder / WEIGHTS_FILE
+        try:
+            load_weights(path)
+            return {"model_name": row.model_name, "repaired": False, "message": f"{path} is sound; nothing to do"}
+        except DamagedFile:
+            pass
+        except FileNotFoundError:
+            pass  # a missing file is repaired the same way
+        config = self.config_of(row)
+        ck = load_latest(folder / "checkpoints")
+        params = {k[len("param."):]: v for k, v in ck.tensors.items() if k.startswith("param.")} if ck else None
+        if params is not None and ck.meta.get("config") == config.to_dict():
+            weights, source = params, f"its checkpoint of step {ck.step}"
+        elif not row.has_trained and params is None:
+            weights, source = init_weights(config, row.seed), "fresh weights (it had not trained)"
+        else:
+            raise DamagedFile(
+                f"the weights file {path} of '{row.model_name}' is damaged and no good checkpoint of its "
+                "shape is left to restore it from; put back model.safetensors from a backup",
+                code="weights_damaged",
+            )
+        kept = None
+        if path.exists():
+            # A second name for the damaged bytes first (no space needed), then the sound file over it.
+            kept = path.with_name(f"{WEIGHTS_FILE}.damaged-{utcnow():%Y%m%dT%H%M%S}")
+            os.link(path, kept)
+        try:
+            atomic_write_bytes(path, weights_bytes(weights))
+        except BaseException:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+            raise
+        ModelEvent.create(model=row, kind="weights_repaired",
+                          detail=json.dumps({"from": source, "damaged_file": kept.name if kept else None}))
+        where = f"; the damaged file is kept as {kept}" if kept else ""
+        return {"model_name": row.model_name, "repaired": True,
+                "message": f"put back the weights of '{row.model_name}' from {source}{where}"}
 
     # ---- trash -----------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from cllm_app.data.textstore import (
 )
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
+from cllm_app.fsutil import space_needed
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.store import LanguageModel, ModelEvent, QueueEntry, db
 from cllm_app.store.schema import iso, utcnow
@@ -151,34 +152,42 @@ class Queue:
                title: str | None, imported_from: int | None = None) -> tuple[str, dict]:
         """One document into the queue. Returns ("added" | "duplicate", entry). Raises Refused/Empty."""
         folder = self.folder(row)
-        writer = EntryWriter(folder, tok)
-        try:
-            for text in chunks:
-                writer.write(text)
-            written = writer.finish()
-            with db.atomic():
-                same = QueueEntry.get_or_none(
-                    (QueueEntry.model == row) & (QueueEntry.content_hash == written.content_hash)
-                )
-                if same is not None:
-                    return "duplicate", _entry_json(same)
-                data_path, _cache = writer.commit(written)
-                entry = QueueEntry.create(
-                    model=row,
-                    source_kind=source_kind,
-                    origin=origin,
-                    title=title,
-                    imported_from=imported_from,
-                    data_path=data_path,
-                    content_hash=written.content_hash,
-                    byte_count=written.byte_count,
-                    token_count=written.token_count,
-                    token_fingerprint=tok.fingerprint,
-                    status="ready",
-                )
-            return "added", _entry_json(entry)
-        finally:
-            writer.discard()
+        with space_needed(f"adding {origin} to the queue of '{row.model_name}'", folder):
+            writer = EntryWriter(folder, tok)
+            committed: list[Path] = []
+            try:
+                for text in chunks:
+                    writer.write(text)
+                written = writer.finish()
+                with db.atomic():
+                    same = QueueEntry.get_or_none(
+                        (QueueEntry.model == row) & (QueueEntry.content_hash == written.content_hash)
+                    )
+                    if same is not None:
+                        return "duplicate", _entry_json(same)
+                    data_path, cache = writer.commit(written)
+                    committed = [folder / data_path, cache]
+                    entry = QueueEntry.create(
+                        model=row,
+                        source_kind=source_kind,
+                        origin=origin,
+                        title=title,
+                        imported_from=imported_from,
+                        data_path=data_path,
+                        content_hash=written.content_hash,
+                        byte_count=written.byte_count,
+                        token_count=written.token_count,
+                        token_fingerprint=tok.fingerprint,
+                        status="ready",
+                    )
+                return "added", _entry_json(entry)
+            except BaseException:
+                # The row never came to be (no duplicate has this hash, we looked), so its files go.
+                for path in committed:
+                    path.unlink(missing_ok=True)
+                raise
+            finally:
+                writer.discard()
 
     def _touch(self, row: LanguageModel) -> None:
         LanguageModel.update(updated_at=utcnow()).where(LanguageModel.id == row.id).execute()

@@ -8,6 +8,12 @@ from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.services.openai_key import OpenAIKey
 from cllm_app.services.queue import Queue
+from cllm_app.services.recovery import (
+    check_writable,
+    damaged_store_notice,
+    reregister_models,
+    write_notice,
+)
 from cllm_app.services.research.notes import Notes
 from cllm_app.services.streams import Streams
 from cllm_app.services.themes import Themes
@@ -15,10 +21,20 @@ from cllm_app.store import open_store
 
 
 class Studio:
-    def __init__(self, root: DataRoot | Path | str | None = None):
+    def __init__(self, root: DataRoot | Path | str | None = None, recover: bool = True):
+        """`recover`: move a damaged store aside and start a new one (the app and the CLI); a
+        job's worker passes False and is refused instead, leaving that to the app."""
         self.root = root if isinstance(root, DataRoot) else DataRoot(root)
+        check_writable(self.root)
         self.root.ensure()
-        self.database = open_store(self.root.db_path)
+        self.database = open_store(self.root.db_path, move_damaged=recover)
+        # Things a person must hear about at start (the CLI prints them; they stay in logs/).
+        self.notices: list[str] = []
+        if self.database.damaged is not None:
+            names = reregister_models(self.root, self.database.damaged)
+            notice = damaged_store_notice(self.root, self.database.damaged, names)
+            write_notice(self.root, notice)
+            self.notices.append(notice)
         self.models = ModelLifecycle(self.root)
         self.queue = Queue(self.models)
         self.jobs = Jobs(self.models)
