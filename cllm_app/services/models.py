@@ -29,7 +29,7 @@ from cllm_app.errors import (
     disk_full,
     free_bytes,
 )
-from cllm_app.fsutil import FileSteps, atomic_write_bytes, dir_size, space_needed
+from cllm_app.fsutil import FileSteps, FolderSizes, atomic_write_bytes, dir_size, space_needed
 from cllm_app.paths import DataRoot
 from cllm_app.services.failpoints import failpoint
 from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key
@@ -152,6 +152,7 @@ class ModelLifecycle:
 
     def __init__(self, root: DataRoot):
         self.root = root
+        self.sizes = FolderSizes()
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -195,35 +196,7 @@ class ModelLifecycle:
         return model_name
 
     def describe(self, row: LanguageModel, detail: bool = True) -> dict:
-        queue = (
-            QueueEntry.select(fn.COUNT(QueueEntry.id), fn.COALESCE(fn.SUM(QueueEntry.token_count), 0))
-            .where(QueueEntry.model == row)
-            .tuples()
-            .first()
-        )
-        folder = self.folder(row)
-        job = self.active_job(row)
-        out = {
-            "id": row.id,
-            "model_name": row.model_name,
-            "created_at": iso(row.created_at),
-            "updated_at": iso(row.updated_at),
-            "tokenizer": row.tokenizer,
-            "vocab_size": row.vocab_size,
-            **{f: getattr(row, f) for f in ARCH_FIELDS},
-            "n_params": self.config_of(row).n_params,
-            **{f: getattr(row, f) for f in TRAINING_FIELDS},
-            "epochs_trained": row.epochs_trained,
-            "steps_trained": row.steps_trained,
-            "tokens_trained": row.tokens_trained,
-            "queue": {"items": queue[0], "tokens": int(queue[1])},
-            "queue_directory": str(folder / "queue"),
-            "disk_bytes": dir_size(folder),
-            "busy": {"job_id": job.id, "kind": job.kind, "state": job.state} if job else None,
-            "duplicated_from": row.duplicated_from.model_name
-            if row.duplicated_from_id and row.duplicated_from.deleted_at is None
-            else None,
-        }
+        out = self._summaries([row.__data__], [row.id])[0]
         if detail:
             out["lineage"] = {
                 "duplicated_from": out["duplicated_from"],
@@ -235,16 +208,71 @@ class ModelLifecycle:
             }
         return out
 
+    def _summaries(self, rows: list[dict], ids, live: dict[int, str] | None = None) -> list[dict]:
+        """The listing's fields of each model (rows: the store's values by field name), from
+        the same few queries however many models there are, and with a folder's size walked
+        only when its files have changed: the window polls this while a model trains.
+        `ids`: the rows' ids, or a query of them; `live`: every live model's name by id, when
+        the caller has them all (a copy's source is named only while it is live)."""
+        queues = {
+            model_id: {"items": items, "tokens": int(tokens)}
+            for model_id, items, tokens in QueueEntry.select(
+                QueueEntry.model, fn.COUNT(QueueEntry.id), fn.COALESCE(fn.SUM(QueueEntry.token_count), 0)
+            )
+            .where(QueueEntry.model.in_(ids))
+            .group_by(QueueEntry.model)
+            .tuples()
+        }
+        busy = {}
+        jobs = Job.select(Job.id, Job.model, Job.kind, Job.state).where(
+            Job.model.in_(ids) & Job.state.in_(ACTIVE_JOB_STATES)
+        )
+        for job_id, model_id, kind, state in jobs.order_by(Job.id).tuples():
+            busy.setdefault(model_id, {"job_id": job_id, "kind": kind, "state": state})
+        if live is None:
+            live = {}
+            if sources := {r["duplicated_from"] for r in rows if r.get("duplicated_from")}:
+                names = self._live().select(LanguageModel.id, LanguageModel.model_name)
+                live = dict(names.where(LanguageModel.id.in_(sources)).tuples())
+        models_dir = str(self.root.models_dir)  # names hold no separators, so a join is the folder()
+        out = []
+        for r in rows:
+            folder = os.path.join(models_dir, r["model_name"])
+            out.append({
+                "id": r["id"],
+                "model_name": r["model_name"],
+                "created_at": iso(r["created_at"]),
+                "updated_at": iso(r["updated_at"]),
+                "tokenizer": r["tokenizer"],
+                "vocab_size": r["vocab_size"],
+                **{f: r[f] for f in ARCH_FIELDS},
+                "n_params": GPTConfig(**{f: r[f] for f in ("vocab_size", *ARCH_FIELDS)}).n_params,
+                **{f: r[f] for f in TRAINING_FIELDS},
+                "epochs_trained": r["epochs_trained"],
+                "steps_trained": r["steps_trained"],
+                "tokens_trained": r["tokens_trained"],
+                "queue": queues.get(r["id"]) or {"items": 0, "tokens": 0},
+                "queue_directory": os.path.join(folder, "queue"),
+                "disk_bytes": self.sizes.size(folder),
+                "busy": busy.get(r["id"]),
+                "duplicated_from": live.get(r["duplicated_from"]) if r.get("duplicated_from") else None,
+            })
+        return out
+
     def list(self, sort: str = "name", order: str = "asc") -> list[dict]:
         if sort not in SORT_KEYS:
             raise InvalidInput(f"sort must be one of: {', '.join(SORT_KEYS)}", code="invalid_sort")
         if order not in ("asc", "desc"):
             raise InvalidInput("order must be asc or desc", code="invalid_order")
-        pairs = [(r, self.describe(r, detail=False)) for r in self._live()]
+        rows = list(self._live().dicts())
+        live = {r["id"]: r["model_name"] for r in rows}
+        pairs = list(zip(rows, self._summaries(rows, self._live().select(LanguageModel.id), live), strict=True))
+        models_dir = str(self.root.models_dir)
+        self.sizes.keep_only(os.path.join(models_dir, name) for name in live.values())
         key = {
             "name": lambda p: p[1]["model_name"].casefold(),
-            "created": lambda p: (p[0].created_at, p[0].id),
-            "updated": lambda p: (p[0].updated_at, p[0].id),
+            "created": lambda p: (p[0]["created_at"], p[0]["id"]),
+            "updated": lambda p: (p[0]["updated_at"], p[0]["id"]),
             "size": lambda p: (p[1]["disk_bytes"], p[1]["model_name"].casefold()),
         }[sort]
         return [m for _, m in sorted(pairs, key=key, reverse=order == "desc")]
