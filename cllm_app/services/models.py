@@ -224,11 +224,13 @@ class ModelLifecycle:
             .tuples()
         }
         busy = {}
-        jobs = Job.select(Job.id, Job.model, Job.kind, Job.state).where(
+        jobs = Job.select(Job.id, Job.model, Job.kind, Job.state, Job.pid, Job.pid_started, Job.params).where(
             Job.model.in_(ids) & Job.state.in_(ACTIVE_JOB_STATES)
         )
-        for job_id, model_id, kind, state in jobs.order_by(Job.id).tuples():
-            busy.setdefault(model_id, {"job_id": job_id, "kind": kind, "state": state})
+        for job in jobs.order_by(Job.id):
+            if recover_if_orphan(job):  # its process is gone: it holds nothing (as in active_job)
+                continue
+            busy.setdefault(job.model_id, {"job_id": job.id, "kind": job.kind, "state": job.state})
         if live is None:
             live = {}
             if sources := {r["duplicated_from"] for r in rows if r.get("duplicated_from")}:
