@@ -1,5 +1,6 @@
 """The one place that opens the database."""
 
+import sqlite3
 from pathlib import Path
 
 from peewee import SqliteDatabase
@@ -35,3 +36,11 @@ def open_store(db_path: Path) -> SqliteDatabase:
     upgrade(database, db_path)
     db.initialize(database)
     return database
+
+
+def open_reader(db_path: Path) -> sqlite3.Connection:
+    """A plain read-only connection of its own (store/watch.py's): autocommit, so it never holds
+    a read transaction open between queries, and usable from the one thread that owns it."""
+    conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 2000")
+    return conn
