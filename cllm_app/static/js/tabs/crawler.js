@@ -5,8 +5,11 @@
 // picked from its past crawls) with Pause / Stop / Resume, live counts, and its most recent
 // URLs with their outcome and reason. While a crawl is live the tab polls about once a second
 // (GET /api/crawls/<id> and its /urls); a reloaded page finds the live crawl the same way.
+// A crawl started, paused or ended anywhere (the CLI's `cllm crawl` too) shows at once: the
+// store's change feed (events.js) brings the model's crawls again.
 
 import * as api from "../api.js";
+import * as events from "../events.js";
 import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary } from "../components/model-summary.js";
@@ -92,6 +95,7 @@ export function mount(root, { openTab }) {
   );
   render();
   selection.subscribe(onSelection);
+  events.onChange(["crawls", "jobs"], () => (modelName ? loadModel() : null));
 }
 
 /** The app shows this tab: catch up at once. */

@@ -1,0 +1,97 @@
+// The window's one line to the server's change feed (GET /api/events): every change to the
+// store, made by this window, another one, the CLI or a background job, arrives here as a
+// `change` event naming its topics (models, queue, jobs, progress, history, crawls, store).
+// Views that show what the store holds subscribe with onChange(topics, refetch) and fetch it
+// again: a burst of changes is coalesced into one call DEBOUNCE_MS after its first change, and
+// a change during a call brings one more call after it, so a view always ends on the last state.
+// When the server could not say what was missed (it restarted, or too much happened while
+// this window was away), every subscriber is called. <body data-events="open|connecting|closed">
+// tells tests whether the line is up.
+
+import * as api from "./api.js";
+
+const DEBOUNCE_MS = 100;
+const FIRST_READY_MS = 3000; // boot waits at most this long for the feed before loading anyway
+
+const subscribers = new Set();
+let source = null;
+let readyOnce = false;
+let firstReady = null;
+
+function setState(state) {
+  document.body.dataset.events = state;
+}
+
+function deliver(topics) {
+  for (const sub of subscribers) {
+    if (topics === null || sub.topics.some((t) => topics.includes(t))) schedule(sub);
+  }
+}
+
+function schedule(sub) {
+  if (sub.running) {
+    sub.again = true;
+  } else if (!sub.timer) {
+    sub.timer = setTimeout(() => run(sub), DEBOUNCE_MS);
+  }
+}
+
+async function run(sub) {
+  sub.timer = null;
+  sub.running = true;
+  try {
+    await sub.fn();
+  } catch (err) {
+    console.warn("refreshing after a change failed", err);
+  } finally {
+    sub.running = false;
+    if (sub.again) {
+      sub.again = false;
+      schedule(sub);
+    }
+  }
+}
+
+/**
+ * Open the feed (once). Resolves when it is up (or after FIRST_READY_MS), so what the views
+ * load next is never older than the first change they will hear of.
+ */
+export function start() {
+  if (source) return firstReady;
+  let resolveFirst;
+  firstReady = new Promise((resolve) => {
+    resolveFirst = resolve;
+    setTimeout(resolve, FIRST_READY_MS);
+  });
+  setState("connecting");
+  source = api.eventSource("/api/events");
+  source.addEventListener("ready", (e) => {
+    setState("open");
+    const { resumed } = JSON.parse(e.data);
+    // The first `ready` is the baseline the views load from; a later one that could not
+    // resume means changes may have been missed.
+    if (readyOnce && !resumed) deliver(null);
+    readyOnce = true;
+    resolveFirst();
+  });
+  source.addEventListener("change", (e) => {
+    const { topics } = JSON.parse(e.data);
+    deliver(topics);
+  });
+  source.addEventListener("error", () => {
+    // CLOSED: refused (no or a wrong token), so it will not retry; the first loads show why.
+    setState(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
+    if (source.readyState === EventSource.CLOSED) resolveFirst();
+  });
+  return firstReady;
+}
+
+/** Call fn() (it may be async) after changes of any of `topics`; returns an unsubscribe function. */
+export function onChange(topics, fn) {
+  const sub = { topics: [...topics], fn, timer: null, running: false, again: false };
+  subscribers.add(sub);
+  return () => {
+    clearTimeout(sub.timer);
+    subscribers.delete(sub);
+  };
+}

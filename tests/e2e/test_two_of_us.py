@@ -1,0 +1,81 @@
+"""Two of us at once: the window open in Chromium while the CLI, in processes of its own,
+renames the model the window shows, adds training data to it, trains it and deletes it. Each
+change shows in the window within 2 s of the command's end, without a reload (the store's
+change feed, GET /api/events); every deadline is counted from when the CLI process exits."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from e2e_support import TINY_SHAPE, open_tab, sample_text
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+WITHIN_MS = 2_000
+
+
+def cllm(app, *args) -> str:
+    """Run `cllm ARGS` against the app's data root, as a person in a terminal would; returns
+    when the process has exited."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cllm_app", *args],
+        env={**os.environ, "CLLM_HOME": str(app.home)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def test_the_cli_renames_adds_data_trains_and_deletes_while_the_window_watches(page, app, tmp_path):
+    app.create("Solo", **TINY_SHAPE)
+    app.api("PUT", "/api/settings", {"selected_model": "Solo"}, expect_status=200)
+    page.reload()
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-ready", "1")
+    expect(body).to_have_attribute("data-events", "open")
+    open_tab(page, "models")
+    expect(page.get_by_test_id("details-name")).to_have_text("Solo")
+
+    # A rename: the list, the details and the selection follow the model.
+    cllm(app, "models", "rename", "Solo", "Duo")
+    expect(page.locator('#panel-models tr[data-model="Duo"]')).to_have_attribute(
+        "aria-selected", "true", timeout=WITHIN_MS
+    )
+    expect(page.get_by_test_id("details-name")).to_have_text("Duo", timeout=WITHIN_MS)
+    expect(page.locator('#panel-models tr[data-model="Solo"]')).to_have_count(0)
+
+    # Training data added from the terminal: the Training tab's counts.
+    open_tab(page, "training")
+    info_queue = page.get_by_test_id("info-queue")
+    expect(info_queue).to_have_text("0 items · 0 tokens")
+    text = tmp_path / "story.txt"
+    text.write_text(sample_text(6_000, seed=3))
+    cllm(app, "data", "add", "Duo", str(text))
+    tokens = app.api("GET", "/api/models/Duo", expect_status=200)[1]["queue"]["tokens"]
+    expect(info_queue).to_have_text(f"1 item · {tokens:,} tokens", timeout=WITHIN_MS)
+    expect(page.get_by_test_id("queue-summary")).to_have_text(f"1 item · {tokens:,} tokens", timeout=WITHIN_MS)
+    expect(page.locator('#panel-training [data-testid="queue-table"] tr[data-origin="story.txt"]')).to_be_visible(
+        timeout=WITHIN_MS
+    )
+
+    # A short training run from the terminal: epochs, and the run card shows the job done.
+    cllm(app, "models", "set", "Duo", "--batch-size", "2", "--sequence-length", "16",
+         "--eval-interval", "5", "--checkpoint-interval", "5")
+    cllm(app, "train", "Duo", "--epochs", "1")
+    expect(page.get_by_test_id("info-epochs")).to_have_text("1 trained of 1 target", timeout=WITHIN_MS)
+    expect(page.get_by_test_id("job-state")).to_have_attribute("data-state", "done", timeout=WITHIN_MS)
+    job = app.api("GET", "/api/jobs?model_name=Duo", expect_status=200)[1]["jobs"][0]
+    assert job["kind"] == "train" and job["state"] == "done"
+    # The CLI trained in its own process: the window's runner never started a worker for it.
+    assert not (app.home / "logs" / f"job-{job['id']}.log").exists()
+
+    # Deleted from the terminal: gone from the list, waiting in the trash.
+    open_tab(page, "models")
+    cllm(app, "models", "delete", "Duo", "--yes")
+    expect(page.locator('#panel-models tr[data-model="Duo"]')).to_have_count(0, timeout=WITHIN_MS)
+    expect(page.locator('[data-trash-name="Duo"]')).to_be_visible(timeout=WITHIN_MS)
+    expect(page.get_by_test_id("details")).not_to_contain_text("Duo")

@@ -1,0 +1,91 @@
+"""One app per data root: a second `cllm serve` (or window) on the same data root refuses and
+names the first; once the first is gone (even killed with SIGKILL) the next one starts. The
+CLI's own jobs run beside the open app without its runner ever starting them."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from cllm_app.instance import AlreadyOpen, InstanceLock
+from cllm_app.jobs.runner import JobRunner
+from cllm_app.services.training import start_training
+
+URL_LINE = re.compile(r"serving at (http://127\.0\.0\.1:\d+)/#token=(\S+)")
+
+
+def serve(home) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cllm_app", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "CLLM_HOME": str(home)})
+
+
+def started(proc) -> str:
+    line = proc.stdout.readline()
+    match = URL_LINE.search(line)
+    assert match, (line, proc.stderr.read() if proc.poll() is not None else "")
+    return match.group(1)
+
+
+def stop(proc) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    proc.wait(timeout=20)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def test_a_second_app_on_the_data_root_refuses_naming_the_first(home):
+    first = serve(home)
+    try:
+        origin = started(first)
+        second = serve(home)
+        try:
+            assert second.wait(timeout=60) == 2
+            err = second.stderr.read()
+            assert err.strip() == (
+                f"error: CLLM Studio is already open on this data root (pid {first.pid}, {origin}); "
+                "use that window, or close it first"
+            )
+            assert second.stdout.read() == ""  # it never printed a URL of its own
+        finally:
+            stop(second)
+        assert first.poll() is None  # the first one is untouched and still answers
+    finally:
+        first.kill()  # no clean shutdown: the OS drops the lock all the same
+        first.wait(timeout=20)
+        first.stdout.close()
+        first.stderr.close()
+    third = serve(home)
+    try:
+        origin, token = URL_LINE.search(third.stdout.readline()).groups()
+        assert requests.get(origin + "/api/models", headers={"X-CLLM-Token": token}, timeout=10).status_code == 200
+    finally:
+        stop(third)
+        assert third.returncode in (0, -signal.SIGTERM)
+
+
+def test_the_lock_is_held_until_released(tmp_path):
+    a, b = InstanceLock(tmp_path), InstanceLock(tmp_path)
+    a.acquire("http://127.0.0.1:1")
+    with pytest.raises(AlreadyOpen, match=r"pid \d+, http://127\.0\.0\.1:1\)"):
+        b.acquire("http://127.0.0.1:2")
+    a.release()
+    b.acquire("http://127.0.0.1:2")
+    b.release()
+
+
+def test_a_job_the_cli_runs_itself_is_never_started_by_the_runner(studio, tmp_path):
+    studio.models.create("m", n_layer=1, n_head=2, n_embd=16, block_size=16)
+    text = tmp_path / "t.txt"
+    text.write_text("some words to train on " * 50)
+    studio.queue.add_text("m", text.read_text(), origin="t.txt", source_kind="file")
+    runner = JobRunner(studio)  # the open window's runner, not started: ticked by hand
+    job = start_training(studio, "m", {}, foreground=True)
+    assert job["state"] == "running"
+    runner.tick()
+    assert runner.procs == {}
+    assert not (studio.root.path / "logs" / f"job-{job['id']}.log").exists()
