@@ -89,3 +89,41 @@ def test_a_job_the_cli_runs_itself_is_never_started_by_the_runner(studio, tmp_pa
     runner.tick()
     assert runner.procs == {}
     assert not (studio.root.path / "logs" / f"job-{job['id']}.log").exists()
+
+
+def test_two_starts_of_one_model_at_once_give_one_job(studio, monkeypatch):
+    """The window's Start and the CLI's `cllm train` at the same moment: the check that no
+    training job is active and the insert are one write transaction, so one wins and the other
+    is refused. Each start waits (up to a second) after its check for the other to have checked
+    too, which, were the two steps apart, would let both through."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cllm_app.errors import Conflict
+    from cllm_app.services import training
+
+    studio.models.create("m", n_layer=1, n_head=2, n_embd=16, block_size=16)
+    studio.queue.add_text("m", "some words to train on " * 50, origin="t.txt", source_kind="file")
+    both_checked = threading.Barrier(2)
+    check = training.check_can_train
+
+    def check_then_wait(*args):
+        check(*args)
+        try:
+            both_checked.wait(timeout=1.0)
+        except threading.BrokenBarrierError:
+            pass  # the other start is held until this one has inserted: as it should be
+
+    monkeypatch.setattr(training, "check_can_train", check_then_wait)
+
+    def start(foreground):
+        try:
+            return start_training(studio, "m", {}, foreground=foreground)["id"]
+        except Conflict as e:
+            assert e.code == "already_training"
+            return None
+
+    with ThreadPoolExecutor(2) as pool:
+        started = [j for j in pool.map(start, (False, True)) if j is not None]
+    assert len(started) == 1
+    assert [j["id"] for j in studio.jobs.list("m", active=True)] == started
