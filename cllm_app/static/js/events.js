@@ -22,9 +22,14 @@ function setState(state) {
   document.body.dataset.events = state;
 }
 
-function deliver(topics) {
+/** `event`: {topics, model_ids} of a change, or null for "anything may have changed". */
+function deliver(event) {
   for (const sub of subscribers) {
-    if (topics === null || sub.topics.some((t) => topics.includes(t))) schedule(sub);
+    if (event !== null && !sub.topics.some((t) => event.topics.includes(t))) continue;
+    // The models concerned, gathered until the call: null when one change did not say.
+    if (event === null || !event.model_ids?.length) sub.models = null;
+    else if (sub.models !== null) for (const id of event.model_ids) sub.models.add(id);
+    schedule(sub);
   }
 }
 
@@ -39,8 +44,10 @@ function schedule(sub) {
 async function run(sub) {
   sub.timer = null;
   sub.running = true;
+  const models = sub.models;
+  sub.models = new Set();
   try {
-    await sub.fn();
+    await sub.fn({ concerns: (id) => models === null || models.has(id) });
   } catch (err) {
     console.warn("refreshing after a change failed", err);
   } finally {
@@ -74,10 +81,7 @@ export function start() {
     readyOnce = true;
     resolveFirst();
   });
-  source.addEventListener("change", (e) => {
-    const { topics } = JSON.parse(e.data);
-    deliver(topics);
-  });
+  source.addEventListener("change", (e) => deliver(JSON.parse(e.data)));
   source.addEventListener("error", () => {
     // CLOSED: refused (no or a wrong token), so it will not retry; the first loads show why.
     setState(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
@@ -86,9 +90,12 @@ export function start() {
   return firstReady;
 }
 
-/** Call fn() (it may be async) after changes of any of `topics`; returns an unsubscribe function. */
+/**
+ * Call fn(changes) (it may be async) after changes of any of `topics`; `changes.concerns(id)`
+ * tells whether they may concern the model of that id. Returns an unsubscribe function.
+ */
 export function onChange(topics, fn) {
-  const sub = { topics: [...topics], fn, timer: null, running: false, again: false };
+  const sub = { topics: [...topics], fn, timer: null, running: false, again: false, models: new Set() };
   subscribers.add(sub);
   return () => {
     clearTimeout(sub.timer);

@@ -95,7 +95,7 @@ export function mount(root, { openTab }) {
   );
   render();
   selection.subscribe(onSelection);
-  events.onChange(["crawls", "jobs"], () => (modelName ? loadModel() : null));
+  events.onChange(["crawls", "jobs"], (changes) => (modelName && changes.concerns(modelId) ? loadModel() : null));
 }
 
 /** The app shows this tab: catch up at once. */

@@ -131,7 +131,7 @@ export function mount(root, { openTab }) {
   renderRun();
 
   selection.subscribe(onSelection);
-  events.onChange(["queue"], () => (view.name ? queueTable.load() : null));
+  events.onChange(["queue"], (changes) => (view.name && changes.concerns(view.id) ? queueTable.load() : null));
   events.onChange(["jobs"], refreshRun);
 }
 
