@@ -79,3 +79,28 @@ def test_the_cli_renames_adds_data_trains_and_deletes_while_the_window_watches(p
     expect(page.locator('#panel-models tr[data-model="Duo"]')).to_have_count(0, timeout=WITHIN_MS)
     expect(page.locator('[data-trash-name="Duo"]')).to_be_visible(timeout=WITHIN_MS)
     expect(page.get_by_test_id("details")).not_to_contain_text("Duo")
+
+
+def test_a_setting_changed_by_the_cli_shows_beside_unsaved_edits(page, app):
+    """The person has typed a batch_size and not saved it; meanwhile the CLI sets target_epochs.
+    The form shows the CLI's target_epochs and keeps the typed batch_size, and Save sends only
+    the person's edit, so neither change undoes the other."""
+    created = app.create("Both", **TINY_SHAPE)
+    app.api("PUT", "/api/settings", {"selected_model": "Both"}, expect_status=200)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-events", "open")
+    open_tab(page, "training")
+    panel = page.locator("#panel-training")
+    expect(panel.get_by_test_id("summary-name")).to_have_text("Both")
+    batch = page.get_by_test_id("training-batch_size")
+    expect(batch).to_have_value(str(created["batch_size"]))  # the form has loaded: typing now is kept
+    batch.fill("3")
+
+    cllm(app, "models", "set", "Both", "--target-epochs", "4")
+    expect(page.get_by_test_id("training-target_epochs")).to_have_value("4", timeout=WITHIN_MS)
+    expect(page.get_by_test_id("info-epochs")).to_have_text("0 trained of 4 target")
+    expect(batch).to_have_value("3")
+    page.get_by_test_id("training-save").click()
+    expect(page.get_by_test_id("training-save")).to_be_disabled()
+    model = app.api("GET", "/api/models/Both", expect_status=200)[1]
+    assert (model["batch_size"], model["target_epochs"]) == (3, 4)

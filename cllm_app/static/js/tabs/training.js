@@ -329,6 +329,11 @@ async function load(name, { keepEdits = false } = {}) {
     if (mine !== seq) return;
     loadedAt = askedAt;
     if (keepEdits && dirty && loaded && loaded.id === model.id) {
+      // A field the person has not touched follows the store (the CLI may have changed it), so
+      // Start and Save send only their own edits; what they typed stays.
+      for (const [field, input] of Object.entries(els.inputs)) {
+        if (Number(input.value) === loaded[field] && input.value.trim() !== "") input.value = String(model[field]);
+      }
       loaded = model;
       renderInfo(model);
       renderControls();
