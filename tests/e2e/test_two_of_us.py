@@ -104,3 +104,34 @@ def test_a_setting_changed_by_the_cli_shows_beside_unsaved_edits(page, app):
     expect(page.get_by_test_id("training-save")).to_be_disabled()
     model = app.api("GET", "/api/models/Both", expect_status=200)[1]
     assert (model["batch_size"], model["target_epochs"]) == (3, 4)
+
+
+def test_a_crawl_from_the_cli_shows_in_the_crawler_tab(page, app):
+    """The Crawler tab shows the model's last crawl; `cllm crawl` runs another one: the card
+    moves to it and shows its final counts, and the summary the crawl's pages in the queue."""
+    from crawl_site import CrawlSite
+
+    app.create("Web", **TINY_SHAPE)
+    app.api("PUT", "/api/settings", {"selected_model": "Web"}, expect_status=200)
+    with CrawlSite(slow_seconds=0.2) as site:
+        first = app.api("POST", "/api/models/Web/crawls",
+                        {"start_urls": [site.url("/")], "max_pages": 1, "rate": 0, "timeout": 2}, expect_status=202)[1]
+        app.wait_job(first["job_id"])
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-events", "open")
+        open_tab(page, "crawler")
+        status = page.get_by_test_id("crawl-status")
+        expect(status).to_have_attribute("data-crawl-id", str(first["id"]))
+        expect(status.get_by_test_id("crawl-state")).to_have_attribute("data-state", "done")
+
+        cllm(app, "crawl", "Web", site.url("/"), "--max-pages", "4", "--depth", "1", "--rate", "0", "--timeout", "2")
+        crawls = app.api("GET", "/api/models/Web/crawls", expect_status=200)[1]["crawls"]
+        second = crawls[0]
+        assert second["id"] != first["id"] and second["state"] == "done"
+        expect(status).to_have_attribute("data-crawl-id", str(second["id"]), timeout=WITHIN_MS)
+        expect(status.get_by_test_id("crawl-state")).to_have_attribute("data-state", "done", timeout=WITHIN_MS)
+        expect(page.get_by_test_id("crawl-count-fetched")).to_have_text(f"{second['fetched']:,}", timeout=WITHIN_MS)
+        expect(page.get_by_test_id("crawl-history-item")).to_have_count(2, timeout=WITHIN_MS)
+        queue = app.api("GET", "/api/models/Web", expect_status=200)[1]["queue"]
+        expect(page.locator('#panel-crawler [data-testid="model-summary"]')).to_contain_text(
+            f"{queue['items']} items · {queue['tokens']:,} tokens", timeout=WITHIN_MS)

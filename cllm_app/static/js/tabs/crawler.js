@@ -44,6 +44,8 @@ let panel;
 let modelName = null;
 let modelId = null;
 let crawl = null; // the crawl the card shows
+let picked = false; // the person chose an older crawl from the past crawls; else the card follows the newest
+let newestId = null;
 let seq = 0;
 let timer = null;
 let polls = 0;
@@ -186,6 +188,7 @@ async function start(event) {
   els.start.disabled = true;
   try {
     crawl = await api.post(`/api/models/${api.seg(modelName)}/crawls`, body);
+    picked = false;
     toast(`Started crawl #${crawl.id} for ${modelName}`, { kind: "ok" });
     render();
     await loadModel();
@@ -211,6 +214,7 @@ function onSelection({ currentModel }) {
   if (id !== modelId) {
     modelId = id;
     crawl = null;
+    picked = false;
     els.error.textContent = "";
     render();
     loadModel();
@@ -230,7 +234,7 @@ async function loadModel() {
     if (mine !== seq) return;
     renderHistory(crawls);
     const same = crawl && crawls.find((c) => c.id === crawl.id);
-    crawl = same || crawls[0] || null;
+    crawl = (picked && same) || crawls[0] || null;
     await refreshCrawl();
   } catch (err) {
     if (mine === seq && err.code !== "model_not_found") toastError(err);
@@ -238,6 +242,7 @@ async function loadModel() {
 }
 
 function renderHistory(crawls) {
+  newestId = crawls.length ? crawls[0].id : null;
   if (!crawls.length) {
     fill(els.history, h("p", { class: "empty", dataset: { testid: "crawl-history-empty" } }, "No crawls yet."));
     return;
@@ -256,6 +261,7 @@ function renderHistory(crawls) {
 
 function show(c) {
   crawl = c;
+  picked = c.id !== newestId;
   refreshCrawl().catch(toastError);
   loadHistoryOnly();
 }
