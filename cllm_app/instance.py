@@ -9,12 +9,16 @@ lock behind. The CLI's own commands (train, data add, crawl…) run their job in
 process, never through a runner, so they work beside the open window and take no lock.
 """
 
+import errno
 import json
+import logging
 import os
 import time
 from pathlib import Path
 
 from cllm_app.errors import CllmError
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = "cllm.lock"
 _WINDOWS_LOCK_OFFSET = 1 << 20  # Windows locks a byte range: one past what the file ever holds
@@ -26,6 +30,8 @@ class AlreadyOpen(CllmError):
 
 
 def _try_lock(f) -> bool:
+    """False when another process holds the lock. A file system that cannot lock at all (some
+    network shares) lets the app open unguarded rather than never."""
     try:
         if os.name == "nt":
             import msvcrt
@@ -36,8 +42,10 @@ def _try_lock(f) -> bool:
             import fcntl
 
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK, errno.EDEADLK):
+            return False
+        log.warning("cannot lock %s (%s): a second app on this data root would not be refused", f.name, e)
     return True
 
 
