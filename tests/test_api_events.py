@@ -30,9 +30,12 @@ class Stream:
     """An SSE reader on a plain socket (HTTP/1.0, so the body is the bare stream), read in this
     thread with a deadline: events come out as (name, id, data), comments as ("comment", None, text)."""
 
-    def __init__(self, server, last_event_id=None, token=True):
+    def __init__(self, server, last_event_id=None, token=True, in_query=False):
         self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         path = "/api/events" + (f"?token={server.secret}" if token else "")
+        if in_query and last_event_id is not None:
+            path += f"&last_event_id={last_event_id}"
+            last_event_id = None
         lines = [f"GET {path} HTTP/1.0", f"Host: 127.0.0.1:{server.port}", "Accept: text/event-stream"]
         if last_event_id is not None:
             lines.append(f"Last-Event-ID: {last_event_id}")
@@ -114,6 +117,11 @@ def test_a_change_by_another_process_arrives_with_increasing_ids_and_resumes(ser
         assert id3 == id2 + 1 and "models" in ev3["topics"]
     finally:
         again.close()
+    by_query = Stream(server, last_event_id=id2, in_query=True)  # a first connection cannot set the header
+    try:
+        assert by_query.next("ready")[2]["resumed"] is True and by_query.next("change")[1] == id3
+    finally:
+        by_query.close()
 
     # An id this feed never gave (an earlier run of the app): start over, fetch everything.
     fresh = Stream(server, last_event_id=10**9)

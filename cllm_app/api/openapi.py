@@ -441,6 +441,7 @@ QUERY_PARAMS = {
         ("search", _STR), ("source_kind", _STR), ("offset", _INT), ("limit", _INT)
     ],
     ("GET", "/api/models/{model_name}/queue/{entry_id}"): [("max_chars", _INT)],
+    ("GET", "/api/events"): [("last_event_id", _INT)],  # as the Last-Event-ID header, for a first connection
 }
 
 

@@ -2,8 +2,9 @@
 // store, made by this window, another one, the CLI or a background job, arrives here as a
 // `change` event naming its topics (models, queue, jobs, progress, history, crawls, store).
 // Views that show what the store holds subscribe with onChange(topics, refetch) and fetch it
-// again: a burst of changes is coalesced into one call DEBOUNCE_MS after its first change, and
-// a change during a call brings one more call after it, so a view always ends on the last state.
+// again: a burst of changes is coalesced into one call DEBOUNCE_MS after its first change (and
+// at least MIN_GAP_MS after the previous call), and a change during a call brings one more call
+// after it, so a view always ends on the last state.
 // When the server could not say what was missed (it restarted, or too much happened while
 // this window was away), every subscriber is called. <body data-events="open|connecting|closed">
 // tells tests whether the line is up.
@@ -11,6 +12,7 @@
 import * as api from "./api.js";
 
 const DEBOUNCE_MS = 100;
+const MIN_GAP_MS = 300; // between the end of one call and the next: an ingest of many files commits all the time
 const FIRST_READY_MS = 3000; // boot waits at most this long for the feed before loading anyway
 
 const subscribers = new Set();
@@ -37,7 +39,8 @@ function schedule(sub) {
   if (sub.running) {
     sub.again = true;
   } else if (!sub.timer) {
-    sub.timer = setTimeout(() => run(sub), DEBOUNCE_MS);
+    const wait = Math.max(DEBOUNCE_MS, MIN_GAP_MS - (performance.now() - sub.endedAt));
+    sub.timer = setTimeout(() => run(sub), wait);
   }
 }
 
@@ -52,6 +55,7 @@ async function run(sub) {
     console.warn("refreshing after a change failed", err);
   } finally {
     sub.running = false;
+    sub.endedAt = performance.now();
     if (sub.again) {
       sub.again = false;
       schedule(sub);
@@ -95,7 +99,7 @@ export function start() {
  * tells whether they may concern the model of that id. Returns an unsubscribe function.
  */
 export function onChange(topics, fn) {
-  const sub = { topics: [...topics], fn, timer: null, running: false, again: false, models: new Set() };
+  const sub = { topics: [...topics], fn, timer: null, running: false, again: false, models: new Set(), endedAt: -Infinity };
   subscribers.add(sub);
   return () => {
     clearTimeout(sub.timer);
