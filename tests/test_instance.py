@@ -127,3 +127,67 @@ def test_two_starts_of_one_model_at_once_give_one_job(studio, monkeypatch):
         started = [j for j in pool.map(start, (False, True)) if j is not None]
     assert len(started) == 1
     assert [j["id"] for j in studio.jobs.list("m", active=True)] == started
+
+
+def _job_from_another_process_meets(studio, monkeypatch, change, failpoint_name):
+    """Run `change` (a rename or a delete) while a job for the model is submitted as another
+    process would: without the in-process lock the two share here, only the store between them.
+    The change, once it has looked for active jobs, waits (up to a second) for the submit to be
+    done. Returns (whether the job was committed when the folder moved, the change's refusal)."""
+    import contextlib
+    import sqlite3
+    import threading
+
+    from cllm_app.errors import Conflict
+    from cllm_app.services import jobs as jobs_module
+    from cllm_app.services import models as models_module
+
+    studio.models.create("m", n_layer=1, n_head=2, n_embd=16, block_size=16)
+    monkeypatch.setattr(jobs_module, "changing", contextlib.nullcontext())
+    submitted = threading.Event()
+    checked = threading.Event()
+    seen = {}
+    real_check = models_module.ModelLifecycle._refuse_if_busy
+    real_failpoint = models_module.failpoint
+
+    def check_then_wait(self, row, action):
+        real_check(self, row, action)
+        checked.set()
+        submitted.wait(timeout=1.0)  # where the checks and the move are apart, the job gets in here
+
+    def at_failpoint(name):
+        if name == failpoint_name:
+            with contextlib.closing(sqlite3.connect(studio.root.db_path)) as other:
+                seen["job_committed"] = other.execute("SELECT count(*) FROM jobs").fetchone()[0] > 0
+        real_failpoint(name)
+
+    monkeypatch.setattr(models_module.ModelLifecycle, "_refuse_if_busy", check_then_wait)
+    monkeypatch.setattr(models_module, "failpoint", at_failpoint)
+
+    def submit():
+        checked.wait(timeout=10)
+        studio.jobs.submit("ingest", "m", {})
+        submitted.set()
+
+    other = threading.Thread(target=submit)
+    other.start()
+    refusal = None
+    try:
+        change()
+    except Conflict as e:
+        refusal = e.code
+    other.join(timeout=30)
+    return seen.get("job_committed"), refusal
+
+
+def test_a_rename_never_moves_the_folder_of_a_model_another_process_has_just_queued_a_job_for(studio, monkeypatch):
+    committed, refusal = _job_from_another_process_meets(
+        studio, monkeypatch, lambda: studio.models.rename("m", "n"), "rename.folder")
+    assert refusal is None and committed is False  # the job waited for the rename, and is the renamed model's
+    assert studio.jobs.list("n")[0]["model_name"] == "n"
+
+
+def test_a_delete_never_trashes_a_model_another_process_has_just_queued_a_job_for(studio, monkeypatch):
+    committed, refusal = _job_from_another_process_meets(
+        studio, monkeypatch, lambda: studio.models.delete("m", confirm=True), "delete.row")
+    assert refusal is None and committed is False
