@@ -123,7 +123,7 @@ def _serve(port: int) -> None:
     from cllm_app.server import Server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = Server(_studio(), port=port)
+    server = Server(_studio(), port=port).claim()  # a second app on this data root refuses here
     click.echo(f"CLLM Studio is serving at {server.url}")
     click.echo("Open that address in a browser on this computer. Press Ctrl+C to stop.")
     sys.stdout.flush()
@@ -416,7 +416,7 @@ def data_add(name, paths, text_field, csv_column, as_json):
     from cllm_app.services.ingest import start_ingest
 
     studio = _studio()
-    job = start_ingest(studio, name, list(paths), text_field=text_field, csv_column=csv_column)
+    job = start_ingest(studio, name, list(paths), text_field=text_field, csv_column=csv_column, foreground=True)
     _run_ingest_here(studio, job, as_json)
 
 
@@ -431,7 +431,7 @@ def data_import(name, source, entry_ids, as_json):
     from cllm_app.services.ingest import start_import
 
     studio = _studio()
-    job = start_import(studio, name, source, list(entry_ids) or None)
+    job = start_import(studio, name, source, list(entry_ids) or None, foreground=True)
     _run_ingest_here(studio, job, as_json)
 
 

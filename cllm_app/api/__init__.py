@@ -3,10 +3,11 @@
 import mimetypes
 from pathlib import Path
 
-from flask import Flask, Response, send_from_directory
+from flask import Flask, Response, request, send_from_directory
 
 from cllm_app.api import errors, security
 from cllm_app.api.crawls import bp as crawls_bp
+from cllm_app.api.events import bp as events_bp
 from cllm_app.api.generate import bp as generate_bp
 from cllm_app.api.jobs import bp as jobs_bp
 from cllm_app.api.models import bp as models_bp
@@ -43,11 +44,19 @@ def create_app(
     )
     security.install(app, for_window=for_window)
     errors.install(app)
-    for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp):
+    for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp, events_bp):
         app.register_blueprint(bp)
     app.register_blueprint(generate_bp)
     app.register_blueprint(openai_bp)
     app.register_blueprint(openai_key_bp)
+
+    @app.after_request
+    def tell_followers(response):
+        # A write request has committed by now: the window's change feed (and so every open
+        # window) hears of it at once instead of at the feed's next poll.
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            studio.changed()
+        return response
 
     @app.get("/")
     def index():

@@ -201,6 +201,14 @@ SCHEMAS = {
         "(the text made since the previous write, `pieces` pieces of it; at most ~100 a second), done {prompt_tokens, completion_tokens, seconds, time_to_first_token, "
         "tokens_per_sec, finish_reason, message?}, or error {code, message}",
     },
+    "ChangeEvents": {
+        "type": "string",
+        "description": "text/event-stream, one stream per window (the token may ride as ?token=): "
+        "ready {last_id, resumed} first, then change {id, topics, model_ids, at} with an increasing `id:` "
+        "for every change to the store by any process (topics: models, queue, jobs, progress, history, "
+        "crawls, store), and `: heartbeat` comments; a reconnect with Last-Event-ID gets what it missed, "
+        "or resumed false when that is no longer kept (fetch everything again)",
+    },
     "Settings": {
         "type": "object",
         "properties": {"selected_model": {"type": ["string", "null"]}, "theme": _STR},
@@ -350,6 +358,7 @@ ROUTES = {
         200, _ref("StreamEvents")),
     ("POST", "/api/streams/stop"): (
         _obj({"stream_id": _STR}, ("stream_id",)), 200, _obj({"stream_id": _STR, "stopped": {"type": "boolean"}})),
+    ("GET", "/api/events"): (None, 200, _ref("ChangeEvents")),
     ("GET", "/api/sampling-presets"): (None, 200, _obj({"presets": {"type": "array"}})),
     ("GET", "/api/models/{model_name}/sampling"): (None, 200, _ref("SamplingSettings")),
     ("PUT", "/api/models/{model_name}/sampling"): (
@@ -441,6 +450,7 @@ QUERY_PARAMS = {
         ("search", _STR), ("source_kind", _STR), ("offset", _INT), ("limit", _INT)
     ],
     ("GET", "/api/models/{model_name}/queue/{entry_id}"): [("max_chars", _INT)],
+    ("GET", "/api/events"): [("last_event_id", _INT)],  # as the Last-Event-ID header, for a first connection
 }
 
 

@@ -27,15 +27,16 @@ def discard_staging(root: Path, staging: str | None) -> None:
 
 
 def start_ingest(studio, model_name: str, paths, origins=None, staging: str | None = None,
-                 text_field=None, csv_column=None) -> dict:
-    """Queue an ingest job for files and folders by path."""
+                 text_field=None, csv_column=None, foreground: bool = False) -> dict:
+    """Queue an ingest job for files and folders by path. `foreground`: the caller runs it in
+    its own process (`cllm data add`), so no runner (the open window's) may start it too."""
     studio.queue.check_paths(paths)
     studio.queue.options(text_field, csv_column)  # refuse a bad choice now, not in the job
     if origins is None:
         origins = [str(Path(p).expanduser().resolve()) for p in paths]
     params = {"paths": paths, "origins": origins, "staging": staging,
               "text_field": text_field, "csv_column": csv_column}
-    return studio.jobs.submit("ingest", model_name, params)
+    return studio.jobs.submit("ingest", model_name, params, state="running" if foreground else "queued")
 
 
 def stage_uploads(studio, model_name: str, files) -> tuple[str, list[str], list[str]]:
@@ -72,9 +73,10 @@ def start_upload(studio, model_name: str, files, text_field=None, csv_column=Non
         raise
 
 
-def start_import(studio, model_name: str, source_name, entry_ids=None) -> dict:
-    """Check an import now (self-import, unknown items) and queue it as an ingest job."""
+def start_import(studio, model_name: str, source_name, entry_ids=None, foreground: bool = False) -> dict:
+    """Check an import now (self-import, unknown items) and queue it as an ingest job
+    (`foreground`: as start_ingest's)."""
     _row, source, ids = studio.queue.import_plan(model_name, source_name, entry_ids)
     params = {"import_from": source.id, "source_name": source.model_name,
               "entry_ids": ids if entry_ids is not None else None}
-    return studio.jobs.submit("ingest", model_name, params)
+    return studio.jobs.submit("ingest", model_name, params, state="running" if foreground else "queued")

@@ -529,7 +529,6 @@ class ModelLifecycle:
         new_name = self.check_new_name(new_name, current=row.model_name)
         if new_name == row.model_name:
             return self.describe(row)
-        self._refuse_if_busy(row, "rename")
         old_dir, new_dir = self.folder(row), self.root.model_dir(new_name)
         case_only = name_key(new_name) == row.name_key
         if new_dir.exists() and not case_only:
@@ -540,6 +539,9 @@ class ModelLifecycle:
             )
         what = f"renaming '{row.model_name}'"
         with space_needed(what, self.root.path), FileSteps() as files, db.atomic():
+            # Inside the write transaction: a job another process (the window, the CLI) queues
+            # for this model lands either before (refused here) or after the move, never between.
+            self._refuse_if_busy(row, "rename")
             row.model_name, row.name_key, row.updated_at = new_name, name_key(new_name), utcnow()
             row.save()
             failpoint("rename.row")
@@ -653,10 +655,10 @@ class ModelLifecycle:
                 f"deleting '{row.model_name}' needs confirmation; it goes to the trash and can be restored "
                 "until the trash is emptied"
             )
-        self._refuse_if_busy(row, "delete")
         stamp = utcnow()
         trash = self.root.trash_dir / f"{row.id}-{stamp:%Y%m%dT%H%M%S%f}"
         with FileSteps() as files, db.atomic():
+            self._refuse_if_busy(row, "delete")  # in the transaction, as in rename
             row.deleted_at, row.trash_dir = stamp, trash.name
             row.save()
             failpoint("delete.row")

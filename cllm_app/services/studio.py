@@ -1,9 +1,11 @@
 """The Studio: one data root, its store and its services, opened together."""
 
+import functools
 from pathlib import Path
 
 from cllm_app.paths import DataRoot
 from cllm_app.services.chat import Chat
+from cllm_app.services.events import Events
 from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.services.openai_key import OpenAIKey
@@ -45,5 +47,17 @@ class Studio:
         self.streams = Streams(self)
         self.chat = Chat(self, self.streams)
 
+    @functools.cached_property
+    def events(self) -> Events:
+        """The feed of the store's changes; its thread starts the first time someone follows it."""
+        return Events(self.root.db_path).start()
+
+    def changed(self) -> None:
+        """This process has just committed a change: tell the feed's followers now."""
+        if "events" in self.__dict__:
+            self.events.poke()
+
     def close(self) -> None:
+        if "events" in self.__dict__:
+            self.events.close()
         self.database.close()

@@ -3,9 +3,10 @@
 import json
 
 from cllm_app.errors import Conflict, InvalidInput
+from cllm_app.services.models import changing
 from cllm_app.services.orphans import recover_if_orphan
 from cllm_app.services.validate import as_int
-from cllm_app.store import Job, LossPoint, ModelEvent, QueueEntry
+from cllm_app.store import Job, LossPoint, ModelEvent, QueueEntry, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso
 
 
@@ -37,12 +38,15 @@ def check_can_train(studio, model_name: str) -> None:
 
 def start_training(studio, model_name: str, settings: dict, foreground: bool = False) -> dict:
     """Save `settings` on the model, then queue a training job for it. `foreground`: the caller
-    trains in this process (`cllm train`), so the job starts out running, held by this process,
-    and no runner picks it up."""
+    trains in its own process (`cllm train`), so the job is running from its first moment and
+    the window's runner, beside it on the same data root, never starts it a second time."""
     if settings:
         studio.models.configure(model_name, **settings)
-    check_can_train(studio, model_name)
-    return studio.jobs.submit("train", model_name, settings, state="running" if foreground else "queued")
+    # The check and the insert in one write transaction: the window and the CLI pressing Start
+    # on one model at the same moment give one job and one refusal, never two trainers.
+    with changing, db.atomic():
+        check_can_train(studio, model_name)
+        return studio.jobs.submit("train", model_name, settings, state="running" if foreground else "queued")
 
 
 

@@ -123,3 +123,11 @@ def open_store(db_path: Path, move_damaged: bool = True) -> SqliteDatabase:
         database.damaged = Damage(reason=e.reason, moved_to=aside)
     db.initialize(database)
     return database
+
+
+def open_reader(db_path: Path) -> sqlite3.Connection:
+    """A plain read-only connection of its own (store/watch.py's): autocommit, so it never holds
+    a read transaction open between queries, and usable from the one thread that owns it."""
+    conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 2000")
+    return conn

@@ -80,9 +80,16 @@ def test_crawl_the_local_site_then_train_on_it(page, app, site):
     assert len(queue["items"]) == 17 and {i["source_kind"] for i in queue["items"]} == {"crawl"}
     assert site.url("/wide/3") in {i["origin"] for i in queue["items"]}
 
+    # Every view of the queue ends on the crawl's last count, without a reload: this tab's
+    # summary, and the Training tab's rows and table (the crawl added items many times a second,
+    # and their view once stayed on a count from the middle of it).
+    final = f"17 items · {queue['tokens']:,} tokens"
+    expect(page.locator('#panel-crawler [data-testid="model-summary"]')).to_contain_text(final)
+
     # Train on them from the Training tab.
     open_tab(page, "training")
-    expect(page.get_by_test_id("info-queue")).to_have_text(f"17 items · {queue['tokens']:,} tokens")
+    expect(page.get_by_test_id("info-queue")).to_have_text(final)
+    expect(page.get_by_test_id("queue-summary")).to_have_text(final)
     panel = page.locator("#panel-training")
     for name, value in {**TINY_SETTINGS, "target_epochs": 1}.items():
         panel.get_by_label(name, exact=True).fill(str(value))

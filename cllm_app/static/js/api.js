@@ -158,3 +158,13 @@ export async function stream(path, body, { onEvent, signal } = {}) {
     }
   }
 }
+
+/**
+ * An EventSource on `path` (a GET answering server-sent events). EventSource cannot set
+ * headers, so the token rides in the query string (the server takes it there for event
+ * streams only). It reconnects by itself, sending the last id it saw as Last-Event-ID.
+ */
+export function eventSource(path) {
+  const url = token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path;
+  return new EventSource(url);
+}

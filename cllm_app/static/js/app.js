@@ -1,8 +1,9 @@
-// Boot: tabs, the theme picker, each tab's module, then the first models list.
+// Boot: the change feed, tabs, the theme picker, each tab's module, then the first models list.
 // When that list has rendered, <body data-ready="1"> tells the desktop smoke test the UI is up.
 
 import { hasToken } from "./api.js";
 import { applyThemeCss, onThemes, themes } from "./bridge.js";
+import * as events from "./events.js";
 import * as selection from "./selection.js";
 import { errorText, h, toast, toastError } from "./ui.js";
 import * as modelsTab from "./tabs/models.js";
@@ -131,6 +132,8 @@ async function boot() {
     showNoAccess("This page was opened without the token.");
     return;
   }
+  // First the feed, then the first loads: a change made after them is always heard of.
+  await events.start();
   for (const [name, tab] of Object.entries(TABS)) {
     tab.mount(document.getElementById(`panel-${name}`), { openTab });
   }

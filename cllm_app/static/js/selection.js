@@ -2,9 +2,12 @@
 //
 // Every tab's selector reads from here and writes here; nobody keeps a copy of the list.
 // The choice is saved with PUT /api/settings (the server keeps it by model id, so a rename
-// never leaves an old name behind) and read back on boot with GET /api/settings.
+// never leaves an old name behind) and read back on boot with GET /api/settings. The list is
+// fetched again whenever the store's models, queues or jobs change (events.js), whoever
+// changed them: this window, another one, the CLI or a job.
 
 import * as api from "./api.js";
+import * as events from "./events.js";
 import { toastError } from "./ui.js";
 
 const state = {
@@ -13,9 +16,12 @@ const state = {
   sort: "name",
   order: "asc",
   loaded: false,
+  fetchedAt: 0, // performance.now() when the list shown was asked for
 };
 const listeners = new Set();
 let refreshSeq = 0;
+let latest = Promise.resolve(); // the newest refresh: an older one that lost the race waits for it
+let pendingSelect; // {name} asked of a refresh that has not landed yet
 
 function snapshot() {
   return {
@@ -24,6 +30,7 @@ function snapshot() {
     currentModel: find(state.current),
     sort: state.sort,
     order: state.order,
+    fetchedAt: state.fetchedAt,
   };
 }
 
@@ -75,15 +82,27 @@ async function persist(name) {
 }
 
 /** Fetch the list (in the Models table's sort order) and tell everyone.
- * `select`: a name to make current (e.g. a model just created, renamed or restored). */
-export async function refresh({ select } = {}) {
+ * `select`: a name to make current (e.g. a model just created, renamed or restored). A refresh
+ * overtaken by a newer one (a change announced meanwhile) hands its `select` on to that one
+ * and resolves when that one has landed. */
+export function refresh({ select } = {}) {
+  if (select !== undefined) pendingSelect = { name: select };
   const mine = ++refreshSeq;
+  latest = load(mine);
+  return latest;
+}
+
+async function load(mine) {
+  const askedAt = performance.now();
   const { models } = await api.get(`/api/models${api.query({ sort: state.sort, order: state.order })}`);
-  if (mine !== refreshSeq) return;
+  if (mine !== refreshSeq) return latest;
   state.models = models;
   state.loaded = true;
-  if (select !== undefined) {
-    state.current = find(select) ? select : null;
+  state.fetchedAt = askedAt;
+  const chosen = pendingSelect;
+  pendingSelect = undefined;
+  if (chosen) {
+    state.current = find(chosen.name) ? chosen.name : null;
     emit();
     await persist(state.current);
     return;
@@ -91,7 +110,7 @@ export async function refresh({ select } = {}) {
   if (state.current !== null && !find(state.current)) {
     // Renamed or deleted elsewhere: the server follows the model by id, so ask it.
     const settings = await api.get("/api/settings");
-    if (mine !== refreshSeq) return;
+    if (mine !== refreshSeq) return latest;
     state.current = find(settings.selected_model) ? settings.selected_model : null;
   }
   emit();
@@ -115,6 +134,7 @@ export async function setSort(sort, order) {
 
 /** First load: the saved selection, then the list. With nothing saved, the first model is chosen. */
 export async function init() {
+  events.onChange(["models", "queue", "jobs"], () => refresh());
   const settings = await api.get("/api/settings");
   state.current = settings.selected_model ?? null;
   await refresh();

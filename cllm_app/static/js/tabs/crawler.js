@@ -5,8 +5,11 @@
 // picked from its past crawls) with Pause / Stop / Resume, live counts, and its most recent
 // URLs with their outcome and reason. While a crawl is live the tab polls about once a second
 // (GET /api/crawls/<id> and its /urls); a reloaded page finds the live crawl the same way.
+// A crawl started, paused or ended anywhere (the CLI's `cllm crawl` too) shows at once: the
+// store's change feed (events.js) brings the model's crawls again.
 
 import * as api from "../api.js";
+import * as events from "../events.js";
 import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary } from "../components/model-summary.js";
@@ -41,6 +44,8 @@ let panel;
 let modelName = null;
 let modelId = null;
 let crawl = null; // the crawl the card shows
+let picked = false; // the person chose an older crawl from the past crawls; else the card follows the newest
+let newestId = null;
 let seq = 0;
 let timer = null;
 let polls = 0;
@@ -92,6 +97,7 @@ export function mount(root, { openTab }) {
   );
   render();
   selection.subscribe(onSelection);
+  events.onChange(["crawls", "jobs"], (changes) => (modelName && changes.concerns(modelId) ? loadModel() : null));
 }
 
 /** The app shows this tab: catch up at once. */
@@ -182,6 +188,7 @@ async function start(event) {
   els.start.disabled = true;
   try {
     crawl = await api.post(`/api/models/${api.seg(modelName)}/crawls`, body);
+    picked = false;
     toast(`Started crawl #${crawl.id} for ${modelName}`, { kind: "ok" });
     render();
     await loadModel();
@@ -207,6 +214,7 @@ function onSelection({ currentModel }) {
   if (id !== modelId) {
     modelId = id;
     crawl = null;
+    picked = false;
     els.error.textContent = "";
     render();
     loadModel();
@@ -226,7 +234,7 @@ async function loadModel() {
     if (mine !== seq) return;
     renderHistory(crawls);
     const same = crawl && crawls.find((c) => c.id === crawl.id);
-    crawl = same || crawls[0] || null;
+    crawl = (picked && same) || crawls[0] || null;
     await refreshCrawl();
   } catch (err) {
     if (mine === seq && err.code !== "model_not_found") toastError(err);
@@ -234,6 +242,7 @@ async function loadModel() {
 }
 
 function renderHistory(crawls) {
+  newestId = crawls.length ? crawls[0].id : null;
   if (!crawls.length) {
     fill(els.history, h("p", { class: "empty", dataset: { testid: "crawl-history-empty" } }, "No crawls yet."));
     return;
@@ -252,6 +261,7 @@ function renderHistory(crawls) {
 
 function show(c) {
   crawl = c;
+  picked = c.id !== newestId;
   refreshCrawl().catch(toastError);
   loadHistoryOnly();
 }

@@ -1,8 +1,11 @@
 // The Models tab: create, list (sortable), select, rename in place, duplicate, delete (to the
 // trash, with Undo), restore, empty the trash, add layers, and the selected model's details.
+// The list and the details follow the shared selection, which follows the store's change feed;
+// the trash follows the feed itself (the CLI deletes and restores too).
 
 import * as api from "../api.js";
 import { pickFiles } from "../bridge.js";
+import * as events from "../events.js";
 import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
 import {
@@ -75,6 +78,7 @@ export function mount(root) {
   );
 
   selection.subscribe(onSelection);
+  events.onChange(["models"], loadTrash);
   loadDefaultName();
   loadTrash();
 }
@@ -383,8 +387,10 @@ async function loadDetails(name) {
     const model = await api.get(`/api/models/${api.seg(name)}`);
     if (mine !== detailsSeq) return;
     if (!details || details.id !== model.id) renaming = false;
+    const editing = details && details.id === model.id && details.model_name === model.model_name && beingEdited(model);
     details = model;
-    renderDetails();
+    // Fresh numbers arrive whenever the store changes; a name or a layer count being typed stays.
+    if (!editing) renderDetails();
   } catch (err) {
     if (mine !== detailsSeq) return;
     if (err.code === "model_not_found") {
@@ -393,6 +399,14 @@ async function loadDetails(name) {
       toastError(err);
     }
   }
+}
+
+/** Whether the person is typing in the details of `model`: the rename editor is open, or the
+ * layers field holds a value that is neither the shown nor the new layer count. */
+function beingEdited(model) {
+  if (renaming) return true;
+  const layers = els.details.querySelector('[data-testid="add-layers-input"]');
+  return Boolean(layers && ![String(details.n_layer), String(model.n_layer)].includes(layers.value));
 }
 
 function dl(rows) {

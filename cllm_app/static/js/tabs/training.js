@@ -6,9 +6,12 @@
 // While a job is active the tab polls about once a second: GET /api/jobs?active=1 (the Jobs
 // list, and the selected model's job), and the loss points after the last step seen
 // (GET /api/models/<name>/loss-history?since_step=N). A reloaded page, or a model selected
-// again, finds its active job the same way and picks up where it was.
+// again, finds its active job the same way and picks up where it was. Between polls, the
+// store's change feed (events.js) brings the queue, the model's numbers and the jobs up to date
+// at once, whoever changed them (this window, the CLI, a job).
 
 import * as api from "../api.js";
+import * as events from "../events.js";
 import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary } from "../components/model-summary.js";
@@ -41,6 +44,7 @@ let panel;
 let openTabFn = () => {};
 let els = {};
 let loaded = null; // the model whose settings the form shows (GET /api/models/<name>)
+let loadedAt = 0; // performance.now() when `loaded` was asked for
 let dirty = false;
 let seq = 0;
 
@@ -127,6 +131,8 @@ export function mount(root, { openTab }) {
   renderRun();
 
   selection.subscribe(onSelection);
+  events.onChange(["queue"], (changes) => (view.name && changes.concerns(view.id) ? queueTable.load() : null));
+  events.onChange(["jobs"], refreshRun);
 }
 
 /** The app shows this tab: catch up at once. */
@@ -151,13 +157,26 @@ function onSelection(state) {
     view.name = m.model_name; // renamed: the same model, its job and history stay
     queueTable.load(m.model_name);
   }
-  const info = loaded && loaded.id === m.id && loaded.updated_at >= m.updated_at ? { ...loaded, model_name: m.model_name } : m;
-  renderInfo(info);
-  if (loaded && loaded.id === m.id && loaded.model_name !== m.model_name) loaded = { ...loaded, model_name: m.model_name };
-  if (!loaded || loaded.id !== m.id || (!dirty && loaded.updated_at !== m.updated_at)) {
+  // Show whichever of the list entry and the details was asked for last: updated_at counts
+  // whole seconds, and a crawl or a training run changes the numbers many times a second.
+  const same = loaded && loaded.id === m.id;
+  const listIsNewer = !same || state.fetchedAt >= loadedAt;
+  renderInfo(listIsNewer ? m : { ...loaded, model_name: m.model_name });
+  if (same && loaded.model_name !== m.model_name) loaded = { ...loaded, model_name: m.model_name };
+  if (!same) {
     load(m.model_name);
+  } else if (listIsNewer && storeNumbersDiffer(loaded, m)) {
+    load(m.model_name, { keepEdits: true });
   }
   renderJobs();
+}
+
+/** Whether the store's numbers of two answers about one model differ (the form's hints use them). */
+function storeNumbersDiffer(a, b) {
+  return a.updated_at !== b.updated_at || a.epochs_trained !== b.epochs_trained || a.steps_trained !== b.steps_trained
+    || a.tokens_trained !== b.tokens_trained || a.target_epochs !== b.target_epochs
+    || a.queue.items !== b.queue.items || a.queue.tokens !== b.queue.tokens
+    || JSON.stringify(a.busy) !== JSON.stringify(b.busy);
 }
 
 /** Show another model (or none): its queue, its latest job and its loss history. */
@@ -184,6 +203,24 @@ async function loadRun() {
     await fetchHistory(true);
   } catch (err) {
     if (mine === view.seq && err.code !== "model_not_found") toastError(err);
+  }
+  kick();
+}
+
+/** A job changed somewhere: when the model's latest training job is not the one shown (the
+ * CLI started one, or one began and ended between two polls), show it; then poll at once. */
+async function refreshRun() {
+  const mine = view.seq;
+  const name = view.name;
+  if (name) {
+    const { jobs } = await api.get(`/api/jobs${api.query({ model_name: name })}`);
+    const newest = jobs.find((j) => j.kind === "train") || null;
+    if (mine === view.seq && newest && (!job || newest.id !== job.id)) {
+      job = newest;
+      needFull = true;
+      renderRun();
+      await fetchHistory(true);
+    }
   }
   kick();
 }
@@ -286,10 +323,17 @@ function showForm(model) {
 /** Fetch the model's details; `keepEdits`: leave the person's unsaved edits in the form. */
 async function load(name, { keepEdits = false } = {}) {
   const mine = ++seq;
+  const askedAt = performance.now();
   try {
     const model = await api.get(`/api/models/${api.seg(name)}`);
     if (mine !== seq) return;
+    loadedAt = askedAt;
     if (keepEdits && dirty && loaded && loaded.id === model.id) {
+      // A field the person has not touched follows the store (the CLI may have changed it), so
+      // Start and Save send only their own edits; what they typed stays.
+      for (const [field, input] of Object.entries(els.inputs)) {
+        if (Number(input.value) === loaded[field] && input.value.trim() !== "") input.value = String(model[field]);
+      }
       loaded = model;
       renderInfo(model);
       renderControls();
