@@ -93,3 +93,20 @@ def test_every_json_body_is_described_as_a_closed_object(client):
     for (method, path), (body, _status, _response) in ROUTES.items():
         if body is not None and "multipart" not in body:
             assert body["additionalProperties"] is False, (method, path)
+
+
+def test_a_path_with_a_nul_is_refused_not_a_crash(client):
+    client.post("/api/models", json={"model_name": "m"})
+    _err(client.post("/api/models/m/queue/files", json={"paths": ["a\u0000b"]}), 400, "invalid_paths")
+    _err(client.post("/api/models", json={"tokenizer": "bpe", "tokenizer_data": ["a\u0000b"]}), 400,
+         "invalid_tokenizer_data")
+
+
+def test_whole_numbers_written_with_a_point_are_whole_numbers(client, studio):
+    """JSON Schema counts 3.0 an integer, so the description allows it: the services get 3."""
+    client.post("/api/models", json={"model_name": "m"})
+    entry = studio.queue.add_text("m", "some text to keep", origin="t", source_kind="text")["added"]
+    answer = client.post("/api/models/m/queue/remove", json={"entry_ids": [float(entry["id"])]})
+    assert answer.status_code == 200, answer.get_json()
+    assert [e["id"] for e in answer.get_json()["removed"]] == [entry["id"]]
+    assert client.patch("/api/models/m", json={"batch_size": 4.0}).get_json()["batch_size"] == 4

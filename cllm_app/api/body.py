@@ -49,9 +49,9 @@ def _range_words(s: dict) -> str:
     return f" at most {hi}" if hi is not None else ""
 
 
-def check(schema: dict, value, name: str, code: str) -> None:
-    """Refuse `value` (called `name` in messages) unless it fits `schema`; `code` names the
-    refusal, e.g. invalid_n_layer for a body's field; a schema may name its own with `x-code`,
+def check(schema: dict, value, name: str, code: str):
+    """`value` as the services take it (a whole number sent as 3.0 becomes 3), or a refusal
+    unless it fits `schema`, naming it `name` in messages; `code` names the refusal, e.g. invalid_n_layer for a body's field; a schema may name its own with `x-code`,
     or one per keyword with `x-codes` (the codes the services gave before these checks)."""
     s = _resolve(schema)
     code = s.get("x-code", code)
@@ -65,9 +65,7 @@ def check(schema: dict, value, name: str, code: str) -> None:
         if not any(_is(value, k) for k in kinds):
             what = " or ".join(_TYPE_WORDS[k] for k in kinds)
             refuse(f"must be {what}{_range_words(s) if kinds == ['integer'] or kinds == ['number'] else ''}", "type")
-    if "const" in s and value != s["const"] or (
-        "const" in s and isinstance(value, bool) != isinstance(s["const"], bool)
-    ):
+    if "const" in s and not (value == s["const"] and isinstance(value, bool) == isinstance(s["const"], bool)):
         refuse(s.get("x-message", f"must be {json.dumps(s['const'])}"), "const")
     if "enum" in s and value not in s["enum"]:
         refuse(f"must be one of: {', '.join(str(v) for v in s['enum'])}", "enum")
@@ -89,8 +87,7 @@ def check(schema: dict, value, name: str, code: str) -> None:
         if "maxItems" in s and len(value) > s["maxItems"]:
             refuse(f"may hold at most {s['maxItems']} items", "maxItems")
         if "items" in s:
-            for i, item in enumerate(value):
-                check(s["items"], item, f"{name}[{i}]", code)
+            value = [check(s["items"], item, f"{name}[{i}]", code) for i, item in enumerate(value)]
     if isinstance(value, dict) and "properties" in s:
         props = s["properties"]
         if s.get("additionalProperties", True) is False:
@@ -105,9 +102,11 @@ def check(schema: dict, value, name: str, code: str) -> None:
                 sub = _resolve(props[field])
                 code = sub.get("x-codes", {}).get("required", sub.get("x-code", "invalid_" + field))
                 raise InvalidInput(f"{name} needs {field}", code=code)
-        for field, item in value.items():
-            if field in props:
-                check(props[field], item, field, "invalid_" + field)
+        value = {field: check(props[field], item, field, "invalid_" + field) if field in props else item
+                 for field, item in value.items()}
+    if isinstance(value, float) and kinds is not None and "integer" in kinds and "number" not in kinds:
+        value = int(value)  # JSON Schema counts 3.0 a whole number; the services count ints
+    return value
 
 
 def _declared(kind: str):
@@ -131,9 +130,7 @@ def json_body(what: str) -> dict:
             raise InvalidInput("the request body must be a JSON object", code="invalid_json") from None
         if not isinstance(data, dict):
             raise InvalidInput(f"{what} must be a JSON object")
-    if schema is not None:
-        check(schema, data, what, "invalid_body")
-    return data
+    return data if schema is None else check(schema, data, what, "invalid_body")
 
 
 def _query_value(name: str, schema: dict, raw: str):
