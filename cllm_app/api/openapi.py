@@ -103,6 +103,18 @@ def _obj(props: dict, required: tuple = ()) -> dict:
     return schema
 
 
+def _event(name: str, data: dict, required: tuple) -> dict:
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"type": "object", "properties": data, "required": list(required)}},
+        },
+    }
+
+
 SCHEMAS = {
     "Error": _obj(
         {"error": _obj({"code": _STR, "message": _STR}, ("code", "message"))}, ("error",)
@@ -246,11 +258,24 @@ SCHEMAS = {
             "finish_reason": {"type": ["string", "null"]}, "created_at": _STR,
         },
     },
+    # Each event of a streamed reply, as schemathesis and OpenAPI 3.2's itemSchema read an event
+    # stream: {event, data}, the data one JSON object.
     "StreamEvents": {
-        "type": "string",
-        "description": "text/event-stream: events start {stream_id, prompt_tokens}, token {text, pieces} "
-        "(the text made since the previous write, `pieces` pieces of it; at most ~100 a second), done {prompt_tokens, completion_tokens, seconds, time_to_first_token, "
+        "description": "text/event-stream: events start {stream_id, prompt_tokens} (chat: conversation_id, "
+        "user_message), token {text, pieces} (the text made since the previous write, `pieces` pieces of it; "
+        "at most ~100 a second), done {prompt_tokens, completion_tokens, seconds, time_to_first_token, "
         "tokens_per_sec, finish_reason, message?}, or error {code, message}",
+        "oneOf": [
+            _event("start", {"stream_id": _STR, "prompt_tokens": _INT, "conversation_id": _INT,
+                             "user_message": {"type": ["object", "null"]}}, ("stream_id", "prompt_tokens")),
+            _event("token", {"text": _STR, "pieces": _int(1)}, ("text", "pieces")),
+            _event("done", {
+                "prompt_tokens": _INT, "completion_tokens": _INT, "seconds": _NUM,
+                "time_to_first_token": {"type": ["number", "null"]}, "tokens_per_sec": {"type": ["number", "null"]},
+                "finish_reason": _STR, "message": {"type": ["object", "null"]},
+            }, ("prompt_tokens", "completion_tokens", "finish_reason")),
+            _event("error", {"code": _STR, "message": _STR}, ("code", "message")),
+        ],
     },
     "Settings": {
         "type": "object",
