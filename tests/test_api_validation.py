@@ -110,3 +110,12 @@ def test_whole_numbers_written_with_a_point_are_whole_numbers(client, studio):
     assert answer.status_code == 200, answer.get_json()
     assert [e["id"] for e in answer.get_json()["removed"]] == [entry["id"]]
     assert client.patch("/api/models/m", json={"batch_size": 4.0}).get_json()["batch_size"] == 4
+
+
+def test_an_evaluation_run_as_a_job_is_a_documented_202(client):
+    spec = client.get("/api/openapi.json").get_json()
+    for path in ("/api/models/{model_name}/evaluate", "/api/models/{model_name}/evaluate/upload"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert responses["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Job"}
+    upload = spec["paths"]["/api/models/{model_name}/evaluate/upload"]["post"]["requestBody"]
+    assert set(upload["content"]["multipart/form-data"]["schema"]["properties"]) == {"file", "max_tokens", "run"}

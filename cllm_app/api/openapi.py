@@ -1,8 +1,11 @@
 """/api/openapi.json: the OpenAPI 3.1 description of every /api route.
 
 Paths and summaries come from the registered routes and their docstrings, so a
-new route shows up by itself; bodies and responses are described here, and a
-test fails when a route has none.
+new route shows up by itself; bodies, query parameters and responses are declared
+here, and a test fails when a route has none. The declarations are also the
+validation: api/body.py checks each request against them, and the ranges come
+from the services' own tables (ARCH_LIMITS, TRAINING_LIMITS, SAMPLING_LIMITS,
+crawls.LIMITS), so description and server cannot disagree.
 """
 
 from flask import Blueprint, current_app
@@ -438,7 +441,7 @@ _EVALUATE_BODY = _obj({
 })
 _EVALUATION = {
     "type": "object",
-    "description": "An evaluation (200), or with 202 the evaluate Job whose detail gets it.",
+    "description": "An evaluation (200); a large one runs as a job, answered 202 with the Job whose detail gets it.",
     "properties": {
         "model_name": _STR, "source": {"type": "object"}, "tokens": _INT, "bytes": _INT, "documents": _INT,
         "windows": _INT, "window": _INT, "total_nats": _NUM, "loss": {"type": ["number", "null"]},
@@ -458,7 +461,12 @@ _NOTE = {
 _UPLOAD = {"multipart": _obj({"file": _FILE}, ("file",))}
 ROUTES.update({
     ("POST", "/api/models/{model_name}/evaluate"): (_EVALUATE_BODY, 200, _EVALUATION),
-    ("POST", "/api/models/{model_name}/evaluate/upload"): (_UPLOAD, 200, _EVALUATION),
+    ("POST", "/api/models/{model_name}/evaluate/upload"): (
+        {"multipart": _obj({"file": _FILE, "max_tokens": _EVALUATE_BODY["properties"]["max_tokens"],
+                            "run": _EVALUATE_BODY["properties"]["run"]}, ("file",))},
+        200,
+        _EVALUATION,
+    ),
     ("GET", "/api/research/compare"): (None, 200, _obj({"models": {"type": "array", "items": {"type": "object"}}})),
     ("POST", "/api/models/{model_name}/inspect"): (
         _obj({"prompt": {**_PROMPT, "maxLength": MAX_PROMPT_CHARS}, "top_k": _int(1, MAX_TOP_K),
@@ -533,6 +541,11 @@ RULES = {
     ("DELETE", "/api/research/notes/{note_name}/models/{model_name}"): "a note name is a file name",
 }
 STREAMED = {"StreamEvents"}  # responses sent as text/event-stream
+# Second successes: a large evaluation runs as a job, answered 202 with the Job.
+ALSO = {
+    ("POST", "/api/models/{model_name}/evaluate"): (202, _ref("Job")),
+    ("POST", "/api/models/{model_name}/evaluate/upload"): (202, _ref("Job")),
+}
 
 # (name, schema, required) of each query parameter; body.check_query enforces them.
 QUERY_PARAMS = {
@@ -599,6 +612,9 @@ def build_spec(app) -> dict:
         body, status, response = ROUTES[(method, path)]
         doc = (view.__doc__ or "").strip()
         responses = {str(status): {"description": "OK", "content": _content(response)}}
+        if (method, path) in ALSO:
+            also, schema = ALSO[(method, path)]
+            responses[str(also)] = {"description": "Accepted", "content": _content(schema)}
         if (method, path) in RULES:
             responses["400"] = {**refused, "description": f"Refused: {RULES[(method, path)]}"}
         responses["4XX"] = refused
