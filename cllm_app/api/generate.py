@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
-from cllm_app.errors import CllmError, InvalidInput
+from cllm_app.errors import CllmError
 from cllm_app.services.chat import PRESETS, Reply
 
 log = logging.getLogger(__name__)
@@ -169,10 +169,7 @@ def complete(model_name):
 @bp.post("/streams/stop")
 def stop_stream():
     """Stop a stream after its current token; it then ends with its done event."""
-    body = json_body("a stop")
-    stream_id = body.get("stream_id")
-    if not isinstance(stream_id, str) or not stream_id:
-        raise InvalidInput("stream_id must be the id a stream's start event gave", code="invalid_stream_id")
+    stream_id = json_body("a stop")["stream_id"]
     return {"stream_id": stream_id, "stopped": studio().streams.stop(stream_id)}
 
 

@@ -11,8 +11,6 @@ from cllm_app.services.research import lineage as lineage_service
 
 bp = Blueprint("research", __name__, url_prefix="/api")
 
-EVALUATE_FIELDS = {"source", "from_model", "split", "text", "max_tokens", "run"}
-
 
 def studio():
     return current_app.config["STUDIO"]
