@@ -119,3 +119,12 @@ def test_an_evaluation_run_as_a_job_is_a_documented_202(client):
         assert responses["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Job"}
     upload = spec["paths"]["/api/models/{model_name}/evaluate/upload"]["post"]["requestBody"]
     assert set(upload["content"]["multipart/form-data"]["schema"]["properties"]) == {"file", "max_tokens", "run"}
+
+
+def test_numbers_beyond_any_range_are_refused_not_a_crash(client):
+    _err(client.post("/api/models", data='{"n_layer": ' + "9" * 400 + "}", content_type="application/json"),
+         400, "invalid_n_layer")
+    _err(client.post("/api/models", data='{"learning_rate": NaN}', content_type="application/json"),
+         400, "invalid_learning_rate")
+    _err(client.post("/api/models", data='{"learning_rate": 1e999}', content_type="application/json"),
+         400, "invalid_learning_rate")

@@ -8,6 +8,7 @@ required, additionalProperties and local $refs. Rules a schema cannot state (a n
 characters, a URL's scheme, one field against another) stay with the services."""
 
 import json
+import math
 
 from flask import request
 
@@ -25,7 +26,8 @@ def _is(value, kind: str) -> bool:
             isinstance(value, float) and value.is_integer()
         )
     if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+        # an int of any size is finite, and math.isfinite would overflow on a huge one
+        return not isinstance(value, bool) and (isinstance(value, int) or isinstance(value, float) and math.isfinite(value))
     return isinstance(value, {"string": str, "boolean": bool, "array": list, "object": dict,
                               "null": type(None)}[kind])
 
@@ -51,8 +53,9 @@ def _range_words(s: dict) -> str:
 
 def check(schema: dict, value, name: str, code: str):
     """`value` as the services take it (a whole number sent as 3.0 becomes 3), or a refusal
-    unless it fits `schema`, naming it `name` in messages; `code` names the refusal, e.g. invalid_n_layer for a body's field; a schema may name its own with `x-code`,
-    or one per keyword with `x-codes` (the codes the services gave before these checks)."""
+    unless it fits `schema`, naming it `name` in messages. `code` names the refusal (e.g.
+    invalid_n_layer for a body's field); a schema may name its own with `x-code`, or one per
+    keyword with `x-codes`, so the codes the services gave before these checks stay the same."""
     s = _resolve(schema)
     code = s.get("x-code", code)
 
@@ -100,8 +103,8 @@ def check(schema: dict, value, name: str, code: str):
         for field in s.get("required", ()):
             if field not in value:
                 sub = _resolve(props[field])
-                code = sub.get("x-codes", {}).get("required", sub.get("x-code", "invalid_" + field))
-                raise InvalidInput(f"{name} needs {field}", code=code)
+                missing = sub.get("x-codes", {}).get("required", sub.get("x-code", "invalid_" + field))
+                raise InvalidInput(f"{name} needs {field}", code=missing)
         value = {field: check(props[field], item, field, "invalid_" + field) if field in props else item
                  for field, item in value.items()}
     if isinstance(value, float) and kinds is not None and "integer" in kinds and "number" not in kinds:
