@@ -128,3 +128,32 @@ def test_numbers_beyond_any_range_are_refused_not_a_crash(client):
          400, "invalid_learning_rate")
     _err(client.post("/api/models", data='{"learning_rate": 1e999}', content_type="application/json"),
          400, "invalid_learning_rate")
+
+
+CHECKED_KEYWORDS = {
+    "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "minItems",
+    "maxItems", "items", "properties", "required", "additionalProperties", "$ref",
+    "description", "format", "x-code", "x-codes", "x-message", "x-messages",  # annotations, refusals' words
+}
+
+
+def test_request_schemas_use_only_what_the_checker_enforces():
+    """A keyword api/body.py does not know would be published and not enforced: the
+    description and the server would disagree again."""
+    from cllm_app.api.openapi import QUERY_PARAMS, SCHEMAS
+
+    def walk(schema, where):
+        assert set(schema) <= CHECKED_KEYWORDS, (where, set(schema) - CHECKED_KEYWORDS)
+        if "$ref" in schema:
+            walk(SCHEMAS[schema["$ref"].rsplit("/", 1)[-1]], schema["$ref"])
+        for sub in (schema.get("properties") or {}).values():
+            walk(sub, where)
+        if isinstance(schema.get("items"), dict):
+            walk(schema["items"], where)
+
+    for (method, path), (body, _status, _response) in ROUTES.items():
+        if body is not None:
+            walk(body.get("multipart", body), (method, path))
+    for key, params in QUERY_PARAMS.items():
+        for name, schema, _required in params:
+            walk(schema, (key, name))

@@ -55,12 +55,14 @@ def check(schema: dict, value, name: str, code: str):
     """`value` as the services take it (a whole number sent as 3.0 becomes 3), or a refusal
     unless it fits `schema`, naming it `name` in messages. `code` names the refusal (e.g.
     invalid_n_layer for a body's field); a schema may name its own with `x-code`, or one per
-    keyword with `x-codes`, so the codes the services gave before these checks stay the same."""
+    keyword with `x-codes`, and its message with `x-message` or per keyword `x-messages`, so the
+    codes and words the services gave before these checks stay the same."""
     s = _resolve(schema)
     code = s.get("x-code", code)
 
     def refuse(message: str, keyword: str):
-        raise InvalidInput(f"{name} {message}", code=s.get("x-codes", {}).get(keyword, code))
+        message = s.get("x-messages", {}).get(keyword) or s.get("x-message") or f"{name} {message}"
+        raise InvalidInput(message, code=s.get("x-codes", {}).get(keyword, code))
 
     kinds = s.get("type")
     if kinds is not None:
@@ -69,7 +71,7 @@ def check(schema: dict, value, name: str, code: str):
             what = " or ".join(_TYPE_WORDS[k] for k in kinds)
             refuse(f"must be {what}{_range_words(s) if kinds == ['integer'] or kinds == ['number'] else ''}", "type")
     if "const" in s and not (value == s["const"] and isinstance(value, bool) == isinstance(s["const"], bool)):
-        refuse(s.get("x-message", f"must be {json.dumps(s['const'])}"), "const")
+        refuse(f"must be {json.dumps(s['const'])}", "const")
     if "enum" in s and value not in s["enum"]:
         refuse(f"must be one of: {', '.join(str(v) for v in s['enum'])}", "enum")
     if _is(value, "number"):
@@ -104,7 +106,8 @@ def check(schema: dict, value, name: str, code: str):
             if field not in value:
                 sub = _resolve(props[field])
                 missing = sub.get("x-codes", {}).get("required", sub.get("x-code", "invalid_" + field))
-                raise InvalidInput(f"{name} needs {field}", code=missing)
+                message = sub.get("x-messages", {}).get("required") or sub.get("x-message") or f"{name} needs {field}"
+                raise InvalidInput(message, code=missing)
         value = {field: check(props[field], item, field, "invalid_" + field) if field in props else item
                  for field, item in value.items()}
     if isinstance(value, float) and kinds is not None and "integer" in kinds and "number" not in kinds:

@@ -66,7 +66,7 @@ _ID = _int(0, ROW_ID_MAX)
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "x-code": "invalid_name"}
 # A destructive request says so: anything but {"confirm": true} is refused.
 _CONFIRM = {"type": "boolean", "const": True, "x-code": "confirmation_required",
-            "x-message": 'must be true: this change needs {"confirm": true}'}
+            "x-message": 'this change needs confirmation: send {"confirm": true}'}
 _ARCH = {f: _int(*ARCH_LIMITS[f]) for f in ARCH_FIELDS}
 _TRAINING = {
     f: _num(lo, hi, lo_open=f == "learning_rate") if f in FLOAT_FIELDS else _int(lo, hi)
@@ -82,10 +82,16 @@ _TOKENIZER = {
 }
 _FILE = {"type": "string", "format": "binary"}
 _COLUMN = {"type": ["string", "integer"], "minLength": 1, "minimum": 0}  # a CSV column's name or number
-_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE}
+# The words and codes of these refusals are the ones the services gave before the schemas did.
+_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "x-code": "invalid_title",
+          "x-message": "a conversation's title must be some text",
+          "x-messages": {"maxLength": f"a conversation's title can be at most {MAX_TITLE} characters"}}
 _MESSAGE = {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE, "x-code": "empty_message",
-            "x-codes": {"maxLength": "message_too_long"}}
-_PROMPT = {**_MESSAGE, "x-code": "empty_prompt", "x-codes": {"maxLength": "prompt_too_long"}}
+            "x-codes": {"maxLength": "message_too_long"}, "x-message": "write something first: the message is empty",
+            "x-messages": {"maxLength": f"a message can be at most {MAX_MESSAGE:,} characters"}}
+_PROMPT = {**_MESSAGE, "x-code": "empty_prompt", "x-codes": {"maxLength": "prompt_too_long"},
+           "x-message": "write a prompt first: the prompt is empty",
+           "x-messages": {"maxLength": f"a prompt can be at most {MAX_MESSAGE:,} characters"}}
 _STOP_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_STOP_LENGTH}
 _STOP = {**_STOP_TEXT, "type": ["string", "array", "null"], "items": _STOP_TEXT, "maxItems": MAX_STOP_STRINGS,
          "x-code": "invalid_stop"}  # one stop string or a list of them
@@ -423,7 +429,8 @@ ROUTES = {
         _obj({"prompt": _PROMPT, "sampling": _ref("Sampling"), "stop": _STOP}, ("prompt",)),
         200, _ref("StreamEvents")),
     ("POST", "/api/streams/stop"): (
-        _obj({"stream_id": {**_TEXT, "x-code": "invalid_stream_id"}}, ("stream_id",)), 200, _obj({"stream_id": _STR, "stopped": {"type": "boolean"}})),
+        _obj({"stream_id": {**_TEXT, "x-code": "invalid_stream_id",
+                            "x-message": "stream_id must be the id a stream's start event gave"}}, ("stream_id",)), 200, _obj({"stream_id": _STR, "stopped": {"type": "boolean"}})),
     ("GET", "/api/sampling-presets"): (None, 200, _obj({"presets": {"type": "array"}})),
     ("GET", "/api/models/{model_name}/sampling"): (None, 200, _ref("SamplingSettings")),
     ("PUT", "/api/models/{model_name}/sampling"): (
@@ -435,7 +442,7 @@ _EVALUATE_BODY = _obj({
     "source": {"type": "string", "enum": list(SOURCES)},
     "from_model": _TEXT,
     "split": {"type": "string", "enum": list(SPLITS)},
-    "text": {**_TEXT, "x-code": "empty_text"},
+    "text": {**_TEXT, "x-code": "empty_text", "x-message": "the text to evaluate is empty"},
     "max_tokens": _int(1, MAX_TOKENS_LIMIT, null=True),  # null: the default
     "run": {"type": "string", "enum": list(RUN_MODES)},
 })
@@ -469,7 +476,9 @@ ROUTES.update({
     ),
     ("GET", "/api/research/compare"): (None, 200, _obj({"models": {"type": "array", "items": {"type": "object"}}})),
     ("POST", "/api/models/{model_name}/inspect"): (
-        _obj({"prompt": {**_PROMPT, "maxLength": MAX_PROMPT_CHARS}, "top_k": _int(1, MAX_TOP_K),
+        _obj({"prompt": {**_PROMPT, "maxLength": MAX_PROMPT_CHARS, "x-message": "write a prompt to inspect",
+                         "x-messages": {"maxLength": f"the prompt is longer than {MAX_PROMPT_CHARS:,} characters"}},
+              "top_k": _int(1, MAX_TOP_K),
               "layer": _int(0), "head": _int(0)}, ("prompt",)),
         200,
         {"type": "object", "properties": {
