@@ -97,6 +97,14 @@ def test_a_stream_reports_length_and_cancel():
     assert "".join(out) == "ab" and s.stats.finish_reason == "cancelled"
 
 
+def test_a_first_message_after_many_spaces_still_names_the_conversation(studio):
+    studio.models.create("talker", **SHAPE)
+    c = studio.chat.create("talker")
+    reply = studio.chat.start_reply(c["id"], " " * 80 + "Hello", {"max_new_tokens": 2, "seed": 1})
+    "".join(reply.pieces())
+    assert studio.chat.show(c["id"])["title"] == "Hello"
+
+
 def test_a_character_split_over_tokens_comes_out_whole():
     s = TextStream(Scripted("né ü"), [1], Sampling(max_new_tokens=100))
     pieces = list(s)

@@ -4,8 +4,9 @@ import mimetypes
 from pathlib import Path
 
 from flask import Flask, Response, request, send_from_directory
+from werkzeug.routing import IntegerConverter
 
-from cllm_app.api import errors, security
+from cllm_app.api import body, errors, security
 from cllm_app.api.crawls import bp as crawls_bp
 from cllm_app.api.events import bp as events_bp
 from cllm_app.api.generate import bp as generate_bp
@@ -28,6 +29,17 @@ mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/css", ".css")
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in a route. SQLite keeps row ids in 64 signed bits, and a larger number
+    overflowed in the query (a 500). It names no row, so it becomes -1, which names none either:
+    the service answers its own 404. (A converter maximum would make werkzeug answer 405 where
+    another method's rule matches the path.)"""
+
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        return number if number <= 2**63 - 1 else -1
+
+
 def create_app(
     studio: Studio, secret: str, allowed_hosts: set[str] | None = None, for_window: bool = False
 ) -> Flask:
@@ -42,7 +54,9 @@ def create_app(
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added
     security.install(app, for_window=for_window)
+    app.before_request(body.check_query)  # after the guard: a stranger learns nothing of the rules
     errors.install(app)
     for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp, events_bp):
         app.register_blueprint(bp)

@@ -15,7 +15,7 @@ def studio():
 @bp.post("/models/<path:model_name>/crawls")
 def start_crawl(model_name):
     """Start a crawl for a model: start URLs, scope, limits, rate, user agent, continuous mode."""
-    body = json_body(crawls.FIELDS, "a crawl")
+    body = json_body("a crawl")
     return jsonify(crawls.start_crawl(studio(), model_name, body)), 202
 
 

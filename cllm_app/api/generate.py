@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
-from cllm_app.errors import CllmError, InvalidInput
+from cllm_app.errors import CllmError
 from cllm_app.services.chat import PRESETS, Reply
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def list_conversations(model_name):
 @bp.post("/models/<path:model_name>/conversations")
 def create_conversation(model_name):
     """Start a new, empty conversation with a model."""
-    body = json_body({"title"}, "a new conversation")
+    body = json_body("a new conversation")
     return jsonify(studio().chat.create(model_name, body.get("title"))), 201
 
 
@@ -132,7 +132,7 @@ def show_conversation(conversation_id):
 @bp.patch("/conversations/<int:conversation_id>")
 def rename_conversation(conversation_id):
     """Rename a conversation."""
-    body = json_body({"title"}, "a conversation")
+    body = json_body("a conversation")
     return studio().chat.rename(conversation_id, body.get("title"))
 
 
@@ -145,14 +145,14 @@ def delete_conversation(conversation_id):
 @bp.post("/conversations/<int:conversation_id>/messages")
 def send_message(conversation_id):
     """Add the person's message and stream the model's reply (server-sent events)."""
-    body = json_body({"content", "sampling"}, "a message")
+    body = json_body("a message")
     return sse_response(studio().chat.start_reply(conversation_id, body.get("content"), body.get("sampling")))
 
 
 @bp.post("/conversations/<int:conversation_id>/regenerate")
 def regenerate(conversation_id):
     """Replace the last reply with a new one, streamed (server-sent events)."""
-    body = json_body({"sampling"}, "a regenerate")
+    body = json_body("a regenerate")
     return sse_response(studio().chat.start_reply(conversation_id, None, body.get("sampling"), regenerate=True))
 
 
@@ -162,17 +162,14 @@ def regenerate(conversation_id):
 @bp.post("/models/<path:model_name>/complete")
 def complete(model_name):
     """Continue a prompt, streamed (server-sent events)."""
-    body = json_body({"prompt", "sampling", "stop"}, "a completion")
+    body = json_body("a completion")
     return sse_response(studio().chat.start_completion(model_name, body.get("prompt"), body.get("sampling"), body.get("stop")))
 
 
 @bp.post("/streams/stop")
 def stop_stream():
     """Stop a stream after its current token; it then ends with its done event."""
-    body = json_body({"stream_id"}, "a stop")
-    stream_id = body.get("stream_id")
-    if not isinstance(stream_id, str) or not stream_id:
-        raise InvalidInput("stream_id must be the id a stream's start event gave", code="invalid_stream_id")
+    stream_id = json_body("a stop")["stream_id"]
     return {"stream_id": stream_id, "stopped": studio().streams.stop(stream_id)}
 
 
@@ -191,5 +188,5 @@ def get_sampling(model_name):
 @bp.put("/models/<path:model_name>/sampling")
 def put_sampling(model_name):
     """Remember sampling settings for a model."""
-    body = json_body({"preset", "sampling"}, "sampling settings")
+    body = json_body("sampling settings")
     return studio().chat.save_sampling_settings(model_name, body.get("preset"), body.get("sampling"))

@@ -3,7 +3,6 @@
 from flask import Blueprint, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
-from cllm_app.services.models import TRAINING_FIELDS
 from cllm_app.services.training import history, start_training
 
 bp = Blueprint("jobs", __name__, url_prefix="/api")
@@ -16,7 +15,7 @@ def studio():
 @bp.post("/models/<path:model_name>/train")
 def train(model_name):
     """Save the training settings given and queue a training job (continues from the last checkpoint)."""
-    body = json_body(set(TRAINING_FIELDS), "training settings")
+    body = json_body("training settings")
     return jsonify(start_training(studio(), model_name, body)), 202
 
 

@@ -4,7 +4,6 @@ from flask import Blueprint, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
 from cllm_app.errors import CllmError
-from cllm_app.services.models import ARCH_FIELDS, TOKENIZER_FIELDS, TRAINING_FIELDS
 from cllm_app.services.tokenizers import MAX_UPLOAD_BYTES, stage_uploads
 
 bp = Blueprint("models", __name__, url_prefix="/api")
@@ -25,7 +24,7 @@ def list_models():
 @bp.post("/models")
 def create_model():
     """Create a model with a chosen name (or the default model_N), shape and tokenizer (byte or BPE)."""
-    body = json_body({"model_name", *ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS, *TOKENIZER_FIELDS}, "a new model")
+    body = json_body("a new model")
     model = lifecycle().create(**body)
     return jsonify(model), 201
 
@@ -55,35 +54,35 @@ def show_model(model_name):
 @bp.patch("/models/<path:model_name>")
 def configure_model(model_name):
     """Change training settings or the shape (layers can be added, never removed)."""
-    body = json_body({*ARCH_FIELDS, *TRAINING_FIELDS}, "model settings")
+    body = json_body("model settings")
     return lifecycle().configure(model_name, **body)
 
 
 @bp.post("/models/<path:model_name>/rename")
 def rename_model(model_name):
     """Rename a model and everything that belongs to it."""
-    body = json_body({"model_name"}, "a rename")
+    body = json_body("a rename")
     return lifecycle().rename(model_name, body.get("model_name"))
 
 
 @bp.post("/models/<path:model_name>/duplicate")
 def duplicate_model(model_name):
     """Copy a model's weights, config, queue and history under a new name."""
-    body = json_body({"model_name"}, "a duplicate")
+    body = json_body("a duplicate")
     return jsonify(lifecycle().duplicate(model_name, body.get("model_name"))), 201
 
 
 @bp.delete("/models/<path:model_name>")
 def delete_model(model_name):
     """Move a model to the trash; needs {"confirm": true}."""
-    body = json_body({"confirm"}, "a delete")
+    body = json_body("a delete")
     return {"trash": lifecycle().delete(model_name, confirm=body.get("confirm"))}
 
 
 @bp.put("/models/<path:model_name>/tokenizer")
 def set_tokenizer(model_name):
     """Give a model that has not trained another tokenizer (byte, or BPE trained on data)."""
-    body = json_body({"vocab_size", *TOKENIZER_FIELDS}, "a tokenizer")
+    body = json_body("a tokenizer")
     return lifecycle().set_tokenizer(model_name, **body)
 
 

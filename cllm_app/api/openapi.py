@@ -1,38 +1,103 @@
 """/api/openapi.json: the OpenAPI 3.1 description of every /api route.
 
 Paths and summaries come from the registered routes and their docstrings, so a
-new route shows up by itself; bodies and responses are described here, and a
-test fails when a route has none.
+new route shows up by itself; bodies, query parameters and responses are declared
+here, and a test fails when a route has none. The declarations are also the
+validation: api/body.py checks each request against them, and the ranges come
+from the services' own tables (ARCH_LIMITS, TRAINING_LIMITS, SAMPLING_LIMITS,
+crawls.LIMITS), so description and server cannot disagree.
 """
 
 from flask import Blueprint, current_app
 
 from cllm_app import __version__
+from cllm_app.engine.bpe import VOCAB_MAX, VOCAB_MIN
+from cllm_app.services import crawls
+from cllm_app.services.chat import MAX_MESSAGE, MAX_TITLE, PRESETS
+from cllm_app.services.generation import SAMPLING_FLOATS, SAMPLING_LIMITS
+from cllm_app.services.models import (
+    ARCH_FIELDS,
+    ARCH_LIMITS,
+    FLOAT_FIELDS,
+    SORT_KEYS,
+    TRAINING_LIMITS,
+)
+from cllm_app.services.names import MAX_NAME_LENGTH
+from cllm_app.services.queue import PAGE_LIMIT
+from cllm_app.services.research.compare import MAX_MODELS
+from cllm_app.services.research.evaluate import MAX_TOKENS_LIMIT, RUN_MODES, SOURCES, SPLITS
+from cllm_app.services.research.inspect import MAX_PROMPT_CHARS, MAX_TOP_K
+from cllm_app.services.streams import MAX_STOP_LENGTH, MAX_STOP_STRINGS
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
+
+ROW_ID_MAX = 2**63 - 1  # SQLite keeps a row id in 64 signed bits
 
 _INT = {"type": "integer"}
 _NUM = {"type": "number"}
 _STR = {"type": "string"}
-_ARCH = {"n_layer": _INT, "n_head": _INT, "n_embd": _INT, "block_size": _INT}
+_TEXT = {"type": "string", "minLength": 1}
+
+
+def _int(lo: int | None = None, hi: int | None = None, null: bool = False) -> dict:
+    schema = {"type": ["integer", "null"] if null else "integer"}
+    if lo is not None:
+        schema["minimum"] = lo
+    if hi is not None:
+        schema["maximum"] = hi
+    return schema
+
+
+def _num(lo: float, hi: float, lo_open: bool = False, null: bool = False) -> dict:
+    return {"type": ["number", "null"] if null else "number", "exclusiveMinimum" if lo_open else "minimum": lo,
+            "maximum": hi}
+
+
+def _list(items: dict, min_items: int = 0, max_items: int | None = None) -> dict:
+    schema = {"type": "array", "items": items}
+    if min_items:
+        schema["minItems"] = min_items
+    if max_items is not None:
+        schema["maxItems"] = max_items
+    return schema
+
+
+_ID = _int(0, ROW_ID_MAX)
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH, "x-code": "invalid_name"}
+# A destructive request says so: anything but {"confirm": true} is refused.
+_CONFIRM = {"type": "boolean", "const": True, "x-code": "confirmation_required",
+            "x-message": 'this change needs confirmation: send {"confirm": true}'}
+_ARCH = {f: _int(*ARCH_LIMITS[f]) for f in ARCH_FIELDS}
 _TRAINING = {
-    "batch_size": _INT,
-    "sequence_length": _INT,
-    "learning_rate": _NUM,
-    "target_epochs": _INT,
-    "grad_accum": _INT,
-    "eval_interval": _INT,
-    "checkpoint_interval": _INT,
-    "warmup_steps": _INT,
-    "weight_decay": _NUM,
-    "seed": _INT,
+    f: _num(lo, hi, lo_open=f == "learning_rate") if f in FLOAT_FIELDS else _int(lo, hi)
+    for f, (lo, hi) in TRAINING_LIMITS.items()
 }
 
 # A BPE tokenizer is trained when a model is created, on files (paths) or another model's queue.
 _TOKENIZER = {
+    "vocab_size": _int(min(ARCH_LIMITS["vocab_size"][0], VOCAB_MIN), ARCH_LIMITS["vocab_size"][1]),
     "tokenizer": {"type": "string", "enum": ["byte", "bpe"]},
-    "tokenizer_data": {"type": "array", "items": _STR},
-    "tokenizer_from": _STR,
+    "tokenizer_data": _list(_TEXT, 1),
+    "tokenizer_from": _TEXT,
+}
+_FILE = {"type": "string", "format": "binary"}
+_COLUMN = {"type": ["string", "integer"], "minLength": 1, "minimum": 0}  # a CSV column's name or number
+# The words and codes of these refusals are the ones the services gave before the schemas did.
+_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "x-code": "invalid_title",
+          "x-message": "a conversation's title must be some text",
+          "x-messages": {"maxLength": f"a conversation's title can be at most {MAX_TITLE} characters"}}
+_MESSAGE = {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE, "x-code": "empty_message",
+            "x-codes": {"maxLength": "message_too_long"}, "x-message": "write something first: the message is empty",
+            "x-messages": {"maxLength": f"a message can be at most {MAX_MESSAGE:,} characters"}}
+_PROMPT = {**_MESSAGE, "x-code": "empty_prompt", "x-codes": {"maxLength": "prompt_too_long"},
+           "x-message": "write a prompt first: the prompt is empty",
+           "x-messages": {"maxLength": f"a prompt can be at most {MAX_MESSAGE:,} characters"}}
+_STOP_TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_STOP_LENGTH}
+_STOP = {**_STOP_TEXT, "type": ["string", "array", "null"], "items": _STOP_TEXT, "maxItems": MAX_STOP_STRINGS,
+         "x-code": "invalid_stop"}  # one stop string or a list of them
+_SAMPLING = {
+    f: _num(lo, hi, lo_open=f == "top_p", null=True) if f in SAMPLING_FLOATS else _int(lo, hi, null=True)
+    for f, (lo, hi) in SAMPLING_LIMITS.items()
 }
 
 
@@ -45,6 +110,18 @@ def _obj(props: dict, required: tuple = ()) -> dict:
     if required:
         schema["required"] = list(required)
     return schema
+
+
+def _event(name: str, data: dict, required: tuple) -> dict:
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"type": "object", "properties": data, "required": list(required)}},
+        },
+    }
 
 
 SCHEMAS = {
@@ -174,10 +251,7 @@ SCHEMAS = {
             "fetched_at": {"type": ["string", "null"]},
         },
     },
-    "Sampling": _obj({
-        "temperature": _NUM, "top_k": _INT, "top_p": _NUM, "repetition_penalty": _NUM,
-        "max_new_tokens": _INT, "seed": {"type": ["integer", "null"]},
-    }),
+    "Sampling": _obj(_SAMPLING),
     "SamplingSettings": {"type": "object", "properties": {"model_name": _STR, "preset": _STR, "sampling": _ref("Sampling")}},
     "Conversation": {
         "type": "object",
@@ -195,11 +269,24 @@ SCHEMAS = {
             "finish_reason": {"type": ["string", "null"]}, "created_at": _STR,
         },
     },
+    # Each event of a streamed reply, as schemathesis and OpenAPI 3.2's itemSchema read an event
+    # stream: {event, data}, the data one JSON object.
     "StreamEvents": {
-        "type": "string",
-        "description": "text/event-stream: events start {stream_id, prompt_tokens}, token {text, pieces} "
-        "(the text made since the previous write, `pieces` pieces of it; at most ~100 a second), done {prompt_tokens, completion_tokens, seconds, time_to_first_token, "
+        "description": "text/event-stream: events start {stream_id, prompt_tokens} (chat: conversation_id, "
+        "user_message), token {text, pieces} (the text made since the previous write, `pieces` pieces of it; "
+        "at most ~100 a second), done {prompt_tokens, completion_tokens, seconds, time_to_first_token, "
         "tokens_per_sec, finish_reason, message?}, or error {code, message}",
+        "oneOf": [
+            _event("start", {"stream_id": _STR, "prompt_tokens": _INT, "conversation_id": _INT,
+                             "user_message": {"type": ["object", "null"]}}, ("stream_id", "prompt_tokens")),
+            _event("token", {"text": _STR, "pieces": _int(1)}, ("text", "pieces")),
+            _event("done", {
+                "prompt_tokens": _INT, "completion_tokens": _INT, "seconds": _NUM,
+                "time_to_first_token": {"type": ["number", "null"]}, "tokens_per_sec": {"type": ["number", "null"]},
+                "finish_reason": _STR, "message": {"type": ["object", "null"]},
+            }, ("prompt_tokens", "completion_tokens", "finish_reason")),
+            _event("error", {"code": _STR, "message": _STR}, ("code", "message")),
+        ],
     },
     "ChangeEvents": {
         "type": "string",
@@ -219,11 +306,11 @@ SCHEMAS = {
 ROUTES = {
     ("GET", "/api/models"): (None, 200, _obj({"models": {"type": "array", "items": _ref("Model")}})),
     ("POST", "/api/models"): (
-        _obj({"model_name": _STR, **_ARCH, "vocab_size": _INT, **_TRAINING, **_TOKENIZER}), 201, _ref("Model")
+        _obj({"model_name": _NAME, **_ARCH, **_TRAINING, **_TOKENIZER}), 201, _ref("Model")
     ),
-    ("PUT", "/api/models/{model_name}/tokenizer"): (_obj({"vocab_size": _INT, **_TOKENIZER}), 200, _ref("Model")),
+    ("PUT", "/api/models/{model_name}/tokenizer"): (_obj(dict(_TOKENIZER)), 200, _ref("Model")),
     ("POST", "/api/tokenizer-data"): (
-        {"multipart": {"type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        {"multipart": _obj({"files": _list(_FILE, 1)}, ("files",))},
         201,
         _obj({"paths": {"type": "array", "items": _STR},
               "files": {"type": "array", "items": _obj({"name": _STR, "byte_count": _INT})}}),
@@ -236,10 +323,10 @@ ROUTES = {
     ),
     ("GET", "/api/models/{model_name}"): (None, 200, _ref("Model")),
     ("PATCH", "/api/models/{model_name}"): (_obj({**_ARCH, **_TRAINING}), 200, _ref("Model")),
-    ("POST", "/api/models/{model_name}/rename"): (_obj({"model_name": _STR}, ("model_name",)), 200, _ref("Model")),
-    ("POST", "/api/models/{model_name}/duplicate"): (_obj({"model_name": _STR}), 201, _ref("Model")),
+    ("POST", "/api/models/{model_name}/rename"): (_obj({"model_name": _NAME}, ("model_name",)), 200, _ref("Model")),
+    ("POST", "/api/models/{model_name}/duplicate"): (_obj({"model_name": _NAME}), 201, _ref("Model")),
     ("DELETE", "/api/models/{model_name}"): (
-        _obj({"confirm": {"type": "boolean"}}, ("confirm",)),
+        _obj({"confirm": _CONFIRM}, ("confirm",)),
         200,
         _obj({"trash": _ref("TrashEntry")}),
     ),
@@ -261,29 +348,27 @@ ROUTES = {
                 {"model_name": {"type": ["string", "null"]}, "items": _INT, "tokens": _INT})}}},
     ),
     ("POST", "/api/models/{model_name}/queue/files"): (
-        _obj({"paths": {"type": "array", "items": _STR}, "text_field": _STR, "csv_column": _STR}, ("paths",)),
+        _obj({"paths": _list(_TEXT, 1), "text_field": _TEXT, "csv_column": _COLUMN}, ("paths",)),
         202,
         _ref("Job"),
     ),
     ("POST", "/api/models/{model_name}/queue/upload"): (
-        {"multipart": {"type": "object", "properties": {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-            "text_field": _STR, "csv_column": _STR}}},
+        {"multipart": _obj({"files": _list(_FILE, 1), "text_field": _STR, "csv_column": _STR}, ("files",))},
         202,
         _ref("Job"),
     ),
     ("POST", "/api/models/{model_name}/queue/import"): (
-        _obj({"from": _STR, "entry_ids": {"type": "array", "items": _INT}}, ("from",)),
+        _obj({"from": {**_TEXT, "x-code": "invalid_source"}, "entry_ids": _list(_ID, 1)}, ("from",)),
         202,
         _ref("Job"),
     ),
     ("POST", "/api/models/{model_name}/queue/remove"): (
-        _obj({"entry_ids": {"type": "array", "items": _INT}}, ("entry_ids",)),
+        _obj({"entry_ids": _list(_ID, 1)}, ("entry_ids",)),
         200,
         _obj({"removed": {"type": "array", "items": _ref("QueueItem")}}),
     ),
     ("DELETE", "/api/models/{model_name}/queue"): (
-        _obj({"confirm": {"type": "boolean"}}, ("confirm",)),
+        _obj({"confirm": _CONFIRM}, ("confirm",)),
         200,
         _obj({"model_name": _STR, "removed": _INT}),
     ),
@@ -301,26 +386,23 @@ ROUTES = {
         {"type": "object", "properties": {"model_name": _STR, "points": {"type": "array"}, "markers": {"type": "array"}}},
     ),
     ("GET", "/api/trash"): (None, 200, _obj({"trash": {"type": "array", "items": _ref("TrashEntry")}})),
-    ("POST", "/api/trash/{model_id}/restore"): (_obj({"model_name": _STR}), 200, _ref("Model")),
-    ("DELETE", "/api/trash"): (_obj({"confirm": {"type": "boolean"}}, ("confirm",)), 200, _obj({"removed": _INT})),
+    ("POST", "/api/trash/{model_id}/restore"): (_obj({"model_name": _NAME}), 200, _ref("Model")),
+    ("DELETE", "/api/trash"): (_obj({"confirm": _CONFIRM}, ("confirm",)), 200, _obj({"removed": _INT})),
     ("GET", "/api/themes"): (None, 200, _ref("Themes")),
-    ("PUT", "/api/themes/current"): (_obj({"name": _STR}, ("name",)), 200, _ref("Themes")),
-    ("POST", "/api/themes"): (_obj({"name": _STR, "css": _STR}, ("name", "css")), 201, _ref("Themes")),
+    ("PUT", "/api/themes/current"): (_obj({"name": _TEXT}, ("name",)), 200, _ref("Themes")),
+    ("POST", "/api/themes"): (_obj({"name": _TEXT, "css": _TEXT}, ("name", "css")), 201, _ref("Themes")),
     ("GET", "/api/settings"): (None, 200, _ref("Settings")),
     ("PUT", "/api/settings"): (_obj({"selected_model": {"type": ["string", "null"]}}), 200, _ref("Settings")),
     ("GET", "/api/openapi.json"): (None, 200, {"type": "object"}),
     ("POST", "/api/models/{model_name}/crawls"): (
         _obj(
             {
-                "start_urls": {"type": "array", "items": _STR},
-                "allowed_domains": {"type": "array", "items": _STR},
-                "max_depth": _INT,
-                "max_pages": _INT,
-                "max_page_bytes": _INT,
-                "rate": _NUM,
-                "user_agent": _STR,
-                "timeout": _NUM,
-                "train_after_tokens": _INT,
+                # a list, or one string of URLs (domains) separated by spaces; null keeps a default
+                "start_urls": {**_list(_TEXT, 1, crawls.MAX_START_URLS), "type": ["array", "string"], "minLength": 1},
+                "allowed_domains": {**_list(_TEXT, 0, crawls.MAX_DOMAINS), "type": ["array", "string", "null"]},
+                **{f: _num(lo, hi, null=True) if f in crawls.FLOAT_FIELDS else _int(lo, hi, null=True)
+                   for f, (lo, hi) in crawls.LIMITS.items()},
+                "user_agent": {"type": ["string", "null"], "minLength": 1, "maxLength": 200},
             },
             ("start_urls",),
         ),
@@ -345,38 +427,39 @@ ROUTES = {
     # the LLM tab (api/generate.py); the streamed routes answer text/event-stream (see there)
     ("GET", "/api/models/{model_name}/conversations"): (
         None, 200, _obj({"model_name": _STR, "conversations": {"type": "array", "items": _ref("Conversation")}})),
-    ("POST", "/api/models/{model_name}/conversations"): (_obj({"title": _STR}), 201, _ref("Conversation")),
+    ("POST", "/api/models/{model_name}/conversations"): (_obj({"title": _TITLE}), 201, _ref("Conversation")),
     ("GET", "/api/conversations/{conversation_id}"): (None, 200, _ref("Conversation")),
-    ("PATCH", "/api/conversations/{conversation_id}"): (_obj({"title": _STR}, ("title",)), 200, _ref("Conversation")),
+    ("PATCH", "/api/conversations/{conversation_id}"): (_obj({"title": _TITLE}, ("title",)), 200, _ref("Conversation")),
     ("DELETE", "/api/conversations/{conversation_id}"): (None, 200, _obj({"deleted": _ref("Conversation")})),
     ("POST", "/api/conversations/{conversation_id}/messages"): (
-        _obj({"content": _STR, "sampling": _ref("Sampling")}, ("content",)), 200, _ref("StreamEvents")),
+        _obj({"content": _MESSAGE, "sampling": _ref("Sampling")}, ("content",)), 200, _ref("StreamEvents")),
     ("POST", "/api/conversations/{conversation_id}/regenerate"): (
         _obj({"sampling": _ref("Sampling")}), 200, _ref("StreamEvents")),
     ("POST", "/api/models/{model_name}/complete"): (
-        _obj({"prompt": _STR, "sampling": _ref("Sampling"), "stop": {"type": ["string", "array"]}}, ("prompt",)),
+        _obj({"prompt": _PROMPT, "sampling": _ref("Sampling"), "stop": _STOP}, ("prompt",)),
         200, _ref("StreamEvents")),
     ("POST", "/api/streams/stop"): (
-        _obj({"stream_id": _STR}, ("stream_id",)), 200, _obj({"stream_id": _STR, "stopped": {"type": "boolean"}})),
+        _obj({"stream_id": {**_TEXT, "x-code": "invalid_stream_id",
+                            "x-message": "stream_id must be the id a stream's start event gave"}}, ("stream_id",)), 200, _obj({"stream_id": _STR, "stopped": {"type": "boolean"}})),
     ("GET", "/api/events"): (None, 200, _ref("ChangeEvents")),
     ("GET", "/api/sampling-presets"): (None, 200, _obj({"presets": {"type": "array"}})),
     ("GET", "/api/models/{model_name}/sampling"): (None, 200, _ref("SamplingSettings")),
     ("PUT", "/api/models/{model_name}/sampling"): (
-        _obj({"preset": _STR, "sampling": _ref("Sampling")}, ("preset", "sampling")), 200, _ref("SamplingSettings")),
+        _obj({"preset": {"type": "string", "enum": [*PRESETS, "Custom"]}, "sampling": _ref("Sampling")}, ("preset", "sampling")), 200, _ref("SamplingSettings")),
 }
 
 # The Research tab (cllm_app/api/research.py).
 _EVALUATE_BODY = _obj({
-    "source": {"type": "string", "enum": ["validation", "queue", "text"]},
-    "from_model": _STR,
-    "split": {"type": "string", "enum": ["all", "validation"]},
-    "text": _STR,
-    "max_tokens": _INT,
-    "run": {"type": "string", "enum": ["auto", "job"]},
+    "source": {"type": "string", "enum": list(SOURCES)},
+    "from_model": _TEXT,
+    "split": {"type": "string", "enum": list(SPLITS)},
+    "text": {**_TEXT, "x-code": "empty_text", "x-message": "the text to evaluate is empty"},
+    "max_tokens": _int(1, MAX_TOKENS_LIMIT, null=True),  # null: the default
+    "run": {"type": "string", "enum": list(RUN_MODES)},
 })
 _EVALUATION = {
     "type": "object",
-    "description": "An evaluation (200), or with 202 the evaluate Job whose detail gets it.",
+    "description": "An evaluation (200); a large one runs as a job, answered 202 with the Job whose detail gets it.",
     "properties": {
         "model_name": _STR, "source": {"type": "object"}, "tokens": _INT, "bytes": _INT, "documents": _INT,
         "windows": _INT, "window": _INT, "total_nats": _NUM, "loss": {"type": ["number", "null"]},
@@ -393,13 +476,21 @@ _NOTE = {
         "snippets": {"type": "array", "items": _STR},
     },
 }
-_UPLOAD = {"multipart": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}
+_UPLOAD = {"multipart": _obj({"file": _FILE}, ("file",))}
 ROUTES.update({
     ("POST", "/api/models/{model_name}/evaluate"): (_EVALUATE_BODY, 200, _EVALUATION),
-    ("POST", "/api/models/{model_name}/evaluate/upload"): (_UPLOAD, 200, _EVALUATION),
+    ("POST", "/api/models/{model_name}/evaluate/upload"): (
+        {"multipart": _obj({"file": _FILE, "max_tokens": _EVALUATE_BODY["properties"]["max_tokens"],
+                            "run": _EVALUATE_BODY["properties"]["run"]}, ("file",))},
+        200,
+        _EVALUATION,
+    ),
     ("GET", "/api/research/compare"): (None, 200, _obj({"models": {"type": "array", "items": {"type": "object"}}})),
     ("POST", "/api/models/{model_name}/inspect"): (
-        _obj({"prompt": _STR, "top_k": _INT, "layer": _INT, "head": _INT}, ("prompt",)),
+        _obj({"prompt": {**_PROMPT, "maxLength": MAX_PROMPT_CHARS, "x-message": "write a prompt to inspect",
+                         "x-messages": {"maxLength": f"the prompt is longer than {MAX_PROMPT_CHARS:,} characters"}},
+              "top_k": _int(1, MAX_TOP_K),
+              "layer": _int(0), "head": _int(0)}, ("prompt",)),
         200,
         {"type": "object", "properties": {
             "tokens": {"type": "array"}, "surprisal_bits": {"type": "array"}, "top_k": {"type": "array"},
@@ -412,13 +503,13 @@ ROUTES.update({
     ("GET", "/api/research/notes"): (
         None, 200, _obj({"notes": {"type": "array", "items": _NOTE}, "q": _STR, "folder": _STR}),
     ),
-    ("POST", "/api/research/notes"): (_obj({"note_name": _STR, "content": _STR}, ("note_name",)), 201, _NOTE),
+    ("POST", "/api/research/notes"): (_obj({"note_name": _TEXT, "content": _STR}, ("note_name",)), 201, _NOTE),
     ("POST", "/api/research/notes/upload"): (_UPLOAD, 201, _NOTE),
     ("GET", "/api/research/notes/{note_name}"): (None, 200, _NOTE),
     ("PUT", "/api/research/notes/{note_name}"): (_obj({"content": _STR}, ("content",)), 200, _NOTE),
-    ("POST", "/api/research/notes/{note_name}/rename"): (_obj({"note_name": _STR}, ("note_name",)), 200, _NOTE),
+    ("POST", "/api/research/notes/{note_name}/rename"): (_obj({"note_name": _TEXT}, ("note_name",)), 200, _NOTE),
     ("DELETE", "/api/research/notes/{note_name}"): (
-        _obj({"confirm": {"type": "boolean"}}, ("confirm",)), 200, _obj({"note_name": _STR}),
+        _obj({"confirm": _CONFIRM}, ("confirm",)), 200, _obj({"note_name": _STR}),
     ),
     ("PUT", "/api/research/notes/{note_name}/models/{model_name}"): (None, 200, _NOTE),
     ("DELETE", "/api/research/notes/{note_name}/models/{model_name}"): (None, 200, _NOTE),
@@ -431,27 +522,95 @@ ROUTES.update({
     ("POST", "/api/openai/key/regenerate"): (None, 200, _OPENAI_KEY),
 })
 
+
+_NAME_RULE = "a name is letters, digits, spaces, '-', '_' and '.', not starting or ending with a space or a dot"
+_SHAPE_RULE = ("n_embd a multiple of n_head, sequence_length at most block_size, at most "
+               "500,000,000 parameters")
+# Refusals (400) for rules a schema cannot state; an operation not named here refuses with 400
+# only what its schema forbids. (Unknown models and ids are 404, a busy model or a taken name 409.)
+RULES = {
+    ("POST", "/api/models"): f"{_NAME_RULE}; {_SHAPE_RULE}; a BPE tokenizer: vocab_size {VOCAB_MIN} to "
+    f"{VOCAB_MAX}, its data readable text files or a model with a queue; the byte tokenizer takes no data",
+    ("PUT", "/api/models/{model_name}/tokenizer"): f"not once the model has trained; a BPE tokenizer: vocab_size "
+    f"{VOCAB_MIN} to {VOCAB_MAX}, its data readable text files or a model with a queue",
+    ("POST", "/api/tokenizer-data"): "the files' total size has a limit",
+    ("PATCH", "/api/models/{model_name}"): f"{_SHAPE_RULE}; layers can be added, never removed; other shape "
+    "fields are fixed once the model has trained; target_epochs not below epochs_trained",
+    ("POST", "/api/models/{model_name}/rename"): _NAME_RULE,
+    ("POST", "/api/models/{model_name}/duplicate"): _NAME_RULE,
+    ("POST", "/api/trash/{model_id}/restore"): _NAME_RULE,
+    ("POST", "/api/models/{model_name}/train"): "sequence_length at most the model's block_size; target_epochs "
+    "above epochs_trained, and something in the queue to train on",
+    ("POST", "/api/models/{model_name}/queue/files"): "paths that exist and can be read",
+    ("POST", "/api/models/{model_name}/queue/upload"): "files within the size limits",
+    ("POST", "/api/models/{model_name}/queue/import"): "not from the model itself; a source queue that is not empty",
+    ("POST", "/api/models/{model_name}/crawls"): "start URLs are http(s) URLs with a host, inside allowed_domains "
+    "(domain names); user_agent printable ASCII",
+    ("POST", "/api/models/{model_name}/conversations"): "a title is not only spaces",
+    ("PATCH", "/api/conversations/{conversation_id}"): "a title is not only spaces",
+    ("POST", "/api/conversations/{conversation_id}/messages"): "a message is not only spaces",
+    ("POST", "/api/conversations/{conversation_id}/regenerate"): "there is a message to answer again",
+    ("POST", "/api/models/{model_name}/evaluate"): "each source takes its own fields (text: text; queue: "
+    "from_model); text without NUL characters; a model that has something to evaluate on",
+    ("POST", "/api/models/{model_name}/evaluate/upload"): "a UTF-8 text file, not empty, within the size limit",
+    ("POST", "/api/models/{model_name}/inspect"): "layer and head within the model's shape",
+    ("PUT", "/api/themes/current"): "a theme that exists",
+    ("POST", "/api/themes"): "a theme name of letters, digits, '-' and '_', not a built-in one; CSS only, "
+    "within the size limit",
+    ("POST", "/api/research/notes"): "a note name is a file name (no folders, no leading dot; .md or .txt); "
+    "text without NUL characters, within the size limit",
+    ("POST", "/api/research/notes/upload"): "a UTF-8 text document, not empty, within the size limit",
+    ("GET", "/api/research/notes/{note_name}"): "a note name is a file name",
+    ("PUT", "/api/research/notes/{note_name}"): "a note name is a file name; text without NUL characters, "
+    "within the size limit",
+    ("POST", "/api/research/notes/{note_name}/rename"): "a note name is a file name",
+    ("DELETE", "/api/research/notes/{note_name}"): "a note name is a file name",
+    ("PUT", "/api/research/notes/{note_name}/models/{model_name}"): "a note name is a file name",
+    ("DELETE", "/api/research/notes/{note_name}/models/{model_name}"): "a note name is a file name",
+}
+STREAMED = {"StreamEvents", "ChangeEvents"}  # responses sent as text/event-stream
+# Second successes: a large evaluation runs as a job, answered 202 with the Job.
+ALSO = {
+    ("POST", "/api/models/{model_name}/evaluate"): (202, _ref("Job")),
+    ("POST", "/api/models/{model_name}/evaluate/upload"): (202, _ref("Job")),
+}
+
+# (name, schema, required) of each query parameter; body.check_query enforces them.
 QUERY_PARAMS = {
     ("GET", "/api/models"): [
-        ("sort", {"type": "string", "enum": ["name", "created", "updated", "size"]}),
-        ("order", {"type": "string", "enum": ["asc", "desc"]}),
+        ("sort", {"type": "string", "enum": list(SORT_KEYS)}, False),
+        ("order", {"type": "string", "enum": ["asc", "desc"]}, False),
     ],
-    ("GET", "/api/model-names/check"): [("model_name", _STR), ("current", _STR)],
-    ("GET", "/api/jobs"): [("model_name", _STR), ("active", {"type": "string", "enum": ["0", "1"]})],
-    ("GET", "/api/models/{model_name}/loss-history"): [("since_step", _INT)],
+    ("GET", "/api/model-names/check"): [("model_name", _STR, False), ("current", _STR, False)],
+    ("GET", "/api/jobs"): [("model_name", _STR, False),
+                           ("active", {"type": "string", "enum": ["0", "1", "false", "true"]}, False)],
+    ("GET", "/api/models/{model_name}/loss-history"): [("since_step", _int(0, 2**62), False)],
     ("GET", "/api/crawls/{crawl_id}/urls"): [
-        ("status", {"type": "string", "enum": ["processed", "all", "queued", "fetched", "skipped", "failed"]}),
-        ("offset", _INT),
-        ("limit", _INT),
+        ("status", {"type": "string", "enum": ["processed", "all", *crawls.URL_STATUSES]}, False),
+        ("offset", _int(0, 10**9), False),
+        ("limit", _int(1, 500), False),
     ],
-    ("GET", "/api/research/compare"): [("model_name", _STR)],
-    ("GET", "/api/research/notes"): [("q", _STR), ("model_name", _STR)],
+    ("GET", "/api/research/compare"): [("model_name", {**_list(_TEXT, 1, MAX_MODELS), "x-code": "no_models",
+                                               "x-codes": {"maxItems": "too_many_models"}}, True)],
+    ("GET", "/api/research/notes"): [("q", _STR, False), ("model_name", _STR, False)],
     ("GET", "/api/models/{model_name}/queue"): [
-        ("search", _STR), ("source_kind", _STR), ("offset", _INT), ("limit", _INT)
+        ("search", _STR, False), ("source_kind", _STR, False), ("offset", _int(0, ROW_ID_MAX), False),
+        ("limit", _int(1, PAGE_LIMIT), False),
     ],
-    ("GET", "/api/models/{model_name}/queue/{entry_id}"): [("max_chars", _INT)],
-    ("GET", "/api/events"): [("last_event_id", _INT)],  # as the Last-Event-ID header, for a first connection
+    ("GET", "/api/models/{model_name}/queue/{entry_id}"): [("max_chars", _int(0, 10**9), False)],
+    # as the Last-Event-ID header, for a first connection
+    ("GET", "/api/events"): [("last_event_id", _int(0, 2**63 - 1), False)],
 }
+
+
+def declared(method: str, rule: str, kind: str):
+    """What the description declares for a Flask route: its JSON body schema ("body", None if
+    it takes none) or its query parameters ("query")."""
+    path = _openapi_path(rule)
+    if kind == "query":
+        return QUERY_PARAMS.get((method, path), ())
+    body = ROUTES[(method, path)][0]
+    return None if body is None or "multipart" in body else body
 
 
 def _openapi_path(rule: str) -> str:
@@ -471,32 +630,47 @@ def api_routes(app) -> list[tuple[str, str, object]]:
     return out
 
 
+def _content(schema: dict) -> dict:
+    kind = "text/event-stream" if schema.get("$ref", "").rsplit("/", 1)[-1] in STREAMED else "application/json"
+    return {kind: {"schema": schema}}
+
+
 def build_spec(app) -> dict:
     paths: dict = {}
+    refused = {"description": "Refused", "content": {"application/json": {"schema": _ref("Error")}}}
     for method, path, view in api_routes(app):
         body, status, response = ROUTES[(method, path)]
         doc = (view.__doc__ or "").strip()
+        responses = {str(status): {"description": "OK", "content": _content(response)}}
+        if (method, path) in ALSO:
+            also, schema = ALSO[(method, path)]
+            responses[str(also)] = {"description": "Accepted", "content": _content(schema)}
+        if (method, path) in RULES:
+            responses["400"] = {**refused, "description": f"Refused: {RULES[(method, path)]}"}
+        responses["4XX"] = refused
+        # Any write can meet a full disk (code disk_full): nothing changed, free space and retry.
+        responses["507"] = {"description": "The disk is full", "content": {"application/json": {"schema": _ref("Error")}}}
         op = {
             "summary": doc.splitlines()[0] if doc else path,
             "operationId": view.__name__,
-            "responses": {
-                str(status): {"description": "OK", "content": {"application/json": {"schema": response}}},
-                "4XX": {"description": "Refused", "content": {"application/json": {"schema": _ref("Error")}}},
-                # Any write can meet a full disk (code disk_full): nothing changed, free space and retry.
-                "507": {"description": "The disk is full", "content": {"application/json": {"schema": _ref("Error")}}},
-            },
+            "responses": responses,
         }
         params = [
-            {"name": name, "in": "path", "required": True, "schema": _INT if name.endswith("_id") else _STR}
+            {"name": name, "in": "path", "required": True, "schema": _ID if name.endswith("_id") else _TEXT}
             for name in (seg[1:-1] for seg in path.split("/") if seg.startswith("{"))
         ]
-        params += [{"name": n, "in": "query", "required": False, "schema": s} for n, s in QUERY_PARAMS.get((method, path), [])]
+        for name, schema, required in QUERY_PARAMS.get((method, path), ()):
+            param = {"name": name, "in": "query", "required": required, "schema": schema}
+            if schema.get("type") == "array":
+                param.update(style="form", explode=True)
+            params.append(param)
         if params:
             op["parameters"] = params
         if body is not None and "multipart" in body:
             op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": body["multipart"]}}}
         elif body is not None:
-            op["requestBody"] = {"required": False, "content": {"application/json": {"schema": body}}}
+            op["requestBody"] = {"required": bool(body.get("required")),
+                                 "content": {"application/json": {"schema": body}}}
         paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",

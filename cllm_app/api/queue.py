@@ -36,7 +36,7 @@ def queue_stats(model_name):
 @bp.post("/models/<path:model_name>/queue/files")
 def add_files(model_name):
     """Ingest files and folders by path (the desktop window's file dialog gives paths) in a job."""
-    body = json_body({"paths", "text_field", "csv_column"}, "adding files")
+    body = json_body("adding files")
     job = start_ingest(studio(), model_name, body.get("paths"), text_field=body.get("text_field"),
                        csv_column=body.get("csv_column"))
     return jsonify(job), 202
@@ -58,31 +58,28 @@ def upload(model_name):
 @bp.post("/models/<path:model_name>/queue/import")
 def import_queue(model_name):
     """Copy another model's queue, whole or chosen items (`entry_ids`), into this one in a job."""
-    body = json_body({"from", "entry_ids"}, "an import")
+    body = json_body("an import")
     return jsonify(start_import(studio(), model_name, body.get("from"), body.get("entry_ids"))), 202
 
 
 @bp.post("/models/<path:model_name>/queue/remove")
 def remove_many(model_name):
     """Remove several items at once (all or none)."""
-    body = json_body({"entry_ids"}, "removing items")
+    body = json_body("removing items")
     return {"removed": queue().remove_many(model_name, body.get("entry_ids"))}
 
 
 @bp.delete("/models/<path:model_name>/queue")
 def clear(model_name):
     """Empty a model's queue; needs {"confirm": true}."""
-    body = json_body({"confirm"}, "clearing the queue")
+    body = json_body("clearing the queue")
     return queue().clear(model_name, body.get("confirm"))
 
 
 @bp.get("/models/<path:model_name>/queue/<int:entry_id>")
 def preview(model_name, entry_id):
     """One queue item with the start of its text (`max_chars`, 2000 by default)."""
-    raw = request.args.get("max_chars", "2000")
-    if not raw.isdigit():
-        raise InvalidInput("max_chars must be a whole number", code="invalid_max_chars")
-    return queue().preview(model_name, entry_id, int(raw))
+    return queue().preview(model_name, entry_id, int(request.args.get("max_chars", "2000")))
 
 
 @bp.delete("/models/<path:model_name>/queue/<int:entry_id>")

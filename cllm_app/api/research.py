@@ -11,8 +11,6 @@ from cllm_app.services.research import lineage as lineage_service
 
 bp = Blueprint("research", __name__, url_prefix="/api")
 
-EVALUATE_FIELDS = {"source", "from_model", "split", "text", "max_tokens", "run"}
-
 
 def studio():
     return current_app.config["STUDIO"]
@@ -26,7 +24,7 @@ def _evaluated(answer: tuple[dict, bool]):
 @bp.post("/models/<path:model_name>/evaluate")
 def evaluate(model_name):
     """Loss, perplexity and bits per byte on the model's validation split, a queue or a text (large inputs run as a job)."""
-    body = json_body(EVALUATE_FIELDS, "an evaluation")
+    body = json_body("an evaluation")
     return _evaluated(evaluate_service.evaluate(studio(), model_name, body))
 
 
@@ -56,7 +54,7 @@ def compare():
 @bp.post("/models/<path:model_name>/inspect")
 def inspect(model_name):
     """Top-k next tokens, per-token surprisal and one head's attention for a prompt."""
-    body = json_body({"prompt", "top_k", "layer", "head"}, "an inspection")
+    body = json_body("an inspection")
     return inspect_service.inspect(
         studio(), model_name, body.get("prompt"), body.get("top_k", 10), body.get("layer", 0), body.get("head", 0)
     )
@@ -84,7 +82,7 @@ def list_notes():
 @bp.post("/research/notes")
 def create_note():
     """Create a note (a .md or .txt file in the research folder)."""
-    body = json_body({"note_name", "content"}, "a new note")
+    body = json_body("a new note")
     return jsonify(notes().create(body.get("note_name"), body.get("content", ""))), 201
 
 
@@ -107,21 +105,21 @@ def get_note(note_name):
 @bp.put("/research/notes/<note_name>")
 def save_note(note_name):
     """Replace a note's text (written atomically)."""
-    body = json_body({"content"}, "a note")
+    body = json_body("a note")
     return notes().save(note_name, body.get("content"))
 
 
 @bp.post("/research/notes/<note_name>/rename")
 def rename_note(note_name):
     """Rename a note; its attachments follow."""
-    body = json_body({"note_name"}, "a rename")
+    body = json_body("a rename")
     return notes().rename(note_name, body.get("note_name"))
 
 
 @bp.delete("/research/notes/<note_name>")
 def delete_note(note_name):
     """Delete a note; needs {"confirm": true}."""
-    body = json_body({"confirm"}, "a delete")
+    body = json_body("a delete")
     return notes().delete(note_name, body.get("confirm"))
 
 

@@ -22,7 +22,7 @@ def get_settings():
 @bp.put("/settings")
 def put_settings():
     """Change the selected model (by name; null clears it)."""
-    body = json_body({"selected_model"}, "settings")
+    body = json_body("settings")
     if "selected_model" in body:
         name = body["selected_model"]
         model_id = None if name is None else current_app.config["STUDIO"].models.get(name).id

@@ -20,12 +20,12 @@ def list_themes():
 @bp.put("/themes/current")
 def use_theme():
     """Choose the theme in use; it is remembered."""
-    body = json_body({"name"}, "choosing a theme")
+    body = json_body("choosing a theme")
     return themes().use(body.get("name"))
 
 
 @bp.post("/themes")
 def add_theme():
     """Save a custom theme from its CSS text."""
-    body = json_body({"name", "css"}, "a new theme")
+    body = json_body("a new theme")
     return jsonify(themes().add(body.get("name"), body.get("css"))), 201

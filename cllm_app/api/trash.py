@@ -20,12 +20,12 @@ def list_trash():
 @bp.post("/trash/<int:model_id>/restore")
 def restore(model_id):
     """Bring a model back from the trash, under its old name or a new one."""
-    body = json_body({"model_name"}, "a restore")
+    body = json_body("a restore")
     return lifecycle().restore(model_id, body.get("model_name"))
 
 
 @bp.delete("/trash")
 def empty():
     """Delete everything in the trash for good; needs {"confirm": true}."""
-    body = json_body({"confirm"}, "emptying the trash")
+    body = json_body("emptying the trash")
     return {"removed": lifecycle().empty_trash(confirm=body.get("confirm"))}

@@ -217,7 +217,8 @@ class Chat:
                 else:
                     user_message = Message.create(conversation=c, role="user", content=content)
                     if c.title == DEFAULT_TITLE and not c.messages.where(Message.id != user_message.id).exists():
-                        c.title = _title(content[:60]) if content.strip() else DEFAULT_TITLE
+                        # from the text, not the spaces before it (60 of them left no title at all)
+                        c.title = _title(content.strip()[:60])
                 c.updated_at = utcnow()
                 c.save()
             turns = [(m.role, m.content) for m in c.messages.order_by(Message.id)]

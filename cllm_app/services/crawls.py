@@ -47,6 +47,16 @@ DEFAULTS = {
     "train_after_tokens": 0,
 }
 FIELDS = {"start_urls", *DEFAULTS}
+# The range of each number setting: check_settings and the API's description (api/openapi.py) read it.
+LIMITS = {
+    "max_depth": (0, 100),
+    "max_pages": (1, 1_000_000),
+    "max_page_bytes": (1024, 100 * 1024 * 1024),
+    "rate": (0.0, 100.0),
+    "timeout": (0.1, 300.0),
+    "train_after_tokens": (0, 10**12),
+}
+FLOAT_FIELDS = ("rate", "timeout")
 _UA = re.compile(r"^[\x20-\x7e]{1,200}$")
 
 
@@ -88,12 +98,8 @@ def check_settings(body: dict) -> dict:
     outside = [u for u in s["start_urls"] if not scope.allows(u)]
     if outside:
         raise InvalidInput(f"the start URL {outside[0]} is outside the allowed domains", code="invalid_allowed_domains")
-    s["max_depth"] = as_int("max_depth", s["max_depth"], 0, 100)
-    s["max_pages"] = as_int("max_pages", s["max_pages"], 1, 1_000_000)
-    s["max_page_bytes"] = as_int("max_page_bytes", s["max_page_bytes"], 1024, 100 * 1024 * 1024)
-    s["rate"] = as_float("rate", s["rate"], 0.0, 100.0)
-    s["timeout"] = as_float("timeout", s["timeout"], 0.1, 300.0)
-    s["train_after_tokens"] = as_int("train_after_tokens", s["train_after_tokens"], 0, 10**12)
+    for field, (lo, hi) in LIMITS.items():
+        s[field] = (as_float if field in FLOAT_FIELDS else as_int)(field, s[field], lo, hi)
     ua = s["user_agent"]
     if not isinstance(ua, str) or not _UA.match(ua.strip()):
         raise InvalidInput("user_agent must be 1 to 200 printable ASCII characters", code="invalid_user_agent")

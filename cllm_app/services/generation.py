@@ -11,7 +11,18 @@ from cllm_app.errors import InvalidInput
 from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
 from cllm_app.services.validate import as_float, as_int
 
-MAX_NEW_TOKENS = 100_000  # one reply's most; tests raise it to make a stream that cannot end by itself
+# The range of each sampling setting (None keeps the default): check_sampling and the API's
+# description (api/openapi.py) read this table. top_p must be more than 0. Tests raise
+# max_new_tokens' bound to make a stream that cannot end by itself.
+SAMPLING_LIMITS = {
+    "temperature": (0.0, 5.0),
+    "top_k": (0, 1_000_000),
+    "top_p": (0.0, 1.0),
+    "repetition_penalty": (1.0, 10.0),
+    "max_new_tokens": (1, 100_000),
+    "seed": (0, 2**63 - 1),
+}
+SAMPLING_FLOATS = ("temperature", "top_p", "repetition_penalty")
 
 
 def check_sampling(values: dict) -> Sampling:
@@ -19,18 +30,10 @@ def check_sampling(values: dict) -> Sampling:
     for field, value in values.items():
         if value is None:
             continue
-        if field == "temperature":
-            s.temperature = as_float(field, value, 0.0, 5.0)
-        elif field == "top_k":
-            s.top_k = as_int(field, value, 0, 1_000_000)
-        elif field == "top_p":
-            s.top_p = as_float(field, value, 0.0, 1.0, lo_open=True)
-        elif field == "repetition_penalty":
-            s.repetition_penalty = as_float(field, value, 1.0, 10.0)
-        elif field == "max_new_tokens":
-            s.max_new_tokens = as_int(field, value, 1, MAX_NEW_TOKENS)
-        elif field == "seed":
-            s.seed = as_int(field, value, 0, 2**63 - 1)
+        if field in SAMPLING_FLOATS:
+            setattr(s, field, as_float(field, value, *SAMPLING_LIMITS[field], lo_open=field == "top_p"))
+        elif field in SAMPLING_LIMITS:
+            setattr(s, field, as_int(field, value, *SAMPLING_LIMITS[field]))
         else:
             raise InvalidInput(f"unknown sampling setting '{field}'", code="unknown_field")
     return s

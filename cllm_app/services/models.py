@@ -62,12 +62,28 @@ TOKENIZER_FIELDS = ("tokenizer", "tokenizer_data", "tokenizer_from")  # vocab_si
 
 
 
+# The ranges each number may take: the checks below and the API's description (api/openapi.py) read them.
+ARCH_LIMITS = {"n_layer": (1, 64), "n_head": (1, 64), "n_embd": (8, 4096), "block_size": (8, 8192),
+               "vocab_size": (257, 262_144)}
+TRAINING_LIMITS = {
+    "batch_size": (1, 1024),
+    "sequence_length": (8, 8192),
+    "learning_rate": (0.0, 1.0),  # more than 0
+    "target_epochs": (0, 1_000_000),
+    "grad_accum": (1, 1024),
+    "eval_interval": (1, 1_000_000),
+    "checkpoint_interval": (1, 1_000_000),
+    "warmup_steps": (0, 1_000_000),
+    "weight_decay": (0.0, 1.0),
+    "seed": (0, 2**31 - 1),
+}
+FLOAT_FIELDS = ("learning_rate", "weight_decay")
+
+
 def _check_arch(cfg: dict) -> GPTConfig:
-    n_layer = as_int("n_layer", cfg["n_layer"], 1, 64)
-    n_head = as_int("n_head", cfg["n_head"], 1, 64)
-    n_embd = as_int("n_embd", cfg["n_embd"], 8, 4096)
-    block_size = as_int("block_size", cfg["block_size"], 8, 8192)
-    vocab_size = as_int("vocab_size", cfg["vocab_size"], 257, 262_144)
+    n_layer, n_head, n_embd, block_size, vocab_size = (
+        as_int(f, cfg[f], *ARCH_LIMITS[f]) for f in (*ARCH_FIELDS, "vocab_size")
+    )
     if n_embd % n_head:
         raise InvalidInput(
             f"n_embd ({n_embd}) must be a multiple of n_head ({n_head}) so each head gets an equal share",
@@ -86,24 +102,10 @@ def _check_arch(cfg: dict) -> GPTConfig:
 def _check_training(values: dict, block_size: int, epochs_trained: int) -> dict:
     checked = {}
     for field, value in values.items():
-        if field == "batch_size":
-            checked[field] = as_int(field, value, 1, 1024)
-        elif field == "sequence_length":
-            checked[field] = as_int(field, value, 8, 8192)
-        elif field == "learning_rate":
-            checked[field] = as_float(field, value, 0.0, 1.0, lo_open=True)
-        elif field == "target_epochs":
-            checked[field] = as_int(field, value, 0, 1_000_000)
-        elif field == "grad_accum":
-            checked[field] = as_int(field, value, 1, 1024)
-        elif field in ("eval_interval", "checkpoint_interval"):
-            checked[field] = as_int(field, value, 1, 1_000_000)
-        elif field == "warmup_steps":
-            checked[field] = as_int(field, value, 0, 1_000_000)
-        elif field == "weight_decay":
-            checked[field] = as_float(field, value, 0.0, 1.0)
-        elif field == "seed":
-            checked[field] = as_int(field, value, 0, 2**31 - 1)
+        if field in FLOAT_FIELDS:
+            checked[field] = as_float(field, value, *TRAINING_LIMITS[field], lo_open=field == "learning_rate")
+        elif field in TRAINING_LIMITS:
+            checked[field] = as_int(field, value, *TRAINING_LIMITS[field])
     if checked.get("sequence_length", 0) > block_size:
         raise InvalidInput(
             f"sequence_length ({checked['sequence_length']}) cannot exceed the model's "
@@ -387,20 +389,24 @@ class ModelLifecycle:
             )
         staging = self._staging()
         need = 4 * config.n_params  # float32 weights; config and tokenizer are small beside them
-        with space_needed(f"creating '{model_name}'", self.root.models_dir, need), FileSteps() as files, db.atomic():
-            row = LanguageModel.create(
-                model_name=model_name,
-                name_key=name_key(model_name),
-                tokenizer="byte" if bpe is None else "bpe",
-                **config.to_dict(),
-                **settings,
-            )
-            ModelEvent.create(model=row, kind=event, detail=json.dumps(detail))
+        # The weights are made and written before the transaction: it holds the store's write
+        # lock from its first line (BEGIN IMMEDIATE), and a large model takes longer to write
+        # than the job runner waits for that lock.
+        with space_needed(f"creating '{model_name}'", self.root.models_dir, need), FileSteps() as files:
             files.on_rollback(lambda: shutil.rmtree(staging, ignore_errors=True))
             self._write_model_files(staging, config, make_weights(), bpe)
             failpoint("create.files")
-            files.move(staging, target)
-            failpoint("create.commit")
+            with db.atomic():
+                row = LanguageModel.create(
+                    model_name=model_name,
+                    name_key=name_key(model_name),
+                    tokenizer="byte" if bpe is None else "bpe",
+                    **config.to_dict(),
+                    **settings,
+                )
+                ModelEvent.create(model=row, kind=event, detail=json.dumps(detail))
+                files.move(staging, target)
+                failpoint("create.commit")
         return self.describe(row)
 
     # ---- changing ------------------------------------------------------------------------
@@ -446,19 +452,22 @@ class ModelLifecycle:
             if row.sequence_length > block_size and "sequence_length" not in training:
                 training["sequence_length"] = block_size
         folder = self.folder(row)
+        weights = None
+        if arch:  # made before the transaction, which holds the store's write lock (see _create)
+            if arch.keys() == {"n_layer"}:
+                # Grow in place: new blocks are identities, so the model computes what it did.
+                weights = grow_layers(load_weights(folder / WEIGHTS_FILE), old, new.n_layer, row.seed)
+            else:
+                weights = init_weights(new, row.seed)  # a new shape (allowed only before training)
+            weights = weights_bytes(weights)
         with FileSteps() as files, db.atomic():
             for k, v in {**arch, **training}.items():
                 setattr(row, k, v)
             row.updated_at = utcnow()
             row.save()
             if arch:
-                if arch.keys() == {"n_layer"}:
-                    # Grow in place: new blocks are identities, so the model computes what it did.
-                    weights = grow_layers(load_weights(folder / WEIGHTS_FILE), old, new.n_layer, row.seed)
-                else:
-                    weights = init_weights(new, row.seed)  # a new shape (allowed only before training)
                 failpoint("configure.weights")
-                files.replace_file(folder / WEIGHTS_FILE, weights_bytes(weights))
+                files.replace_file(folder / WEIGHTS_FILE, weights)
                 files.replace_file(folder / CONFIG_FILE, (json.dumps(new.to_dict(), indent=2, sort_keys=True) + "\n").encode())
                 if new.n_layer > old.n_layer:
                     ModelEvent.create(
@@ -505,6 +514,7 @@ class ModelLifecycle:
         new = GPTConfig(**{**self.config_of(row).to_dict(), "vocab_size": bpe.vocab_size if bpe else 257})
         new = _check_arch(new.to_dict())
         folder = self.folder(row)
+        weights = weights_bytes(init_weights(new, row.seed))  # before the transaction (see _create)
         with FileSteps() as files, db.atomic():
             row.tokenizer, row.vocab_size, row.updated_at = ("bpe" if bpe else "byte"), new.vocab_size, utcnow()
             row.save()
@@ -517,7 +527,7 @@ class ModelLifecycle:
                 (folder / TOKENIZER_FILE).unlink()
                 files.on_rollback(lambda: atomic_write_bytes(folder / TOKENIZER_FILE, old))
             failpoint("tokenizer.file")
-            files.replace_file(folder / WEIGHTS_FILE, weights_bytes(init_weights(new, row.seed)))
+            files.replace_file(folder / WEIGHTS_FILE, weights)
             files.replace_file(folder / CONFIG_FILE, (json.dumps(new.to_dict(), indent=2, sort_keys=True) + "\n").encode())
             ModelEvent.create(model=row, kind="tokenizer_changed", detail=json.dumps(detail))
             failpoint("tokenizer.commit")
@@ -570,31 +580,14 @@ class ModelLifecycle:
         what = f"copying '{source.model_name}' as '{new_name}'"
         if need > free_bytes(self.root.models_dir):
             raise disk_full(what, self.root.models_dir, need)  # refused before a byte is copied
-        with space_needed(what, self.root.models_dir, need), FileSteps() as files, db.atomic():
-            data = {f.name: getattr(source, f.name) for f in LanguageModel._meta.sorted_fields if f.name != "id"}
-            data.update(
-                model_name=new_name,
-                name_key=name_key(new_name),
-                created_at=utcnow(),
-                updated_at=utcnow(),
-                duplicated_from=source.id,
-            )
-            copy = LanguageModel.create(**data)
-            ModelEvent.create(model=copy, kind="duplicated", detail=json.dumps({"source_id": source.id}))
-            for entry in source.queue.order_by(QueueEntry.id):
-                values = {f.name: getattr(entry, f.name) for f in QueueEntry._meta.sorted_fields if f.name != "id"}
-                QueueEntry.create(**{**values, "model": copy})
-            failpoint("duplicate.rows")
-            history = [
-                {**{f.name: getattr(p, f.name) for f in LossPoint._meta.sorted_fields if f.name != "id"}, "model": copy}
-                for p in source.loss_history.order_by(LossPoint.id)
-            ]
-            for start in range(0, len(history), 500):
-                LossPoint.insert_many(history[start : start + 500]).execute()
+        with space_needed(what, self.root.models_dir, need), FileSteps() as files:
+            # The files are copied before the transaction, which holds the store's write lock (see _create).
             files.copytree(self.folder(source), staging)
-            failpoint("duplicate.files")
-            files.move(staging, target)
-            failpoint("duplicate.commit")
+            with db.atomic():
+                copy = self._duplicate_rows(source, new_name)
+                failpoint("duplicate.files")
+                files.move(staging, target)
+                failpoint("duplicate.commit")
         return self.describe(copy)
 
     @_one_change_at_a_time
@@ -644,6 +637,30 @@ class ModelLifecycle:
         where = f"; the damaged file is kept as {kept}" if kept else ""
         return {"model_name": row.model_name, "repaired": True,
                 "message": f"put back the weights of '{row.model_name}' from {source}{where}"}
+
+    def _duplicate_rows(self, source: LanguageModel, new_name: str) -> LanguageModel:
+        """The copy's row, event, queue and loss history (inside the caller's transaction)."""
+        data = {f.name: getattr(source, f.name) for f in LanguageModel._meta.sorted_fields if f.name != "id"}
+        data.update(
+            model_name=new_name,
+            name_key=name_key(new_name),
+            created_at=utcnow(),
+            updated_at=utcnow(),
+            duplicated_from=source.id,
+        )
+        copy = LanguageModel.create(**data)
+        ModelEvent.create(model=copy, kind="duplicated", detail=json.dumps({"source_id": source.id}))
+        for entry in source.queue.order_by(QueueEntry.id):
+            values = {f.name: getattr(entry, f.name) for f in QueueEntry._meta.sorted_fields if f.name != "id"}
+            QueueEntry.create(**{**values, "model": copy})
+        failpoint("duplicate.rows")
+        history = [
+            {**{f.name: getattr(p, f.name) for f in LossPoint._meta.sorted_fields if f.name != "id"}, "model": copy}
+            for p in source.loss_history.order_by(LossPoint.id)
+        ]
+        for start in range(0, len(history), 500):
+            LossPoint.insert_many(history[start : start + 500]).execute()
+        return copy
 
     # ---- trash -----------------------------------------------------------------------------
 

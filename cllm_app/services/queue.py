@@ -229,7 +229,8 @@ class Queue:
 
     @staticmethod
     def check_paths(paths) -> list[str]:
-        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
+        # A NUL cannot be in a path: the OS call would fail with a ValueError, not a refusal.
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p and "\0" not in p for p in paths):
             raise InvalidInput("paths must be a non-empty list of file or folder paths", code="invalid_paths")
         return paths
 

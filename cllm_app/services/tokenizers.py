@@ -86,7 +86,8 @@ def _file_chunks(path: Path) -> Iterator[str]:
 
 def file_texts(paths) -> Iterator[str]:
     """The text of `paths` (UTF-8 files), checked one by one as they are read."""
-    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
+    # A NUL cannot be in a path: the OS call would fail with a ValueError, not a refusal.
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p and "\0" not in p for p in paths):
         raise _refuse("tokenizer_data must be a non-empty list of file paths", code="invalid_tokenizer_data")
     for p in paths:
         yield from _file_chunks(Path(p).expanduser())
