@@ -73,6 +73,9 @@ def api_app(studio, monkeypatch):
         return sampling
 
     monkeypatch.setattr(chat, "check_sampling", check_sampling)
+    # The change feed streams until the window goes away; closed, GET /api/events answers its
+    # ready event and ends, so the fuzzer can read whole responses.
+    studio.events.close()
     return create_app(studio, SECRET, allowed_hosts={WSGI_HOST})
 
 

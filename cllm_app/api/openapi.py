@@ -289,7 +289,11 @@ SCHEMAS = {
         ],
     },
     "ChangeEvents": {
-        "type": "string",
+        "oneOf": [
+            _event("ready", {"last_id": _INT, "resumed": {"type": "boolean"}}, ("last_id", "resumed")),
+            _event("change", {"id": _INT, "topics": {"type": "array", "items": _STR},
+                              "model_ids": {"type": "array", "items": _INT}, "at": _STR}, ("id", "topics")),
+        ],
         "description": "text/event-stream, one stream per window (the token may ride as ?token=): "
         "ready {last_id, resumed} first, then change {id, topics, model_ids, at} with an increasing `id:` "
         "for every change to the store by any process (topics: models, queue, jobs, progress, history, "
