@@ -11,10 +11,10 @@ import time
 
 import pytest
 import requests
-from conftest import wait_until
 
 from cllm_app.server import Server
 from cllm_app.services.studio import Studio
+from tests.conftest import wait_until
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
 
