@@ -168,3 +168,48 @@ def test_folder_sizes_count_what_dir_size_counts(tmp_path):
     assert cache.size(tmp_path) == cache.size(tmp_path) == dir_size(tmp_path)
     assert cache.measured == 1
     assert cache.size(tmp_path / "missing") == dir_size(tmp_path / "missing") == 0
+
+
+def test_an_unchanged_store_is_listed_again_without_a_query(studio, queries):
+    add_models(studio, 0, 3)
+    first = studio.models.list()
+    queries.clear()
+    assert studio.models.list() == first
+    assert queries == []
+
+
+def test_a_commit_by_another_connection_shows_in_the_very_next_listing(studio):
+    import sqlite3
+
+    add_models(studio, 0, 3)
+    assert {m["epochs_trained"] for m in studio.models.list()} == {0}
+    # Another process (a worker, the CLI) commits; no event, no poke: the next listing sees it.
+    other = sqlite3.connect(studio.root.db_path)
+    other.execute("UPDATE models SET epochs_trained = 7 WHERE model_name = 'm01'")
+    other.commit()
+    other.close()
+    assert {m["model_name"]: m["epochs_trained"] for m in studio.models.list()}["m01"] == 7
+    # This process's own writes, from any thread, too.
+    studio.models.configure("m02", target_epochs=9)
+    assert {m["model_name"]: m["target_epochs"] for m in studio.models.list()}["m02"] == 9
+
+
+def test_a_job_whose_process_died_frees_its_model_in_the_next_listing_without_a_commit(studio):
+    import subprocess
+    import sys
+
+    from cllm_app.jobs.procs import process_start
+    from tests.conftest import wait_until
+
+    studio.models.create("held", **SMALL)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        job = Job.create(kind="train", model=studio.models.get("held"), state="running",
+                         pid=proc.pid, pid_started=process_start(proc.pid))
+        assert studio.models.list()[0]["busy"] == {"job_id": job.id, "kind": "train", "state": "running"}
+        assert studio.models.list()[0]["busy"] is not None  # the cached listing, its process alive
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_until(lambda: studio.models.list()[0]["busy"] is None, what="the dead job's model freed")
+    assert Job.get_by_id(job.id).state == "interrupted"

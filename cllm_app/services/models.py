@@ -33,9 +33,10 @@ from cllm_app.fsutil import FileSteps, FolderSizes, atomic_write_bytes, dir_size
 from cllm_app.paths import DataRoot
 from cllm_app.services.failpoints import failpoint
 from cllm_app.services.names import check_name, copy_name, lowest_free_default, name_key
-from cllm_app.services.orphans import recover_if_orphan
+from cllm_app.services.orphans import is_orphan, recover_if_orphan
 from cllm_app.services.validate import as_float, as_int, only_fields
 from cllm_app.store import Job, LanguageModel, LossPoint, ModelEvent, QueueEntry, db
+from cllm_app.store.db import StoreVersion
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
 CONFIG_FILE = "config.json"
@@ -155,6 +156,13 @@ class ModelLifecycle:
     def __init__(self, root: DataRoot):
         self.root = root
         self.sizes = FolderSizes()
+        # The listing's store-derived part, kept until any connection commits (the window
+        # polls the list while a model trains; most polls find the store as it was).
+        self.version = StoreVersion(root.db_path)
+        self._listed: tuple | None = None  # (version, rows, summaries, held jobs)
+
+    def close(self) -> None:
+        self.version.close()
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -210,12 +218,13 @@ class ModelLifecycle:
             }
         return out
 
-    def _summaries(self, rows: list[dict], ids, live: dict[int, str] | None = None) -> list[dict]:
+    def _summaries(self, rows: list[dict], ids, live: dict[int, str] | None = None, held: list | None = None) -> list[dict]:
         """The listing's fields of each model (rows: the store's values by field name), from
         the same few queries however many models there are, and with a folder's size walked
         only when its files have changed: the window polls this while a model trains.
         `ids`: the rows' ids, or a query of them; `live`: every live model's name by id, when
-        the caller has them all (a copy's source is named only while it is live)."""
+        the caller has them all (a copy's source is named only while it is live); `held`: a list
+        that gets the active jobs, whose processes a cached listing must look at again."""
         queues = {
             model_id: {"items": items, "tokens": int(tokens)}
             for model_id, items, tokens in QueueEntry.select(
@@ -233,6 +242,8 @@ class ModelLifecycle:
             if recover_if_orphan(job):  # its process is gone: it holds nothing (as in active_job)
                 continue
             busy.setdefault(job.model_id, {"job_id": job.id, "kind": job.kind, "state": job.state})
+            if held is not None:
+                held.append(job)
         if live is None:
             live = {}
             if sources := {r["duplicated_from"] for r in rows if r.get("duplicated_from")}:
@@ -268,11 +279,12 @@ class ModelLifecycle:
             raise InvalidInput(f"sort must be one of: {', '.join(SORT_KEYS)}", code="invalid_sort")
         if order not in ("asc", "desc"):
             raise InvalidInput("order must be asc or desc", code="invalid_order")
-        rows = list(self._live().dicts())
-        live = {r["id"]: r["model_name"] for r in rows}
-        pairs = list(zip(rows, self._summaries(rows, self._live().select(LanguageModel.id), live), strict=True))
+        rows, summaries = self._listing()
         models_dir = str(self.root.models_dir)
-        self.sizes.keep_only(os.path.join(models_dir, name) for name in live.values())
+        # Sizes are the file system's, not the store's: looked at on every listing (cheaply).
+        summaries = [{**m, "disk_bytes": self.sizes.size(os.path.join(models_dir, m["model_name"]))} for m in summaries]
+        pairs = list(zip(rows, summaries, strict=True))
+        self.sizes.keep_only(os.path.join(models_dir, m["model_name"]) for m in summaries)
         key = {
             "name": lambda p: p[1]["model_name"].casefold(),
             "created": lambda p: (p[0]["created_at"], p[0]["id"]),
@@ -280,6 +292,22 @@ class ModelLifecycle:
             "size": lambda p: (p[1]["disk_bytes"], p[1]["model_name"].casefold()),
         }[sort]
         return [m for _, m in sorted(pairs, key=key, reverse=order == "desc")]
+
+    def _listing(self) -> tuple[list[dict], list[dict]]:
+        """Every live model's row and summary, read again only when the store has changed
+        since the last listing, or a job it shows as running has lost its process (which no
+        commit tells)."""
+        version = self.version()  # before the reads: a commit during them makes the next call read again
+        listed = self._listed
+        if (version is not None and listed is not None and listed[0] == version
+                and not any(is_orphan(job) for job in listed[3])):
+            return listed[1], listed[2]
+        rows = list(self._live().dicts())
+        live = {r["id"]: r["model_name"] for r in rows}
+        held: list[Job] = []
+        summaries = self._summaries(rows, self._live().select(LanguageModel.id), live, held)
+        self._listed = (version, rows, summaries, held)
+        return rows, summaries
 
     def show(self, model_name: str) -> dict:
         return self.describe(self.get(model_name))

@@ -60,4 +60,5 @@ class Studio:
     def close(self) -> None:
         if "events" in self.__dict__:
             self.events.close()
+        self.models.close()
         self.database.close()

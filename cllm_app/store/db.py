@@ -8,6 +8,7 @@ started in its place, so the app still starts. The caller learns of it through
 
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +132,39 @@ def open_reader(db_path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 2000")
     return conn
+
+
+class StoreVersion:
+    """A value that changes whenever any connection (another thread's, a worker's, the CLI's)
+    has committed to the store: SQLite's `PRAGMA data_version`, read on a connection of its own
+    that never writes, with the file's inode (a store moved aside and begun anew is another
+    store). Reading it costs a few microseconds, so a reader can keep what it derived from the
+    store until this changes, and never show a value older than the last commit."""
+
+    def __init__(self, db_path: Path):
+        self.db_path = db_path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._inode: int | None = None
+
+    def __call__(self) -> tuple[int, int] | None:
+        """(inode, data_version), or None when the store cannot be read this way."""
+        with self._lock:
+            try:
+                inode = os.stat(self.db_path).st_ino
+                if self._conn is None or inode != self._inode:
+                    self._close()
+                    self._conn, self._inode = open_reader(self.db_path), inode
+                return inode, self._conn.execute("PRAGMA data_version").fetchone()[0]
+            except (OSError, sqlite3.Error):
+                self._close()
+                return None
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
