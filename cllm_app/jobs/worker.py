@@ -8,11 +8,6 @@ from cllm_app.errors import as_refusal
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 
-# A job's worker yields the CPU to the window when both want it: training keeps every core busy,
-# and at equal priority the window's replies waited behind it (p99 of a listing over 50 ms on 2
-# cores). With nothing else running, a worker still has every core to itself.
-WORKER_NICENESS = 5
-
 KINDS = {
     "train": "cllm_app.jobs.train:run_training",
     "crawl": "cllm_app.jobs.crawl:run_crawl",
@@ -35,8 +30,6 @@ def run_here(studio: Studio, job_id: int, run: Callable[[Studio, int], str]) -> 
 
 
 def run_job(job_id: int) -> int:
-    if hasattr(os, "nice"):
-        os.nice(WORKER_NICENESS)
     studio = Studio(recover=False)
     job = Job.get_or_none(Job.id == job_id)
     if job is None:
