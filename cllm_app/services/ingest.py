@@ -1,6 +1,7 @@
 """Starting ingest jobs: paths from the desktop's dialog, uploads from a browser, and imports
 from another model's queue. The job itself is cllm_app/jobs/ingest.py."""
 
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,13 @@ def discard_staging(root: Path, staging: str | None) -> None:
     folder = Path(staging).resolve()
     if folder.parent == (Path(root) / "staging").resolve():
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def discard_leftovers(root: Path, job) -> None:
+    """What a job leaves behind goes when it ends, in any state (done, failed, stopped,
+    cancelled before it started, interrupted): an ingest's staged uploads."""
+    if job.kind == "ingest":
+        discard_staging(root, json.loads(job.params or "{}").get("staging"))
 
 
 def start_ingest(studio, model_name: str, paths, origins=None, staging: str | None = None,

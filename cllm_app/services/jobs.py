@@ -9,7 +9,7 @@ import os
 
 from cllm_app.errors import Conflict, InvalidInput, NotFound
 from cllm_app.jobs.procs import process_start
-from cllm_app.services.ingest import discard_staging
+from cllm_app.services.ingest import discard_leftovers
 from cllm_app.services.models import ModelLifecycle, changing
 from cllm_app.services.orphans import recover_if_orphan, recover_orphans
 from cllm_app.store import Job, LanguageModel, db
@@ -127,10 +127,7 @@ class Jobs:
             self._ended(job)
 
     def _ended(self, job: Job) -> None:
-        """What a job leaves behind goes when it ends, in any state (done, failed, stopped,
-        cancelled before it started, interrupted): an ingest's staged uploads."""
-        if job.kind == "ingest":
-            discard_staging(self.models.root.path, json.loads(job.params or "{}").get("staging"))
+        discard_leftovers(self.models.root.path, job)
 
     def recover_orphans(self, skip=()) -> int:
         """Jobs left running by a process that is gone (killed, or the app or the machine

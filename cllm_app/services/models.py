@@ -206,7 +206,7 @@ class ModelLifecycle:
         return model_name
 
     def describe(self, row: LanguageModel, detail: bool = True) -> dict:
-        out = self._summaries([row.__data__], [row.id])[0]
+        out = self._sized(self._summaries([row.__data__], [row.id])[0])
         if detail:
             out["lineage"] = {
                 "duplicated_from": out["duplicated_from"],
@@ -268,7 +268,7 @@ class ModelLifecycle:
                 "tokens_trained": r["tokens_trained"],
                 "queue": queues.get(r["id"]) or {"items": 0, "tokens": 0},
                 "queue_directory": os.path.join(folder, "queue"),
-                "disk_bytes": self.sizes.size(folder),
+                "disk_bytes": None,  # the file system's, not the store's: see _sized
                 "busy": busy.get(r["id"]),
                 "duplicated_from": live.get(r["duplicated_from"]) if r.get("duplicated_from") else None,
             })
@@ -280,11 +280,9 @@ class ModelLifecycle:
         if order not in ("asc", "desc"):
             raise InvalidInput("order must be asc or desc", code="invalid_order")
         rows, summaries = self._listing()
-        models_dir = str(self.root.models_dir)
-        # Sizes are the file system's, not the store's: looked at on every listing (cheaply).
-        summaries = [{**m, "disk_bytes": self.sizes.size(os.path.join(models_dir, m["model_name"]))} for m in summaries]
+        summaries = [self._sized(m) for m in summaries]
         pairs = list(zip(rows, summaries, strict=True))
-        self.sizes.keep_only(os.path.join(models_dir, m["model_name"]) for m in summaries)
+        self.sizes.keep_only(os.path.join(self.root.models_dir, m["model_name"]) for m in summaries)
         key = {
             "name": lambda p: p[1]["model_name"].casefold(),
             "created": lambda p: (p[0]["created_at"], p[0]["id"]),
@@ -292,6 +290,11 @@ class ModelLifecycle:
             "size": lambda p: (p[1]["disk_bytes"], p[1]["model_name"].casefold()),
         }[sort]
         return [m for _, m in sorted(pairs, key=key, reverse=order == "desc")]
+
+    def _sized(self, summary: dict) -> dict:
+        """A summary with its folder's size, looked at now (cheaply): a cached summary holds
+        only what the store says."""
+        return {**summary, "disk_bytes": self.sizes.size(os.path.join(self.root.models_dir, summary["model_name"]))}
 
     def _listing(self) -> tuple[list[dict], list[dict]]:
         """Every live model's row and summary, read again only when the store has changed

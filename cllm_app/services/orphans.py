@@ -6,12 +6,11 @@ asks here, and a job whose process has ended is marked interrupted: its model is
 Continue (or Resume) goes on from what was saved.
 """
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from cllm_app.jobs.procs import process_alive
-from cllm_app.services.ingest import discard_staging
+from cllm_app.services.ingest import discard_leftovers
 from cllm_app.store import Job, db
 from cllm_app.store.schema import utcnow
 
@@ -48,10 +47,8 @@ def mark_interrupted(job: Job) -> bool:
         .where((Job.id == job.id) & Job.state.in_(HELD_STATES) & same_process)
         .execute()
     )
-    if marked and job.kind == "ingest":
-        # An interrupted ingest leaves its staged uploads like any other end does.
-        root = Path(db.obj.database).parent
-        discard_staging(root, json.loads(job.params or "{}").get("staging"))
+    if marked:  # an interrupted job leaves nothing behind, as any other end does
+        discard_leftovers(Path(db.obj.database).parent, job)
     return marked
 
 
