@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from cllm_app.fsutil import fsync_dir
+from cllm_app.fsutil import atomic_write_bytes, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,7 @@ class OpenAIKey:
     def regenerate(self) -> str:
         """A new key in place of the old, which no longer opens anything."""
         key = _new_key()
-        tmp = self._write_temp(key)
-        try:
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_dir(self.path.parent)
+        atomic_write_bytes(self.path, (key + "\n").encode("ascii"))  # its temporary file is mkstemp's: 0600
         return key
 
     def matches(self, given: str) -> bool:
