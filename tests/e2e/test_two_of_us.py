@@ -135,3 +135,23 @@ def test_a_crawl_from_the_cli_shows_in_the_crawler_tab(page, app):
         queue = app.api("GET", "/api/models/Web", expect_status=200)[1]["queue"]
         expect(page.locator('#panel-crawler [data-testid="model-summary"]')).to_contain_text(
             f"{queue['items']} items · {queue['tokens']:,} tokens", timeout=WITHIN_MS)
+
+
+def test_a_change_from_elsewhere_never_writes_into_the_field_being_typed_in(page, app):
+    """A change event redraws the Training form; the field with the caret keeps what is in it
+    (a value set under the caret mid-keystroke joined the next key: '8' then '2' read '82')."""
+    app.create("Typist", **TINY_SHAPE)
+    app.api("PUT", "/api/settings", {"selected_model": "Typist"}, expect_status=200)
+    page.reload()
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-ready", "1")
+    expect(body).to_have_attribute("data-events", "open")
+    open_tab(page, "training")
+    panel = page.locator("#panel-training")
+    batch = panel.get_by_label("batch_size", exact=True)
+    expect(batch).to_have_value("8")
+    # The moment inside a keystroke: the caret in the field, its text changed, no input event yet.
+    batch.evaluate("el => { el.focus(); el.value = '5'; }")
+    app.api("PATCH", "/api/models/Typist", {"eval_interval": 7}, expect_status=200)
+    expect(panel.get_by_label("eval_interval", exact=True)).to_have_value("7")  # the form was redrawn
+    expect(batch).to_have_value("5")

@@ -328,10 +328,13 @@ async function load(name, { keepEdits = false } = {}) {
     const model = await api.get(`/api/models/${api.seg(name)}`);
     if (mine !== seq) return;
     loadedAt = askedAt;
-    if (keepEdits && dirty && loaded && loaded.id === model.id) {
+    const typing = Object.values(els.inputs).includes(document.activeElement);
+    if (keepEdits && (dirty || typing) && loaded && loaded.id === model.id) {
       // A field the person has not touched follows the store (the CLI may have changed it), so
-      // Start and Save send only their own edits; what they typed stays.
+      // Start and Save send only their own edits; what they typed stays. The field they are in
+      // is never written: a value set under the caret mid-keystroke joins what they type next.
       for (const [field, input] of Object.entries(els.inputs)) {
+        if (input === document.activeElement) continue;
         if (Number(input.value) === loaded[field] && input.value.trim() !== "") input.value = String(model[field]);
       }
       loaded = model;
