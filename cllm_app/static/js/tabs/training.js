@@ -171,12 +171,14 @@ function onSelection(state) {
   renderJobs();
 }
 
-/** Whether the store's numbers of two answers about one model differ (the form's hints use them). */
+/** Whether the store's numbers or settings of two answers about one model differ (the form shows them). */
 function storeNumbersDiffer(a, b) {
   return a.updated_at !== b.updated_at || a.epochs_trained !== b.epochs_trained || a.steps_trained !== b.steps_trained
     || a.tokens_trained !== b.tokens_trained || a.target_epochs !== b.target_epochs
     || a.queue.items !== b.queue.items || a.queue.tokens !== b.queue.tokens
-    || JSON.stringify(a.busy) !== JSON.stringify(b.busy);
+    || JSON.stringify(a.busy) !== JSON.stringify(b.busy)
+    // the settings too: a change within updated_at's second (the CLI's, another window's) shows
+    || Object.keys(els.inputs).some((field) => a[field] !== b[field]);
 }
 
 /** Show another model (or none): its queue, its latest job and its loss history. */
