@@ -227,6 +227,17 @@ def test_the_cache_reloads_when_the_weights_change(studio):
     assert cache.loads == 2 and second != first
 
 
+def test_chat_generates_over_the_context_the_model_trains_on(studio):
+    # Past its training context a model's positions were never trained: replies and prompts fit
+    # inside sequence_length, and changing it reloads the model with the new window.
+    studio.models.create("ctx", **SHAPE, sequence_length=16)
+    _, loaded = studio.streams.load("ctx")
+    assert loaded.generator.context == 16
+    studio.models.configure("ctx", sequence_length=40)
+    _, loaded = studio.streams.load("ctx")
+    assert loaded.generator.context == 40 and studio.streams.cache.loads == 2
+
+
 def test_talking_to_a_model_while_it_trains(studio):
     from cllm_app.jobs.runner import JobRunner
 

@@ -85,3 +85,23 @@ def test_generation_runs_past_the_context_and_can_be_stopped():
         return calls["n"] > 5
 
     assert len(list(gen.tokens([65], eot_free, should_stop=stop_after_five))) == 5
+
+
+def test_generation_never_steps_past_the_context_it_was_trained_on():
+    # Positions past the training context have untrained (random) position embeddings; a model
+    # trained on 6 positions of a 12-position block must slide its window at 6, not 12.
+    P, _ = _params(4)
+    P["wte.weight"][256] -= 10.0  # keep <|endoftext|> unlikely so the run is long
+    positions: list[int] = []
+
+    def recording(logits, token, cache):
+        positions.append(cache.length)
+        decode_step_reference(logits, P, CFG, cache, token)
+
+    s = Sampling(temperature=1.0, max_new_tokens=40, seed=1)
+    assert len(list(Generator(CFG, P, ByteTokenizer(), recording, context=6).tokens([65] * 10, s))) == 40
+    assert max(positions) == 5
+    positions.clear()
+    list(Generator(CFG, P, ByteTokenizer(), recording).tokens([65] * 10, s))
+    assert max(positions) == CFG.block_size - 1  # no context given: the whole block
+    assert Generator(CFG, P, ByteTokenizer(), context=99).context == CFG.block_size

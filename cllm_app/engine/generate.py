@@ -92,10 +92,16 @@ def sample(logits: np.ndarray, s: Sampling, rng: np.random.Generator, seen: np.n
 
 
 class Generator:
-    """Streams text from a model. `step` is the decode kernel (compiled or reference)."""
+    """Streams text from a model. `step` is the decode kernel (compiled or reference).
 
-    def __init__(self, cfg: GPTConfig, params: FlatTensors, tokenizer: Tokenizer, step: Callable | None = None):
+    `context` is how many positions the model was trained on (its sequence_length): the window
+    slides there, not at block_size, because a position it never trained has a random position
+    embedding, and text written past it turns to noise."""
+
+    def __init__(self, cfg: GPTConfig, params: FlatTensors, tokenizer: Tokenizer, step: Callable | None = None,
+                 context: int | None = None):
         self.cfg, self.P, self.tok = cfg, params, tokenizer
+        self.context = max(2, min(cfg.block_size, context or cfg.block_size))
         self.step = step or (lambda logits, token, cache: decode_step_reference(logits, self.P, self.cfg, cache, token))
 
     def tokens(self, prompt_ids: list[int], s: Sampling, should_stop: Callable[[], bool] = lambda: False) -> Iterator[int]:
@@ -106,7 +112,7 @@ class Generator:
         np.add.at(seen, prompt_ids, 1)
         logits = np.empty(cfg.vocab_size, np.float32)
         cache = KVCache(cfg)
-        window = ids[-cfg.block_size :]
+        window = ids[-self.context :]
         for t in window:
             self.step(logits, t, cache)
         for _ in range(s.max_new_tokens):
@@ -118,10 +124,10 @@ class Generator:
             yield nxt
             seen[nxt] += 1
             ids.append(nxt)
-            if cache.length == cfg.block_size:
+            if cache.length == self.context:
                 # The context is full: keep the last half and rebuild the cache from it.
                 cache = KVCache(cfg)
-                for t in ids[-(cfg.block_size // 2) : -1]:
+                for t in ids[-(self.context // 2) : -1]:
                     self.step(logits, t, cache)
             self.step(logits, nxt, cache)
 

@@ -149,7 +149,7 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
             LossPoint.update(val_loss=val_loss).where((LossPoint.model == row.id) & (LossPoint.step == step)).execute()
         # A short sample from the weights as they are now, so a person sees what the loss means.
         step_fn, _ = decode_kernel(cfg, trainer.model.params)
-        gen = Generator(cfg, trainer.model.params, tok, step_fn)
+        gen = Generator(cfg, trainer.model.params, tok, step_fn, context=settings.sequence_length)
         text = "".join(gen.text("", Sampling(**SAMPLE_SAMPLING, seed=step)))
         samples.append({"step": step, "val_loss": val_loss, "text": text, "sampling": {**SAMPLE_SAMPLING, "seed": step}})
         del samples[:-5]

@@ -222,8 +222,7 @@ class Chat:
                 c.updated_at = utcnow()
                 c.save()
             turns = [(m.role, m.content) for m in c.messages.order_by(Message.id)]
-            cfg = loaded.generator.cfg
-            prompt = build_prompt(loaded.generator.tok, turns, cfg.block_size, s.max_new_tokens)
+            prompt = build_prompt(loaded.generator.tok, turns, loaded.generator.context, s.max_new_tokens)
         except BaseException:
             self.streams.close(handle)
             raise
@@ -251,8 +250,7 @@ class Chat:
         if not turns:
             raise InvalidInput("messages must hold at least one message", code="invalid_messages")
         row, loaded = self.streams.load(model_name)
-        cfg = loaded.generator.cfg
-        prompt = build_prompt(loaded.generator.tok, turns, cfg.block_size, s.max_new_tokens)
+        prompt = build_prompt(loaded.generator.tok, turns, loaded.generator.context, s.max_new_tokens)
         handle = self.streams.open(row.id)
         stream = TextStream(loaded.generator, prompt, s, stops, handle.stopped, strip_leading=True)
         return Reply(self.streams, handle, stream, s)

@@ -62,7 +62,7 @@ def load_generator(studio, model_name: str) -> Generator:
     params = FlatTensors(cfg)
     params.load(load_weights(folder / WEIGHTS_FILE))
     step, _ = decode_kernel(cfg, params)
-    return Generator(cfg, params, load_tokenizer(folder, row.tokenizer), step)
+    return Generator(cfg, params, load_tokenizer(folder, row.tokenizer), step, context=row.sequence_length)
 
 
 def generate(studio, model_name: str, prompt: str, sampling: dict, should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:

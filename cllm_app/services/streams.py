@@ -67,7 +67,8 @@ class ModelCache:
     def get(self, studio, row) -> Loaded:
         folder = studio.models.folder(row)
         try:
-            stamp = self._stamp(folder)
+            # The context it generates over is the model's training context, so a changed one reloads.
+            stamp = (*self._stamp(folder), row.sequence_length)
         except FileNotFoundError:
             raise InvalidInput(
                 f"the weights of '{row.model_name}' are missing from {folder}", code="weights_missing"
@@ -82,7 +83,8 @@ class ModelCache:
         params = FlatTensors(cfg)
         params.load(load_weights(folder / WEIGHTS_FILE))
         step, _ = decode_kernel(cfg, params)
-        loaded = Loaded(row.id, stamp, Generator(cfg, params, load_tokenizer(folder, row.tokenizer), step))
+        loaded = Loaded(row.id, stamp, Generator(cfg, params, load_tokenizer(folder, row.tokenizer), step,
+                                                   context=row.sequence_length))
         with self._lock:
             self.loads += 1
             self._items[row.id] = loaded
