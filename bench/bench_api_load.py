@@ -147,8 +147,10 @@ def main() -> int:
                                                       "n_embd": 64, "block_size": 64})
             text = ("All work and no play makes Jack a dull boy. " * 20000).encode()
             api.call("POST", "/api/models/b/queue/upload", files={"files": ("text.txt", text)})
-            while api.call("GET", "/api/models/b")["queue"]["tokens"] == 0:
-                time.sleep(0.2)  # the upload is an ingest job
+            while api.call("GET", "/api/jobs", params={"active": "1"})["jobs"]:
+                time.sleep(0.2)  # the upload is an ingest job: idle means its process has ended
+            time.sleep(4)  # the folders it and the creations changed settle (fsutil.SETTLE_NS)
+            api.call("GET", args.path)  # the first listing after the set-up reads every row and folder once
             cpu0 = cpu_seconds(proc.pid)
             idle = measure(origin, token, args.path, args.clients, args.interval, args.seconds)
             cpu1 = cpu_seconds(proc.pid)

@@ -213,3 +213,51 @@ def test_a_job_whose_process_died_frees_its_model_in_the_next_listing_without_a_
         proc.wait()
     wait_until(lambda: studio.models.list()[0]["busy"] is None, what="the dead job's model freed")
     assert Job.get_by_id(job.id).state == "interrupted"
+
+
+def test_the_encoded_listing_is_reused_until_the_store_or_a_folder_changes(studio, client, monkeypatch):
+    import json
+
+    from cllm_app.services import models as models_module
+
+    add_models(studio, 0, 3)
+    encoded = []
+    real_dumps = json.dumps
+    monkeypatch.setattr(models_module.json, "dumps", lambda *a, **kw: encoded.append(1) or real_dumps(*a, **kw))
+    first = client.get("/api/models").get_json()
+    assert client.get("/api/models").get_json() == first and len(encoded) == 1
+    assert first["models"] == studio.models.list()  # the encoded body is the listing itself
+    # Another order is another body; the first order's is then made again.
+    assert [m["model_name"] for m in client.get("/api/models?order=desc").get_json()["models"]] == ["m02", "m01", "m00"]
+    # A commit shows at once.
+    studio.models.configure("m01", target_epochs=5)
+    listed = {m["model_name"]: m for m in client.get("/api/models").get_json()["models"]}
+    assert listed["m01"]["target_epochs"] == 5
+    # So does a file added to a model's folder with no commit at all (a size is the file system's).
+    before = listed["m02"]["disk_bytes"]
+    (studio.root.model_dir("m02") / "exports" / "note.txt").write_bytes(b"x" * 1000)
+    assert {m["model_name"]: m["disk_bytes"] for m in client.get("/api/models").get_json()["models"]}["m02"] == before + 1000
+
+
+def test_listings_that_arrive_together_after_a_commit_read_the_store_once(studio, queries):
+    import threading
+
+    add_models(studio, 0, 3)
+    studio.models.list()
+    studio.models.configure("m00", target_epochs=3)
+    queries.clear()
+    start = threading.Barrier(4)
+    results = []
+
+    def listing():
+        start.wait()
+        results.append(studio.models.list())
+
+    threads = [threading.Thread(target=listing) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and all(r == results[0] for r in results)
+    assert {m["model_name"]: m["target_epochs"] for m in results[0]}["m00"] == 3
+    assert sum(sql.lstrip().upper().startswith("SELECT") for sql in queries) == 3  # one reading, not four

@@ -1,6 +1,6 @@
 """/api/models and /api/model-names: the model lifecycle over HTTP."""
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from cllm_app.api.body import json_body
 from cllm_app.errors import CllmError
@@ -18,7 +18,8 @@ def list_models():
     """List models, sortable by name, created, updated or size."""
     sort = request.args.get("sort", "name")
     order = request.args.get("order", "asc")
-    return {"models": lifecycle().list(sort=sort, order=order)}
+    # Encoded by the service, once per change: the window asks again and again while a model trains.
+    return Response(lifecycle().list_json(sort=sort, order=order), mimetype="application/json")
 
 
 @bp.post("/models")

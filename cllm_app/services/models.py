@@ -160,6 +160,8 @@ class ModelLifecycle:
         # polls the list while a model trains; most polls find the store as it was).
         self.version = StoreVersion(root.db_path)
         self._listed: tuple | None = None  # (version, rows, summaries, held jobs)
+        self._encoded: tuple | None = None  # (what list_json's body was made of, the body)
+        self._reading, self._encoding = threading.Lock(), threading.Lock()
 
     def close(self) -> None:
         self.version.close()
@@ -275,42 +277,68 @@ class ModelLifecycle:
         return out
 
     def list(self, sort: str = "name", order: str = "asc") -> list[dict]:
+        return self._ordered(sort, order)[1]
+
+    def list_json(self, sort: str = "name", order: str = "asc") -> bytes:
+        """The listing as the JSON `{"models": [...]}`, encoded again only when it changed: the
+        window asks for it many times a second while a model trains, and encoding a hundred
+        models costs more than finding out that nothing changed."""
+        key, models = self._ordered(sort, order)
+        with self._encoding:  # the window's pollers ask together: one encodes, the others reuse it
+            encoded = self._encoded
+            if encoded is not None and encoded[0][0] is key[0] and encoded[0][1:] == key[1:]:
+                return encoded[1]
+            body = json.dumps({"models": models}, separators=(",", ":")).encode()
+            self._encoded = (key, body)
+        return body
+
+    def _ordered(self, sort: str, order: str) -> tuple[tuple, list[dict]]:
+        """(what the listing was made of, the sized summaries in order). The first is the store's
+        snapshot (compared by identity), the order and every folder's size now."""
         if sort not in SORT_KEYS:
             raise InvalidInput(f"sort must be one of: {', '.join(SORT_KEYS)}", code="invalid_sort")
         if order not in ("asc", "desc"):
             raise InvalidInput("order must be asc or desc", code="invalid_order")
-        rows, summaries = self._listing()
-        summaries = [self._sized(m) for m in summaries]
+        listed = self._listing()
+        _version, rows, summaries, _held = listed
+        models_dir = str(self.root.models_dir)
+        folders = [os.path.join(models_dir, m["model_name"]) for m in summaries]
+        sizes = [self.sizes.size(f) for f in folders]
+        self.sizes.keep_only(folders)
+        summaries = [{**m, "disk_bytes": size} for m, size in zip(summaries, sizes, strict=True)]
         pairs = list(zip(rows, summaries, strict=True))
-        self.sizes.keep_only(os.path.join(self.root.models_dir, m["model_name"]) for m in summaries)
         key = {
             "name": lambda p: p[1]["model_name"].casefold(),
             "created": lambda p: (p[0]["created_at"], p[0]["id"]),
             "updated": lambda p: (p[0]["updated_at"], p[0]["id"]),
             "size": lambda p: (p[1]["disk_bytes"], p[1]["model_name"].casefold()),
         }[sort]
-        return [m for _, m in sorted(pairs, key=key, reverse=order == "desc")]
+        ordered = [m for _, m in sorted(pairs, key=key, reverse=order == "desc")]
+        return (listed, sort, order, tuple(sizes)), ordered
 
     def _sized(self, summary: dict) -> dict:
         """A summary with its folder's size, looked at now (cheaply): a cached summary holds
         only what the store says."""
         return {**summary, "disk_bytes": self.sizes.size(os.path.join(self.root.models_dir, summary["model_name"]))}
 
-    def _listing(self) -> tuple[list[dict], list[dict]]:
-        """Every live model's row and summary, read again only when the store has changed
-        since the last listing, or a job it shows as running has lost its process (which no
-        commit tells)."""
-        version = self.version()  # before the reads: a commit during them makes the next call read again
-        listed = self._listed
-        if (version is not None and listed is not None and listed[0] == version
-                and not any(is_orphan(job) for job in listed[3])):
-            return listed[1], listed[2]
-        rows = list(self._live().dicts())
-        live = {r["id"]: r["model_name"] for r in rows}
-        held: list[Job] = []
-        summaries = self._summaries(rows, self._live().select(LanguageModel.id), live, held)
-        self._listed = (version, rows, summaries, held)
-        return rows, summaries
+    def _listing(self) -> tuple:
+        """(store version, every live model's row, their summaries, the active jobs shown), read
+        again only when the store has changed since the last listing, or a job it shows as
+        running has lost its process (which no commit tells). A new snapshot is a new tuple."""
+        # One reads at a time: requests that arrive together after a commit wait for one reading
+        # instead of each making their own (and each costing the others the GIL).
+        with self._reading:
+            version = self.version()  # before the reads: a commit during them makes the next call read again
+            listed = self._listed
+            if (version is not None and listed is not None and listed[0] == version
+                    and not any(is_orphan(job) for job in listed[3])):
+                return listed
+            rows = list(self._live().dicts())
+            live = {r["id"]: r["model_name"] for r in rows}
+            held: list[Job] = []
+            summaries = self._summaries(rows, self._live().select(LanguageModel.id), live, held)
+            listed = self._listed = (version, rows, summaries, held)
+            return listed
 
     def show(self, model_name: str) -> dict:
         return self.describe(self.get(model_name))
