@@ -564,6 +564,15 @@ def worker(job_id):
     sys.exit(run_job(job_id))
 
 
+@cli.command(hidden=True)
+@click.argument("channels", type=int)
+def generator(channels):
+    """Generate the app's replies (started by the app; not for people)."""
+    from cllm_app.services.generator_process import serve
+
+    sys.exit(serve(channels))
+
+
 @cli.command()
 @click.argument("name")
 @click.option("--epochs", "target_epochs", type=int, help="Target epochs in all (trains the difference).")

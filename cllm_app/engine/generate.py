@@ -91,6 +91,11 @@ def sample(logits: np.ndarray, s: Sampling, rng: np.random.Generator, seen: np.n
     return int(rng.choice(p.size, p=p))
 
 
+def window_context(cfg: GPTConfig, context: int | None) -> int:
+    """The positions a generator writes over: the training context, within block_size."""
+    return max(2, min(cfg.block_size, context or cfg.block_size))
+
+
 class Generator:
     """Streams text from a model. `step` is the decode kernel (compiled or reference).
 
@@ -101,7 +106,7 @@ class Generator:
     def __init__(self, cfg: GPTConfig, params: FlatTensors, tokenizer: Tokenizer, step: Callable | None = None,
                  context: int | None = None):
         self.cfg, self.P, self.tok = cfg, params, tokenizer
-        self.context = max(2, min(cfg.block_size, context or cfg.block_size))
+        self.context = window_context(cfg, context)
         self.step = step or (lambda logits, token, cache: decode_step_reference(logits, self.P, self.cfg, cache, token))
 
     def tokens(self, prompt_ids: list[int], s: Sampling, should_stop: Callable[[], bool] = lambda: False) -> Iterator[int]:

@@ -3,7 +3,8 @@
 - `ModelCache` keeps a few loaded models, keyed by model id and the weights file's mtime and
   size: a model that is training is read from the weights its trainer writes at every
   checkpoint (atomic replace, read-only here), and the next request after a checkpoint
-  loads the new weights.
+  loads the new weights. The weights are read, and the tokens made, in the generator process
+  (services/generator_process.py), so a reply never holds up the server's other replies.
 - `TextStream` turns a generator's tokens into text pieces, stops at stop strings (holding
   back text that may be the start of one, so a stop string never reaches the client), and
   reports token counts, time to first token and tokens/s when it ends.
@@ -20,14 +21,16 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cllm_app.engine.config import GPTConfig
-from cllm_app.engine.generate import Generator, Sampling
+from cllm_app.engine.generate import Generator, Sampling, window_context
 from cllm_app.engine.model import FlatTensors
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.weights import load_weights
 from cllm_app.errors import CllmError, InvalidInput
 from cllm_app.services.generation import decode_kernel
+from cllm_app.services.generator_process import GeneratorProcess
 from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
 
 MAX_STREAMS = 2  # the app targets laptops: more parallel streams only slow each other down
@@ -47,13 +50,35 @@ class Loaded:
 
     model_id: int
     stamp: tuple
-    generator: Generator
+    generator: RemoteGenerator
+
+
+def read_generator(folder: Path, tokenizer: str, context: int) -> Generator:
+    """A model's files read into a Generator (in the generator process: services/generator_process.py)."""
+    cfg = GPTConfig.load(folder / CONFIG_FILE)
+    params = FlatTensors(cfg)
+    params.load(load_weights(folder / WEIGHTS_FILE))
+    step, _ = decode_kernel(cfg, params)
+    return Generator(cfg, params, load_tokenizer(folder, tokenizer), step, context=context)
+
+
+class RemoteGenerator:
+    """What a stream and a prompt need of a Generator (its tokenizer and context, its tokens),
+    with the tokens made in the generator process."""
+
+    def __init__(self, process: GeneratorProcess, spec: dict, tok, context: int):
+        self.process, self.spec, self.tok, self.context = process, spec, tok, context
+
+    def tokens(self, prompt_ids: list[int], s: Sampling, should_stop: Callable[[], bool] = lambda: False) -> Iterator[int]:
+        return self.process.tokens(self.spec, prompt_ids, s, should_stop)
 
 
 class ModelCache:
-    """A few loaded models, reloaded when their weights file changes."""
+    """A few loaded models, reloaded when their weights file changes. The weights themselves are
+    held by the generator process; this side keeps each model's tokenizer and the stamp."""
 
-    def __init__(self, size: int = CACHED_MODELS):
+    def __init__(self, process: GeneratorProcess, size: int = CACHED_MODELS):
+        self.process = process
         self.size = size
         self._items: OrderedDict[int, Loaded] = OrderedDict()
         self._lock = threading.Lock()
@@ -79,12 +104,13 @@ class ModelCache:
                 self._items.move_to_end(row.id)
                 return hit
         # Loading happens outside the lock so one large model does not hold up the others.
+        spec = {"key": (row.id, *stamp), "folder": str(folder), "tokenizer": row.tokenizer,
+                "context": row.sequence_length}
+        self.process.load(spec)  # the process reads the weights; a damaged file is refused here
         cfg = GPTConfig.load(folder / CONFIG_FILE)
-        params = FlatTensors(cfg)
-        params.load(load_weights(folder / WEIGHTS_FILE))
-        step, _ = decode_kernel(cfg, params)
-        loaded = Loaded(row.id, stamp, Generator(cfg, params, load_tokenizer(folder, row.tokenizer), step,
-                                                   context=row.sequence_length))
+        generator = RemoteGenerator(self.process, spec, load_tokenizer(folder, row.tokenizer),
+                                    window_context(cfg, row.sequence_length))
+        loaded = Loaded(row.id, stamp, generator)
         with self._lock:
             self.loads += 1
             self._items[row.id] = loaded
@@ -234,7 +260,8 @@ class Streams:
 
     def __init__(self, studio, limit: int = MAX_STREAMS):
         self.studio = studio
-        self.cache = ModelCache()
+        self.process = GeneratorProcess(limit, studio.root.path / "logs" / "generator.log")
+        self.cache = ModelCache(self.process)
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit)
         self._lock = threading.Lock()
@@ -274,3 +301,7 @@ class Streams:
     def active(self) -> int:
         with self._lock:
             return len(self._running)
+
+    def shutdown(self) -> None:
+        """End the generator process (the app is closing)."""
+        self.process.close()

@@ -58,6 +58,7 @@ class Studio:
             self.events.poke()
 
     def close(self) -> None:
+        self.streams.shutdown()
         if "events" in self.__dict__:
             self.events.close()
         self.models.close()
