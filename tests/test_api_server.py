@@ -99,3 +99,52 @@ def test_concurrent_creates_of_one_name_give_one_model_and_one_conflict(server):
     assert codes == [201, 409, 409, 409, 409, 409]
     models = requests.get(server.origin + "/api/models", headers=h, timeout=10).json()["models"]
     assert [m["model_name"] for m in models] == ["race"]
+
+
+def test_requests_one_after_another_reuse_one_thread_and_its_store_connection(server, studio):
+    import threading
+
+    from cllm_app.store import db
+
+    h = {"X-CLLM-Token": server.secret}
+    served, threads, connections = [], [], []
+
+    def note_thread():
+        served.append(1)
+        thread = threading.current_thread()  # idents are reused once a thread ends; a mark is not
+        if not getattr(thread, "_counted_by_test", False):
+            thread._counted_by_test = True
+            threads.append(thread.name)
+
+    server.app.before_request(note_thread)
+    requests.post(server.origin + "/api/models", json={"model_name": "m"}, headers=h, timeout=10)
+    real = db.obj.connect
+
+    def counting_connect(*args, **kwargs):
+        connections.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    db.obj.connect = counting_connect
+    try:
+        for _ in range(20):
+            assert requests.get(server.origin + "/api/models/m", headers=h, timeout=10).status_code == 200
+    finally:
+        db.obj.connect = real
+    # Werkzeug closes each connection; the thread that served it waits for the next one (a
+    # second one starts when the next request comes before the first is back waiting).
+    assert len(served) == 21 and len(threads) <= 3
+    assert len(connections) <= 3
+
+
+def test_a_stream_holding_its_thread_never_makes_other_requests_wait(server, studio):
+    h = {"X-CLLM-Token": server.secret, "Accept": "text/event-stream"}
+    streams = [requests.get(server.origin + "/api/events", headers=h, stream=True, timeout=10) for _ in range(6)]
+    try:
+        for r in streams:
+            assert r.status_code == 200
+        for _ in range(10):
+            r = requests.get(server.origin + "/api/models", headers={"X-CLLM-Token": server.secret}, timeout=10)
+            assert r.status_code == 200
+    finally:
+        for r in streams:
+            r.close()
