@@ -7,6 +7,11 @@ import pytest
 
 from cllm_app.services.studio import Studio
 
+# The suite's jobs run at the app's own priority: two test processes share two cores (and CI adds
+# a competing load), and at the default niceness a job a test waits for would get a tenth of a
+# core. tests/test_jobs_training.py checks the default on a real job.
+os.environ.setdefault("CLLM_JOB_NICENESS", "0")
+
 # The API under Flask's test client: the launch secret and the address it answers to.
 SECRET = "test-secret"
 HOST = "127.0.0.1:5555"

@@ -164,3 +164,26 @@ def test_the_sample_at_an_evaluation_is_what_the_checkpoint_of_that_step_writes(
         assert sample["text"] != _writes(folder, initial, sample["sampling"])
         compared += 1
     assert compared >= 2, (sorted(checkpoints), [s["step"] for s in samples])
+
+
+def test_a_job_runs_every_thread_below_the_app_s_priority(studio, monkeypatch):
+    from cllm_app.jobs.procs import JOB_NICENESS
+    from cllm_app.store import Job
+
+    monkeypatch.delenv("CLLM_JOB_NICENESS", raising=False)  # the suite runs its jobs at 0 (conftest)
+    _model(studio, "n")
+    job = start_training(studio, "n", {**SETTINGS, "target_epochs": 200})
+    runner = JobRunner(studio).start()
+    try:
+        _wait(lambda: len(_losses("n")) >= 2, what="a few steps")  # its kernels' threads are running
+        pid = Job.get_by_id(job["id"]).pid
+        nice = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                nice[tid] = int(f.read().rsplit(")", 1)[1].split()[16])
+        studio.jobs.stop(job["id"])
+        _wait(lambda: _job_state(studio, job["id"]) == "stopped", what="the stop")
+    finally:
+        runner.shutdown()
+    assert len(nice) > 1  # the worker's threads (OpenMP's, OpenBLAS's), not only its main one
+    assert set(nice.values()) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS)}

@@ -6,6 +6,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Background jobs yield the CPU to the window and to replies being written: at the same priority a
+# training job's threads kept a 2-core machine so busy that the model list's p99 passed 50 ms.
+# With nothing else running a job still has every core. CLLM_JOB_NICENESS (0 to 19) changes it;
+# 0 runs jobs at the app's own priority.
+JOB_NICENESS = 10
+
+
+def job_niceness() -> int:
+    try:
+        return max(0, min(19, int(os.environ.get("CLLM_JOB_NICENESS", JOB_NICENESS))))
+    except ValueError:
+        return JOB_NICENESS
+
+
+def lower_priority(niceness: int) -> None:
+    """Run this process at `niceness` more than now (POSIX): its threads, and those it starts later."""
+    if not hasattr(os, "nice") or niceness <= 0:
+        return
+    os.nice(niceness)  # this thread, and the threads it starts from now on
+    now = os.getpriority(os.PRIO_PROCESS, 0)
+    try:  # on Linux a niceness is a thread's own: threads already running (OpenBLAS's) keep theirs
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), now)
+        except OSError:
+            pass  # a thread that ended meanwhile
+
 
 def worker_command(job_id: int) -> list[str]:
     # A PyInstaller binary is `cllm` itself; from source, run the package.

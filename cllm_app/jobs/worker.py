@@ -5,6 +5,7 @@ import traceback
 from collections.abc import Callable
 
 from cllm_app.errors import as_refusal
+from cllm_app.jobs.procs import job_niceness, lower_priority
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 
@@ -30,6 +31,7 @@ def run_here(studio: Studio, job_id: int, run: Callable[[Studio, int], str]) -> 
 
 
 def run_job(job_id: int) -> int:
+    lower_priority(job_niceness())
     studio = Studio(recover=False)
     job = Job.get_or_none(Job.id == job_id)
     if job is None:
