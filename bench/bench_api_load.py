@@ -23,6 +23,7 @@ The bar (issue 10): p99 under 50 ms at 100 models while loaded.
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import select
@@ -92,8 +93,11 @@ def measure(origin: str, token: str, path: str, clients: int, interval: float, s
     return np.array([x for xs in results for x in xs])
 
 
-def chat(api: Api, conversation: int, stop: threading.Event, tokens: list[int]) -> None:
-    """Reply after reply, reading each stream to its end, as the LLM tab does."""
+def chat(origin: str, token: str, conversation: int, stop, tokens) -> None:
+    """Reply after reply, reading each stream to its end, as the LLM tab does. It runs in a
+    process of its own, as the window's page does: a reader thread beside the pollers would
+    make them wait for this process's GIL at every token and count that as the server's time."""
+    api = Api(origin, token)
     while not stop.is_set():
         body = {"content": "Tell me about Jack.", "sampling": CHAT_SAMPLING}
         with api.s.post(f"{api.origin}/api/conversations/{conversation}/messages", json=body, stream=True,
@@ -104,7 +108,7 @@ def chat(api: Api, conversation: int, stop: threading.Event, tokens: list[int]) 
                 if line.startswith(b"event: "):
                     event = line[7:]
                 elif line.startswith(b"data: ") and event == b"done":
-                    tokens.append(json.loads(line[6:])["completion_tokens"])
+                    tokens.put(json.loads(line[6:])["completion_tokens"])
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -155,9 +159,9 @@ def main() -> int:
             idle = measure(origin, token, args.path, args.clients, args.interval, args.seconds)
             cpu1 = cpu_seconds(proc.pid)
 
-            stop = threading.Event()
-            side: list[threading.Thread] = []
-            job, step0, tokens = None, 0, []
+            stop = multiprocessing.Event()
+            side: list[multiprocessing.Process] = []
+            job, step0, tokens, replies = None, 0, multiprocessing.Queue(), []
             if not args.no_train:
                 job = api.call("POST", "/api/models/b/train", json={"batch_size": 8, "sequence_length": 256,
                                                                     "target_epochs": 100})["id"]
@@ -165,9 +169,9 @@ def main() -> int:
                     time.sleep(0.5)
             if not args.no_chat:
                 conversation = api.call("POST", "/api/models/b/conversations", json={})["id"]
-                side.append(threading.Thread(target=chat, args=(Api(origin, token), conversation, stop, tokens)))
+                side.append(multiprocessing.Process(target=chat, args=(origin, token, conversation, stop, tokens)))
                 side[-1].start()
-                time.sleep(1.0)  # the first reply loads the model; measure the steady state
+                replies.append(tokens.get(timeout=300))  # the first reply starts the generator: measure after it
             busy = measure(origin, token, args.path, args.clients, args.interval, args.seconds)
             steps = steps_of(api, job) - step0 if job else 0
             stop.set()
@@ -188,7 +192,9 @@ def main() -> int:
     print(row(loaded or "loaded (nothing)", busy))
     if cpu0 is not None and cpu1 is not None:
         print(f"server CPU per request while idle: {(cpu1 - cpu0) * 1000 / len(idle):.1f} ms")
-    print(f"meanwhile: {steps} training steps, {len(tokens)} chat replies ({sum(tokens)} tokens)")
+    while not tokens.empty():
+        replies.append(tokens.get())
+    print(f"meanwhile: {steps} training steps, {len(replies)} chat replies ({sum(replies)} tokens)")
     print(f"load average (1, 5, 15 min): before {', '.join(f'{x:.2f}' for x in load_before)}; "
           f"after {', '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
     p99 = np.percentile(busy, 99)
