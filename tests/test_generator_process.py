@@ -9,7 +9,7 @@ import pytest
 
 from cllm_app.engine.generate import Sampling
 from cllm_app.errors import DamagedFile
-from cllm_app.services.generator_process import GeneratorStopped
+from cllm_app.services.generator_process import GENERATOR_NICENESS, GeneratorStopped
 from cllm_app.services.streams import read_generator
 from tests.endless import never_says_eot
 
@@ -32,6 +32,12 @@ def test_replies_come_from_another_process_and_say_what_the_model_says_here(stud
     assert text == "".join(here.text("Once upon", Sampling(**sampled)))
     assert said(studio, "m", "Once upon", sampled) == text  # the process keeps the model; same seed, same text
     assert process.starts == 1
+    # It writes below the window's priority (and above background jobs'), on every thread.
+    nice = set()
+    for tid in os.listdir(f"/proc/{process.pid}/task"):
+        with open(f"/proc/{process.pid}/task/{tid}/stat") as f:
+            nice.add(int(f.read().rsplit(")", 1)[1].split()[16]))
+    assert nice == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + GENERATOR_NICENESS)}
 
 
 def test_a_generator_process_that_was_killed_is_started_again_at_the_next_reply(studio, monkeypatch):

@@ -36,7 +36,12 @@ from pathlib import Path
 
 from cllm_app.engine.generate import Generator, Sampling
 from cllm_app.errors import CllmError
+from cllm_app.jobs.procs import lower_priority
 
+# Replies come after the window's own requests and before background jobs (jobs/procs.py's
+# JOB_NICENESS): a person waits for both, but a list that stalls feels broken, a reply a few
+# percent slower does not.
+GENERATOR_NICENESS = 5
 START_SECONDS = 120  # importing numpy and the kernels on a busy laptop
 FREE_CHANNEL_SECONDS = 30  # a slot's previous stream is still handing its channel back
 
@@ -306,6 +311,7 @@ def _serve_stream(conn: Connection, models: _Models) -> None:
 def serve(channels: int) -> int:
     """The process's main: connect, then generate until the server goes away."""
     key = bytes.fromhex(sys.stdin.readline().strip())
+    lower_priority(GENERATOR_NICENESS)
     with Listener(authkey=key) as listener:
         print(listener.address, flush=True)
         control = listener.accept()
