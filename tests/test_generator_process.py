@@ -102,3 +102,23 @@ def test_closing_the_studio_ends_the_process(studio):
     proc = studio.streams.process._proc
     studio.close()
     assert proc.poll() is not None
+
+
+def test_replies_one_after_another_are_written_on_the_same_channel(studio):
+    # Each channel has its own thread in the process, and each thread its own OpenMP team:
+    # taking turns, the idle team's spinning threads slowed the other's decoding by a third.
+    studio.models.create("m", **TINY)
+    said(studio, "m", "Hi", GREEDY)
+    process = studio.streams.process
+    used = []
+    take = process._free.get
+
+    def noting(*args, **kwargs):
+        item = take(*args, **kwargs)
+        used.append(item[1])
+        return item
+
+    process._free.get = noting
+    for _ in range(4):
+        said(studio, "m", "Hi", GREEDY)
+    assert len(used) == 4 and all(conn is used[0] for conn in used)
