@@ -101,3 +101,41 @@ def test_binary_reads_every_format_and_makes_a_bpe_model(binary, tmp_path):
     assert json.loads(shown)["tokenizer"] == "bpe"
     text = cllm("generate", "b", "the", "--max-tokens", "5", "--seed", "1")
     assert isinstance(text, str)
+
+
+def test_binary_writes_a_reply_in_its_generator_process(binary, tmp_path):
+    """The LLM tab's path in the bundle: the server starts `cllm-studio generator` (the process
+    replies are written in, services/generator_process.py) and streams its tokens."""
+    import json
+
+    import requests
+    from test_window_smoke import URL_LINE, LineReader
+
+    proc = subprocess.Popen([str(binary), "serve", "--port", "0"], env=no_display_env(tmp_path),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        match = LineReader(proc.stdout).until(URL_LINE, timeout=60)
+        origin, h = f"http://127.0.0.1:{match.group(2)}", {"X-CLLM-Token": match.group(3)}
+        created = requests.post(origin + "/api/models", json={"model_name": "m", "n_layer": 1, "n_head": 2,
+                                                              "n_embd": 16, "block_size": 32}, headers=h, timeout=30)
+        assert created.status_code == 201, created.text
+        events, event = [], None
+        with requests.post(origin + "/api/models/m/complete", headers={**h, "Accept": "text/event-stream"},
+                           json={"prompt": "Once", "sampling": {"max_new_tokens": 8, "seed": 1}},
+                           stream=True, timeout=120) as r:
+            assert r.status_code == 200, r.text
+            for line in r.iter_lines(decode_unicode=True):
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line[6:])))
+        kinds = [k for k, _ in events]
+        assert kinds[0] == "start" and kinds[-1] == "done" and "error" not in kinds, events
+        assert events[-1][1]["completion_tokens"] >= 1
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
