@@ -1,15 +1,12 @@
 """/api/models/<name>/crawls and /api/crawls: start, watch, pause, stop and resume crawls."""
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 from cllm_app.services import crawls
 
 bp = Blueprint("crawls", __name__, url_prefix="/api")
-
-
-def studio():
-    return current_app.config["STUDIO"]
 
 
 @bp.post("/models/<path:model_name>/crawls")

@@ -18,6 +18,7 @@ import json
 
 from flask import Blueprint, Response, current_app, request
 
+from cllm_app.api.context import studio
 from cllm_app.api.generate import SSE_HEADERS, no_delay
 
 bp = Blueprint("events", __name__, url_prefix="/api")
@@ -38,7 +39,7 @@ def _frame(name: str, data: dict, event_id: int | None) -> str:
 @bp.get("/events")
 def events():
     """The store's changes as server-sent events (text/event-stream; resumes with Last-Event-ID)."""
-    feed = current_app.config["STUDIO"].events
+    feed = studio().events
     heartbeat = float(current_app.config.get("EVENTS_HEARTBEAT", HEARTBEAT_SECONDS))
     asked = _last_event_id()
     missed = feed.after(asked) if asked is not None else None

@@ -19,9 +19,10 @@ import socket
 import time
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 from cllm_app.errors import CllmError
 from cllm_app.services.chat import PRESETS, Reply
 
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("generate", __name__, url_prefix="/api")
 
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-
-
-def studio():
-    return current_app.config["STUDIO"]
 
 
 def _event(name: str, data: dict) -> str:

@@ -1,15 +1,12 @@
 """/api/jobs and training: start, watch and stop background jobs; a model's loss history."""
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 from cllm_app.services.training import history, start_training
 
 bp = Blueprint("jobs", __name__, url_prefix="/api")
-
-
-def studio():
-    return current_app.config["STUDIO"]
 
 
 @bp.post("/models/<path:model_name>/train")

@@ -1,8 +1,9 @@
 """/api/models and /api/model-names: the model lifecycle over HTTP."""
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 from cllm_app.errors import CllmError
 from cllm_app.services.tokenizers import MAX_UPLOAD_BYTES, stage_uploads
 
@@ -10,7 +11,7 @@ bp = Blueprint("models", __name__, url_prefix="/api")
 
 
 def lifecycle():
-    return current_app.config["STUDIO"].models
+    return studio().models
 
 
 @bp.get("/models")
@@ -92,5 +93,4 @@ def upload_tokenizer_data():
     """Stage files sent as multipart form data for a new model's BPE tokenizer to train on."""
     request.max_content_length = MAX_UPLOAD_BYTES + (1 << 20)
     files = request.files.getlist("files")
-    studio = current_app.config["STUDIO"]
-    return jsonify(stage_uploads(studio.root, [(f.filename or "unnamed", f.stream) for f in files])), 201
+    return jsonify(stage_uploads(studio().root, [(f.filename or "unnamed", f.stream) for f in files])), 201

@@ -24,9 +24,10 @@ import logging
 import time
 import uuid
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from cllm_app.api.context import studio
 from cllm_app.api.generate import drained, no_delay
 from cllm_app.errors import CllmError, InvalidInput
 from cllm_app.services.chat import Reply
@@ -47,10 +48,6 @@ CHAT_FIELDS = COMMON | {"messages", "max_completion_tokens", "top_logprobs", "to
 CHAT_DEFAULT_MAX_TOKENS = 256
 COMPLETION_DEFAULT_MAX_TOKENS = 16
 ROLE_ALIASES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-
-
-def studio():
-    return current_app.config["STUDIO"]
 
 
 def _error(status: int, message: str, code: str, param: str | None = None):

@@ -1,18 +1,15 @@
 """/api/models/<name>/queue: a model's training-data queue (ingest jobs, import, list, preview,
 remove, clear, statistics)."""
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 from cllm_app.data import limits as data_limits
 from cllm_app.errors import InvalidInput
 from cllm_app.services.ingest import start_import, start_ingest, start_upload
 
 bp = Blueprint("queue", __name__, url_prefix="/api")
-
-
-def studio():
-    return current_app.config["STUDIO"]
 
 
 def queue():

@@ -1,8 +1,9 @@
 """/api/research and a model's evaluate/inspect/notes: the Research tab over HTTP."""
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 from cllm_app.errors import InvalidInput
 from cllm_app.services.research import compare as compare_service
 from cllm_app.services.research import evaluate as evaluate_service
@@ -10,10 +11,6 @@ from cllm_app.services.research import inspect as inspect_service
 from cllm_app.services.research import lineage as lineage_service
 
 bp = Blueprint("research", __name__, url_prefix="/api")
-
-
-def studio():
-    return current_app.config["STUDIO"]
 
 
 def _evaluated(answer: tuple[dict, bool]):

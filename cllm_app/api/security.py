@@ -19,6 +19,7 @@ import hmac
 
 from flask import Flask, abort, current_app, g, request
 
+from cllm_app.api.context import studio
 from cllm_app.api.errors import error_response
 from cllm_app.errors import CllmError
 
@@ -58,7 +59,7 @@ def _check_launch_secret() -> None:
 
 
 def _check_openai_key() -> None:
-    if not current_app.config["STUDIO"].openai_key.matches(_bearer()):
+    if not studio().openai_key.matches(_bearer()):
         raise WrongApiKey("missing or wrong API key: copy this app's OpenAI key from the LLM tab "
                           "and send it as 'Authorization: Bearer <key>'")
 

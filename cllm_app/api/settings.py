@@ -1,16 +1,16 @@
 """/api/settings: the shared model selection, kept so a reloaded window finds it again."""
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 from cllm_app.services import settings
 
 bp = Blueprint("settings", __name__, url_prefix="/api")
 
 
 def _current() -> dict:
-    studio = current_app.config["STUDIO"]
-    return {"selected_model": settings.selected_model(), "theme": studio.themes.current()}
+    return {"selected_model": settings.selected_model(), "theme": studio().themes.current()}
 
 
 @bp.get("/settings")
@@ -25,6 +25,6 @@ def put_settings():
     body = json_body("settings")
     if "selected_model" in body:
         name = body["selected_model"]
-        model_id = None if name is None else current_app.config["STUDIO"].models.get(name).id
+        model_id = None if name is None else studio().models.get(name).id
         settings.put("selected_model_id", model_id)
     return _current()

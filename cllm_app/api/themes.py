@@ -1,14 +1,15 @@
 """/api/themes: list, choose and add themes (CSS files of variables)."""
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 
 bp = Blueprint("themes", __name__, url_prefix="/api")
 
 
 def themes():
-    return current_app.config["STUDIO"].themes
+    return studio().themes
 
 
 @bp.get("/themes")

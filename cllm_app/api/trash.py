@@ -1,14 +1,15 @@
 """/api/trash: deleted models, restore, empty."""
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
 from cllm_app.api.body import json_body
+from cllm_app.api.context import studio
 
 bp = Blueprint("trash", __name__, url_prefix="/api")
 
 
 def lifecycle():
-    return current_app.config["STUDIO"].models
+    return studio().models
 
 
 @bp.get("/trash")
