@@ -146,10 +146,15 @@ def test_reference_gradient_matches_finite_differences():
 
 
 def test_zero_length_is_a_no_op(K):
-    qkv = np.zeros((0, 12), np.float32)
-    K.attention_forward(np.zeros((0, 4), np.float32), np.zeros((2, 2, 0), np.float32), qkv, 2, 0, 2)
-    K.attention_backward(np.zeros((0, 12), np.float32), np.zeros((0, 4), np.float32), qkv,
-                         np.zeros((0, 4), np.float32), np.zeros((2, 2, 0), np.float32), 2, 0, 2)
+    # Zero-length views into buffers full of sentinels: a kernel that wrote anywhere (past
+    # the end of an empty view, or through a size it got wrong) would change a sentinel.
+    base = {name: np.full(64, 7.0, np.float32) for name in ("out", "lse", "qkv", "dqkv", "dout")}
+    out, qkv, dqkv, dout = (base[n][:0].reshape(0, w) for n, w in (("out", 4), ("qkv", 12), ("dqkv", 12), ("dout", 4)))
+    lse = base["lse"][:0].reshape(2, 2, 0)
+    assert K.attention_forward(out, lse, qkv, 2, 0, 2) is None
+    assert K.attention_backward(dqkv, dout, qkv, out, lse, 2, 0, 2) is None
+    for name, buf in base.items():
+        assert np.all(buf == 7.0), f"{name} was written"
 
 
 def _forward_args():
