@@ -146,3 +146,20 @@ def test_layernorm_matches_reference_on_every_variant(variant, n, c):
     reference.layernorm_backward(*ref_grads, dout, x, w, want[1], want[2])
     for g, r in zip(grads, ref_grads, strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_cllm_kernels_reference_means_the_numpy_references_wherever_a_model_computes(monkeypatch):
+    from cllm_app.engine.kernel_choice import model_kernels
+    from cllm_app.kernels import ops, reference
+
+    monkeypatch.setenv("CLLM_KERNELS", "reference")
+    assert model_kernels() is reference
+    monkeypatch.delenv("CLLM_KERNELS")
+    assert model_kernels() is ops
+    # Training and evaluation ask the one picker (they each had a copy of it).
+    import inspect
+
+    from cllm_app.jobs import train
+    from cllm_app.services.research import evaluate
+    for module in (train, evaluate):
+        assert "model_kernels()" in inspect.getsource(module)

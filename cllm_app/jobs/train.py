@@ -5,7 +5,6 @@ window shows (loss history, progress, epochs) goes to the store as it happens.
 """
 
 import json
-import os
 import time
 from collections.abc import Callable
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling
+from cllm_app.engine.kernel_choice import model_kernels
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.trainer import Document, StepReport, Trainer, TrainingError, TrainSettings
 from cllm_app.engine.weights import load_weights, save_weights
@@ -28,18 +28,6 @@ SAMPLE_TOKENS = 120
 # that step (or /v1/completions asked with them, an empty prompt and that seed) writes it again.
 SAMPLE_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "repetition_penalty": 1.1,
                    "max_new_tokens": SAMPLE_TOKENS}
-
-
-def _kernels():
-    """The compiled kernels; CLLM_KERNELS=reference trains with the numpy references instead
-    (slow, for checking a result against the reading version of every layer)."""
-    if os.environ.get("CLLM_KERNELS") == "reference":
-        from cllm_app.kernels import reference
-
-        return reference
-    from cllm_app.kernels import ops
-
-    return ops
 
 
 def settings_of(row: LanguageModel) -> TrainSettings:
@@ -80,7 +68,7 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
     from cllm_app.store import Job
 
     if kernels is None:
-        kernels = _kernels()
+        kernels = model_kernels()
     jobs = studio.jobs
     job = Job.get_by_id(job_id)
     row = LanguageModel.get_by_id(job.model_id)

@@ -9,7 +9,8 @@ using the features numpy detected at its own start-up:
     baseline    portable build, cllm_app.kernels.*
 
 Set ``CLLM_KERNELS=baseline`` (or ``x86_64_v3``, ``x86_64_v4``) to force one;
-importing fails if the CPU cannot run it or it was not built. ``VARIANT``
+importing fails if the CPU cannot run it or it was not built. (``CLLM_KERNELS=reference``
+never reaches this module: engine/kernel_choice.py gives the numpy references instead.) ``VARIANT``
 says which was chosen; ``load(name)`` gives any other available one (the
 tests compare every variant with the reference).
 """

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.kernel_choice import model_kernels
 from cllm_app.engine.model import GPT, FlatTensors
 from cllm_app.engine.tokenizer import Tokenizer
 from cllm_app.engine.trainer import split_documents
 from cllm_app.errors import InvalidInput
 from cllm_app.services.research.sources import (
-    kernels,
     model_documents,
     model_parts,
     retokenize,
@@ -152,7 +152,7 @@ def score(cfg: GPTConfig, weights: dict, tok: Tokenizer, docs: list[np.ndarray],
           should_stop: Callable[[], bool] | None = None) -> dict:
     """Sum the cross-entropy of every token of `docs` (up to `max_tokens`) with the model's
     compiled forward. Returns the measures; `stopped` is true when `should_stop` ended it early."""
-    K = K or kernels()
+    K = K or model_kernels()
     params = FlatTensors(cfg)
     params.load(weights)
     model = GPT(cfg, K, params)

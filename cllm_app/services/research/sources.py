@@ -5,7 +5,6 @@ delegates to the trainer's own reader, so "the validation split" here is exactly
 training uses, whatever the queue's storage becomes.
 """
 
-import os
 
 import numpy as np
 
@@ -33,17 +32,6 @@ def model_parts(studio, row: LanguageModel) -> tuple[GPTConfig, dict[str, np.nda
         raise InvalidInput(f"'{row.model_name}' has no weights file at {path}", code="no_weights")
     cfg = GPTConfig.load(folder / "config.json")
     return cfg, load_weights(path), load_tokenizer(folder, row.tokenizer)
-
-
-def kernels():
-    """The compiled kernels; CLLM_KERNELS=reference uses the numpy references, as training does."""
-    if os.environ.get("CLLM_KERNELS") == "reference":
-        from cllm_app.kernels import reference
-
-        return reference
-    from cllm_app.kernels import ops
-
-    return ops
 
 
 def retokenize(tokens: np.ndarray, source: Tokenizer, target: Tokenizer) -> np.ndarray:
