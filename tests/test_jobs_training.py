@@ -11,13 +11,13 @@ import pytest
 from cllm_app.engine.checkpoint import list_checkpoints
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling
+from cllm_app.engine.kernel_choice import decode_kernel
 from cllm_app.engine.model import FlatTensors
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.weights import load_weights
 from cllm_app.jobs.procs import spawn_worker
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.jobs.train import SAMPLE_SAMPLING, run_training
-from cllm_app.services.generation import decode_kernel
 from cllm_app.services.training import start_training
 from cllm_app.store import LanguageModel, LossPoint, QueueEntry
 from tests.conftest import wait_until

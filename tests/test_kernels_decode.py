@@ -288,7 +288,7 @@ def test_bad_thread_count_raises_value_error(threads):
 
 
 def test_the_generation_service_uses_the_compiled_kernel():
-    from cllm_app.services.generation import decode_kernel
+    from cllm_app.engine.kernel_choice import decode_kernel
 
     cfg = CONFIGS["odd-L3"]
     P = _model(cfg)

@@ -5,9 +5,8 @@ from flask import Blueprint, jsonify, request
 
 from cllm_app.api.body import json_body
 from cllm_app.api.context import studio
-from cllm_app.data import limits as data_limits
 from cllm_app.errors import InvalidInput
-from cllm_app.services.ingest import start_import, start_ingest, start_upload
+from cllm_app.services.ingest import MAX_UPLOAD_BYTES, start_import, start_ingest, start_upload
 
 bp = Blueprint("queue", __name__, url_prefix="/api")
 
@@ -42,7 +41,7 @@ def add_files(model_name):
 @bp.post("/models/<path:model_name>/queue/upload")
 def upload(model_name):
     """Ingest files sent as multipart form data (a browser's file picker or drag and drop) in a job."""
-    request.max_content_length = data_limits.MAX_INGEST_BYTES
+    request.max_content_length = MAX_UPLOAD_BYTES
     files = request.files.getlist("files")
     if not files:
         raise InvalidInput("send the files as multipart form data under the name 'files'", code="no_files")

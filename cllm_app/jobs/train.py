@@ -12,11 +12,10 @@ import numpy as np
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling
-from cllm_app.engine.kernel_choice import model_kernels
+from cllm_app.engine.kernel_choice import decode_kernel, model_kernels
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.trainer import Document, StepReport, Trainer, TrainingError, TrainSettings
 from cllm_app.engine.weights import load_weights, save_weights
-from cllm_app.services.generation import decode_kernel
 from cllm_app.services.models import WEIGHTS_FILE
 from cllm_app.services.studio import Studio
 from cllm_app.store import LanguageModel, LossPoint, ModelEvent, QueueEntry, db

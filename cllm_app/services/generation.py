@@ -3,7 +3,8 @@
 from collections.abc import Callable, Iterator
 
 from cllm_app.engine.config import GPTConfig
-from cllm_app.engine.generate import Generator, KVCache, Sampling, decode_step_reference
+from cllm_app.engine.generate import Generator, Sampling
+from cllm_app.engine.kernel_choice import decode_kernel
 from cllm_app.engine.model import FlatTensors
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.weights import load_weights
@@ -37,22 +38,6 @@ def check_sampling(values: dict) -> Sampling:
         else:
             raise InvalidInput(f"unknown sampling setting '{field}'", code="unknown_field")
     return s
-
-
-def decode_kernel(cfg: GPTConfig, params: FlatTensors):
-    """The per-token step: the compiled decode kernel when built, else the numpy reading version.
-    Returns (step(logits, token, cache), name)."""
-    try:
-        from cllm_app.kernels import decode
-    except ImportError:
-        return (lambda logits, token, cache: decode_step_reference(logits, params, cfg, cache, token)), "reference"
-
-    def step(logits, token: int, cache: KVCache) -> None:
-        decode.decode_step(logits, params.flat, cache.k, cache.v, token, cache.length,
-                           cfg.vocab_size, cfg.block_size, cfg.n_embd, cfg.n_layer, cfg.n_head)
-        cache.length += 1
-
-    return step, "compiled"
 
 
 def load_generator(studio, model_name: str) -> Generator:

@@ -8,7 +8,11 @@ import shutil
 import uuid
 from pathlib import Path
 
+from cllm_app.data.limits import MAX_INGEST_BYTES
 from cllm_app.errors import InvalidInput
+
+# The most one upload may carry (the API sets it on the request): the ingest's own limit.
+MAX_UPLOAD_BYTES = MAX_INGEST_BYTES
 
 
 def _safe_name(name: str, index: int) -> str:

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling, window_context
+from cllm_app.engine.kernel_choice import decode_kernel
 from cllm_app.engine.model import FlatTensors
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.weights import load_weights
 from cllm_app.errors import CllmError, InvalidInput
-from cllm_app.services.generation import decode_kernel
 from cllm_app.services.generator_process import GeneratorProcess
 from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
 
