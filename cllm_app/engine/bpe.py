@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cllm_app.engine.stream_decoder import StreamDecoder
+
 EOT_TEXT = "<|endoftext|>"
 VOCAB_MIN, VOCAB_MAX = 512, 32768
 # GPT-2's pre-tokenizer regex, as HF's ByteLevel(use_regex=True) applies it.
@@ -303,9 +305,7 @@ class BPETokenizer:
         table, n = self._bytes, self.vocab_size
         return b"".join(table[t] for t in map(int, ids) if 0 <= t < n).decode("utf-8", errors="replace")
 
-    def stream_decoder(self):
-        from cllm_app.engine.tokenizer import StreamDecoder
-
+    def stream_decoder(self) -> StreamDecoder:
         return StreamDecoder(self.token_bytes)
 
 

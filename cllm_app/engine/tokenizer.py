@@ -5,11 +5,13 @@ Token ids are uint16 on disk and int32 in batches; `eot` (<|endoftext|>) separat
 documents in the training stream.
 """
 
-import codecs
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from cllm_app.engine.bpe import BPETokenizer, TokenizerError
+from cllm_app.engine.stream_decoder import StreamDecoder
 
 TOKENIZER_FILE = "tokenizer.json"  # a BPE model's tokenizer, beside its weights
 
@@ -29,21 +31,6 @@ class Tokenizer(Protocol):
     def decode(self, ids) -> str: ...
 
     def stream_decoder(self) -> "StreamDecoder": ...
-
-
-class StreamDecoder:
-    """Turns tokens into text one at a time; a character split across byte tokens is
-    held back until it is complete, so a stream never shows half a character."""
-
-    def __init__(self, to_bytes):
-        self._to_bytes = to_bytes
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def push(self, token: int) -> str:
-        return self._utf8.decode(self._to_bytes(token))
-
-    def flush(self) -> str:
-        return self._utf8.decode(b"", final=True)
 
 
 class ByteTokenizer:
@@ -97,8 +84,6 @@ _cache: dict[tuple[str, int, int], Tokenizer] = {}
 def _load_bpe(path: Path) -> Tokenizer:
     """Loading checks the tiktoken conversion (a fraction of a second), so a loaded tokenizer is
     kept while its file is unchanged: generation and ingestion load it again and again."""
-    from cllm_app.engine.bpe import BPETokenizer, TokenizerError
-
     try:
         st = path.stat()
     except FileNotFoundError:
