@@ -14,7 +14,8 @@ from cllm_app.engine.tokenizer import ByteTokenizer
 from cllm_app.engine.weights import load_weights, save_weights
 from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.services.chat import CHAT_STOP, build_prompt
-from cllm_app.services.streams import TextStream, TooBusy, _held_back, check_stop, read_generator
+from cllm_app.services.generator_process import read_generator
+from cllm_app.services.streams import TextStream, TooBusy, _held_back, check_stop
 from cllm_app.services.training import start_training
 from cllm_app.store import Conversation, Message
 from tests.conftest import wait_until

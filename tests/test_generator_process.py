@@ -9,8 +9,7 @@ import pytest
 
 from cllm_app.engine.generate import Sampling
 from cllm_app.errors import DamagedFile
-from cllm_app.services.generator_process import GENERATOR_NICENESS, GeneratorStopped
-from cllm_app.services.streams import read_generator
+from cllm_app.services.generator_process import GENERATOR_NICENESS, GeneratorStopped, read_generator
 from tests.endless import never_says_eot
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32}

@@ -14,8 +14,8 @@ import pytest
 
 from cllm_app.engine.weights import load_weights
 from cllm_app.errors import Conflict
-from cllm_app.jobs.procs import process_alive, process_start
 from cllm_app.jobs.runner import JobRunner
+from cllm_app.procs import process_alive, process_start
 from cllm_app.services.models import WEIGHTS_FILE
 from cllm_app.services.training import start_training
 from cllm_app.store import Job, LanguageModel, LossPoint, ModelEvent

@@ -15,9 +15,9 @@ from cllm_app.engine.kernel_choice import decode_kernel
 from cllm_app.engine.model import FlatTensors
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.weights import load_weights
-from cllm_app.jobs.procs import spawn_worker
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.jobs.train import SAMPLE_SAMPLING, run_training
+from cllm_app.procs import spawn_worker
 from cllm_app.services.training import start_training
 from cllm_app.store import LanguageModel, LossPoint, QueueEntry
 from tests.conftest import wait_until
@@ -167,7 +167,7 @@ def test_the_sample_at_an_evaluation_is_what_the_checkpoint_of_that_step_writes(
 
 
 def test_a_job_runs_every_thread_below_the_app_s_priority(studio, monkeypatch):
-    from cllm_app.jobs.procs import JOB_NICENESS
+    from cllm_app.procs import JOB_NICENESS
     from cllm_app.store import Job
 
     monkeypatch.delenv("CLLM_JOB_NICENESS", raising=False)  # the suite runs its jobs at 0 (conftest)

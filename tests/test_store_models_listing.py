@@ -198,7 +198,7 @@ def test_a_job_whose_process_died_frees_its_model_in_the_next_listing_without_a_
     import subprocess
     import sys
 
-    from cllm_app.jobs.procs import process_start
+    from cllm_app.procs import process_start
     from tests.conftest import wait_until
 
     studio.models.create("held", **SMALL)

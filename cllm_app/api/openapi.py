@@ -11,7 +11,6 @@ crawls.LIMITS), so description and server cannot disagree.
 from flask import Blueprint, current_app
 
 from cllm_app import __version__
-from cllm_app.engine.bpe import VOCAB_MAX, VOCAB_MIN
 from cllm_app.services import crawls
 from cllm_app.services.chat import MAX_MESSAGE, MAX_TITLE, PRESETS
 from cllm_app.services.generation import SAMPLING_FLOATS, SAMPLING_LIMITS
@@ -28,6 +27,7 @@ from cllm_app.services.research.compare import MAX_MODELS
 from cllm_app.services.research.evaluate import MAX_TOKENS_LIMIT, RUN_MODES, SOURCES, SPLITS
 from cllm_app.services.research.inspect import MAX_PROMPT_CHARS, MAX_TOP_K
 from cllm_app.services.streams import MAX_STOP_LENGTH, MAX_STOP_STRINGS
+from cllm_app.services.tokenizers import VOCAB_MAX, VOCAB_MIN
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 

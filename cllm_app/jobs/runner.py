@@ -4,7 +4,7 @@
 import subprocess
 import threading
 
-from cllm_app.jobs.procs import spawn_worker
+from cllm_app.procs import spawn_worker
 from cllm_app.services.orphans import resume_hint
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job

@@ -14,10 +14,11 @@ from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling
 from cllm_app.engine.kernel_choice import decode_kernel, model_kernels
 from cllm_app.engine.tokenizer import load_tokenizer
-from cllm_app.engine.trainer import Document, StepReport, Trainer, TrainingError, TrainSettings
+from cllm_app.engine.trainer import StepReport, Trainer, TrainingError, TrainSettings
 from cllm_app.engine.weights import load_weights, save_weights
 from cllm_app.services.models import WEIGHTS_FILE
 from cllm_app.services.studio import Studio
+from cllm_app.services.training import documents
 from cllm_app.store import LanguageModel, LossPoint, ModelEvent, QueueEntry, db
 from cllm_app.store.schema import utcnow
 
@@ -42,12 +43,6 @@ def settings_of(row: LanguageModel) -> TrainSettings:
         weight_decay=row.weight_decay,
         seed=row.seed,
     )
-
-
-def documents(studio: Studio, row: LanguageModel) -> list[Document]:
-    """The queue's ready items as tokens of the model's tokenizer, mapped from the token cache
-    (built from the stored text where it is missing)."""
-    return [Document(doc_id=i, key=h, tokens=t) for i, h, t in studio.queue.documents(row)]
 
 
 def _throttled(check: Callable[[], bool], every: float) -> Callable[[], bool]:

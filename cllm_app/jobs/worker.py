@@ -5,7 +5,7 @@ import traceback
 from collections.abc import Callable
 
 from cllm_app.errors import as_refusal
-from cllm_app.jobs.procs import job_niceness, lower_priority
+from cllm_app.procs import job_niceness, lower_priority
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job
 

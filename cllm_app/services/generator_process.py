@@ -35,11 +35,17 @@ from dataclasses import asdict
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
+from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling
+from cllm_app.engine.kernel_choice import decode_kernel
+from cllm_app.engine.model import FlatTensors
+from cllm_app.engine.tokenizer import load_tokenizer
+from cllm_app.engine.weights import load_weights
 from cllm_app.errors import CllmError
-from cllm_app.jobs.procs import lower_priority
+from cllm_app.procs import lower_priority
+from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
 
-# Replies come after the window's own requests and before background jobs (jobs/procs.py's
+# Replies come after the window's own requests and before background jobs (procs.py's
 # JOB_NICENESS): a person waits for both, but a list that stalls feels broken, a reply a few
 # percent slower does not.
 GENERATOR_NICENESS = 5
@@ -57,7 +63,7 @@ class GeneratorStopped(CllmError):
 
 
 def generator_command(channels: int) -> list[str]:
-    # A PyInstaller binary is `cllm` itself; from source, run the package (as jobs/procs.py does).
+    # A PyInstaller binary is `cllm` itself; from source, run the package (as procs.py does).
     if getattr(sys, "frozen", False):
         return [sys.executable, "generator", str(channels)]
     return [sys.executable, "-m", "cllm_app", "generator", str(channels)]
@@ -257,6 +263,15 @@ def _read_line(proc: subprocess.Popen, seconds: float) -> str:
 # ---- the process's side --------------------------------------------------------------------
 
 
+def read_generator(folder: Path, tokenizer: str, context: int) -> Generator:
+    """A model's files read into a Generator (in the generator process: services/generator_process.py)."""
+    cfg = GPTConfig.load(folder / CONFIG_FILE)
+    params = FlatTensors(cfg)
+    params.load(load_weights(folder / WEIGHTS_FILE))
+    step, _ = decode_kernel(cfg, params)
+    return Generator(cfg, params, load_tokenizer(folder, tokenizer), step, context=context)
+
+
 class _Models:
     """The models loaded in this process, a few at a time, by the key the server gave them."""
 
@@ -271,8 +286,6 @@ class _Models:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        from cllm_app.services.streams import read_generator  # the one reading of a model's files
-
         generator = read_generator(Path(spec["folder"]), spec["tokenizer"], spec["context"])
         with self._lock:
             self._items[key] = generator

@@ -8,7 +8,7 @@ import json
 import os
 
 from cllm_app.errors import Conflict, InvalidInput, NotFound
-from cllm_app.jobs.procs import process_start
+from cllm_app.procs import process_start
 from cllm_app.services.ingest import discard_leftovers
 from cllm_app.services.models import ModelLifecycle, changing
 from cllm_app.services.orphans import recover_if_orphan, recover_orphans

@@ -9,7 +9,7 @@ Continue (or Resume) goes on from what was saved.
 from collections.abc import Iterable
 from pathlib import Path
 
-from cllm_app.jobs.procs import process_alive
+from cllm_app.procs import process_alive
 from cllm_app.services.ingest import discard_leftovers
 from cllm_app.store import Job, db
 from cllm_app.store.schema import utcnow

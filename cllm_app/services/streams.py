@@ -21,14 +21,10 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling, window_context
-from cllm_app.engine.kernel_choice import decode_kernel
-from cllm_app.engine.model import FlatTensors
 from cllm_app.engine.tokenizer import load_tokenizer
-from cllm_app.engine.weights import load_weights
 from cllm_app.errors import CllmError, InvalidInput
 from cllm_app.services.generator_process import GeneratorProcess
 from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
@@ -51,15 +47,6 @@ class Loaded:
     model_id: int
     stamp: tuple
     generator: RemoteGenerator
-
-
-def read_generator(folder: Path, tokenizer: str, context: int) -> Generator:
-    """A model's files read into a Generator (in the generator process: services/generator_process.py)."""
-    cfg = GPTConfig.load(folder / CONFIG_FILE)
-    params = FlatTensors(cfg)
-    params.load(load_weights(folder / WEIGHTS_FILE))
-    step, _ = decode_kernel(cfg, params)
-    return Generator(cfg, params, load_tokenizer(folder, tokenizer), step, context=context)
 
 
 class RemoteGenerator:

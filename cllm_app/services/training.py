@@ -2,6 +2,7 @@
 
 import json
 
+from cllm_app.engine.trainer import Document
 from cllm_app.errors import Conflict, InvalidInput
 from cllm_app.services.models import changing
 from cllm_app.services.orphans import recover_if_orphan
@@ -73,3 +74,9 @@ def history(studio, model_name: str, since_step=0) -> dict:
         for q in row.queue.order_by(QueueEntry.id)
     ]
     return {"model_name": row.model_name, "points": points, "markers": sorted(markers, key=lambda m: m["time"])}
+
+
+def documents(studio, row) -> list[Document]:
+    """The queue's ready items as tokens of the model's tokenizer, mapped from the token cache
+    (built from the stored text where it is missing)."""
+    return [Document(doc_id=i, key=h, tokens=t) for i, h, t in studio.queue.documents(row)]

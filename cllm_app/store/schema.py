@@ -149,7 +149,7 @@ class Job(BaseModel):
     params = TextField(default="{}")
     detail = TextField(default="{}")  # JSON progress: step, epoch, tokens_per_sec, eta_seconds…
     pid = IntegerField(null=True)
-    # When that process started, as its system tells it (jobs/procs.py process_start): with the
+    # When that process started, as its system tells it (procs.py process_start): with the
     # pid it names one process, so a pid the system has since given to another is not the job's.
     pid_started = TextField(null=True)
     created_at = DateTimeField(default=utcnow)

@@ -19,7 +19,7 @@ from cllm_app.store import LanguageModel
 
 def model_documents(studio, row: LanguageModel) -> list[Document]:
     """The model's ready queue items as token documents, read the way training reads them."""
-    from cllm_app.jobs.train import documents
+    from cllm_app.services.training import documents
 
     return documents(studio, row)
 
