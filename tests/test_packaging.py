@@ -109,7 +109,7 @@ def test_binary_writes_a_reply_in_its_generator_process(binary, tmp_path):
     import json
 
     import requests
-    from test_window_smoke import URL_LINE, LineReader
+    from test_window_smoke import URL_LINE, LineReader, stop
 
     proc = subprocess.Popen([str(binary), "serve", "--port", "0"], env=no_display_env(tmp_path),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -133,9 +133,4 @@ def test_binary_writes_a_reply_in_its_generator_process(binary, tmp_path):
         assert kinds[0] == "start" and kinds[-1] == "done" and "error" not in kinds, events
         assert events[-1][1]["completion_tokens"] >= 1
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop(proc)

@@ -90,6 +90,16 @@ class LineReader:
                 return match
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """End a started app: politely, then for good."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
 def start_and_check_serving(cmd: list[str], env: dict, expect_no_display_notice: bool) -> None:
     """Start a serving command, find its URL line, fetch the page and /api/models, stop it."""
     proc = subprocess.Popen(
@@ -113,12 +123,7 @@ def start_and_check_serving(cmd: list[str], env: dict, expect_no_display_notice:
         assert models.status_code == 200
         assert models.json() == {"models": []}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop(proc)
 
 
 @pytest.mark.slow
