@@ -40,8 +40,8 @@ def _weights(cfg):
 
 def run_ours(c, n):
     from cllm_app.engine.generate import KVCache
+    from cllm_app.engine.kernel_choice import decode_kernel
     from cllm_app.engine.model import FlatTensors
-    from cllm_app.services.generation import decode_kernel
 
     cfg = _cfg(c)
     P = FlatTensors(cfg)

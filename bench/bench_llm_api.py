@@ -53,9 +53,9 @@ def _weights(cfg, seed):
 
 def _generator(cfg, weights):
     from cllm_app.engine.generate import Generator
+    from cllm_app.engine.kernel_choice import decode_kernel
     from cllm_app.engine.model import FlatTensors
     from cllm_app.engine.tokenizer import ByteTokenizer
-    from cllm_app.services.generation import decode_kernel
 
     P = FlatTensors(cfg)
     P.load(weights)

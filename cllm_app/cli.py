@@ -544,7 +544,7 @@ def import_cmd(src_dir, name):
 @refusals
 def generate(name, prompt, **sampling):
     """Continue PROMPT with model NAME, streaming the text as it is made."""
-    from cllm_app.services.generation import generate as run
+    from cllm_app.services.sampling import generate as run
 
     pieces = run(_studio(), name, prompt, sampling)  # refusals happen here, before any output
     click.echo(prompt, nl=False)

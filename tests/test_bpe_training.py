@@ -9,7 +9,7 @@ import pytest
 
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.jobs.train import documents, run_training
-from cllm_app.services.generation import generate
+from cllm_app.services.sampling import generate
 from cllm_app.services.training import start_training
 from cllm_app.store import LanguageModel, QueueEntry
 from tests.bpe_support import corpus_files

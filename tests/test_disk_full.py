@@ -22,7 +22,7 @@ from cllm_app.jobs.train import run_training
 from cllm_app.jobs.worker import run_here
 from cllm_app.services import crawls
 from cllm_app.services import models as models_service
-from cllm_app.services.generation import generate
+from cllm_app.services.sampling import generate
 from cllm_app.services.studio import Studio
 from cllm_app.services.training import start_training
 from cllm_app.store import Job

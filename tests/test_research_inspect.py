@@ -9,8 +9,8 @@ from gpt_reference import logits as reference_logits
 from research_support import SHAPE, make_model, weights_of
 
 from cllm_app.engine.config import GPTConfig
-from cllm_app.engine.inspect import forward_inside, log_softmax
 from cllm_app.engine.model import GPT, FlatTensors
+from cllm_app.engine.readable_forward import forward_inside, log_softmax
 from cllm_app.engine.tokenizer import ByteTokenizer
 from cllm_app.errors import InvalidInput
 from cllm_app.kernels import ops

@@ -156,7 +156,7 @@ def test_tokenizer_can_change_until_the_model_has_trained(studio, data_files):
 
 def test_streamed_generation_equals_decoding_all_tokens(studio, data_files):
     from cllm_app.engine.generate import Sampling
-    from cllm_app.services.generation import load_generator
+    from cllm_app.services.sampling import load_generator
 
     studio.models.create("g", tokenizer="bpe", vocab_size=600, tokenizer_data=data_files, **SHAPE)
     gen = load_generator(studio, "g")

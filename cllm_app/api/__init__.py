@@ -9,8 +9,8 @@ from werkzeug.routing import IntegerConverter
 from cllm_app.api import body, errors, security
 from cllm_app.api.crawls import bp as crawls_bp
 from cllm_app.api.events import bp as events_bp
-from cllm_app.api.generate import bp as generate_bp
 from cllm_app.api.jobs import bp as jobs_bp
+from cllm_app.api.llm import bp as llm_bp
 from cllm_app.api.models import bp as models_bp
 from cllm_app.api.openai_compat import bp as openai_bp
 from cllm_app.api.openai_compat import key_bp as openai_key_bp
@@ -60,7 +60,7 @@ def create_app(
     errors.install(app)
     for bp in (models_bp, queue_bp, jobs_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp, events_bp):
         app.register_blueprint(bp)
-    app.register_blueprint(generate_bp)
+    app.register_blueprint(llm_bp)
     app.register_blueprint(openai_bp)
     app.register_blueprint(openai_key_bp)
 

@@ -19,7 +19,7 @@ import json
 from flask import Blueprint, Response, current_app, request
 
 from cllm_app.api.context import studio
-from cllm_app.api.generate import SSE_HEADERS, no_delay
+from cllm_app.api.llm import SSE_HEADERS, no_delay
 
 bp = Blueprint("events", __name__, url_prefix="/api")
 

@@ -28,7 +28,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from cllm_app.api.context import studio
-from cllm_app.api.generate import drained, no_delay
+from cllm_app.api.llm import drained, no_delay
 from cllm_app.errors import CllmError, InvalidInput
 from cllm_app.services.chat import Reply
 from cllm_app.services.validate import as_float, as_int

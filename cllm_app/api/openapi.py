@@ -13,7 +13,6 @@ from flask import Blueprint, current_app
 from cllm_app import __version__
 from cllm_app.services import crawls
 from cllm_app.services.chat import MAX_MESSAGE, MAX_TITLE, PRESETS
-from cllm_app.services.generation import SAMPLING_FLOATS, SAMPLING_LIMITS
 from cllm_app.services.models import (
     ARCH_FIELDS,
     ARCH_LIMITS,
@@ -26,6 +25,7 @@ from cllm_app.services.queue import PAGE_LIMIT
 from cllm_app.services.research.compare import MAX_MODELS
 from cllm_app.services.research.evaluate import MAX_TOKENS_LIMIT, RUN_MODES, SOURCES, SPLITS
 from cllm_app.services.research.inspect import MAX_PROMPT_CHARS, MAX_TOP_K
+from cllm_app.services.sampling import SAMPLING_FLOATS, SAMPLING_LIMITS
 from cllm_app.services.streams import MAX_STOP_LENGTH, MAX_STOP_STRINGS
 from cllm_app.services.tokenizers import VOCAB_MAX, VOCAB_MIN
 
@@ -428,7 +428,7 @@ ROUTES = {
     ("POST", "/api/crawls/{crawl_id}/pause"): (None, 200, _ref("Crawl")),
     ("POST", "/api/crawls/{crawl_id}/stop"): (None, 200, _ref("Crawl")),
     ("POST", "/api/crawls/{crawl_id}/resume"): (None, 202, _ref("Crawl")),
-    # the LLM tab (api/generate.py); the streamed routes answer text/event-stream (see there)
+    # the LLM tab (api/llm.py); the streamed routes answer text/event-stream (see there)
     ("GET", "/api/models/{model_name}/conversations"): (
         None, 200, _obj({"model_name": _STR, "conversations": {"type": "array", "items": _ref("Conversation")}})),
     ("POST", "/api/models/{model_name}/conversations"): (_obj({"title": _TITLE}), 201, _ref("Conversation")),

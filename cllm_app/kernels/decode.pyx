@@ -22,7 +22,7 @@ written in the kernels' style (plain loops that gcc vectorizes, no
   baseline x86-64 build, AVX2 in the x86_64_v3 build), and
 - on x86 with gcc or clang, the same code under
   ``__attribute__((target("avx2,fma")))``, chosen at run time when the CPU
-  has AVX2 and FMA. ``services.generation`` imports the baseline module, so
+  has AVX2 and FMA. ``engine.kernel_choice`` imports the baseline module, so
   without this the app would decode with SSE2 on every machine.
 
 Work split (static; see dec_thread for the details):

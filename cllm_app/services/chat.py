@@ -25,7 +25,7 @@ from dataclasses import asdict
 from cllm_app.engine.generate import Sampling
 from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.services import settings
-from cllm_app.services.generation import check_sampling
+from cllm_app.services.sampling import check_sampling
 from cllm_app.services.streams import Handle, Streams, TextStream, check_stop
 from cllm_app.store import Conversation, Message, db
 from cllm_app.store.schema import iso, utcnow

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from cllm_app.engine.inspect import forward_inside, log_softmax
+from cllm_app.engine.readable_forward import forward_inside, log_softmax
 from cllm_app.engine.tokenizer import Tokenizer
 from cllm_app.errors import InvalidInput
 from cllm_app.services.research.sources import model_parts

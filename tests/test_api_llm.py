@@ -129,10 +129,10 @@ ENDLESS = 2**62
 @pytest.fixture
 def server(studio, monkeypatch):
     from cllm_app.api import openapi
-    from cllm_app.services import generation
+    from cllm_app.services import sampling
 
     # The bound lives in the service's table, which the API's published schema also states.
-    monkeypatch.setitem(generation.SAMPLING_LIMITS, "max_new_tokens", (1, ENDLESS))
+    monkeypatch.setitem(sampling.SAMPLING_LIMITS, "max_new_tokens", (1, ENDLESS))
     monkeypatch.setitem(openapi._SAMPLING["max_new_tokens"], "maximum", ENDLESS)
     studio.models.create("big", n_layer=2, n_head=2, n_embd=32, block_size=256)
     never_ends(studio, "big")

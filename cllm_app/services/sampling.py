@@ -1,4 +1,5 @@
-"""Talking to a model: load its latest weights (read-only, even while it trains) and stream text."""
+"""Sampling settings and their checks (the LLM tab, /v1/ and the CLI share them), and generation for
+the command line: load a model's latest weights (read-only, even while it trains) and stream text."""
 
 from collections.abc import Callable, Iterator
 
