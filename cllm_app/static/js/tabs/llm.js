@@ -417,37 +417,22 @@ async function chatStream(path, body, onStarted = () => {}) {
   const bubble = messageNode({ role: "assistant", content: "" });
   bubble.node.classList.add("is-streaming");
   const paint = painter(bubble.text, () => { els.messages.scrollTop = els.messages.scrollHeight; });
-  let count = 0;
-  const started = performance.now();
   let ok = false;
   try {
-    await api.stream(path, body, {
-      signal: run.controller.signal,
-      onEvent: (name, data) => {
-        if (name === "start") {
-          run.streamId = data.stream_id;
-          if (data.user_message) conversation.messages.push(data.user_message);
-          onStarted();
-          renderChat();
-          els.messages.querySelector(".empty")?.remove();
-          els.messages.append(bubble.node);
-          if (run.stopping) stop();
-        } else if (name === "token") {
-          paint.add(data.text);
-          count += data.pieces || 1;
-          renderLive(count, started);
-        } else if (name === "done") {
-          paint.flush();
-          if (data.message) conversation.messages.push(data.message);
-          renderStats(data);
-          ok = true;
-        } else if (name === "error") {
-          els.chatError.textContent = errorText(data);
-        }
+    ok = await streamReply(run, path, body, {
+      paint,
+      errorEl: els.chatError,
+      onStart: (data) => {
+        if (data.user_message) conversation.messages.push(data.user_message);
+        onStarted();
+        renderChat();
+        els.messages.querySelector(".empty")?.remove();
+        els.messages.append(bubble.node);
+      },
+      onDone: (data) => {
+        if (data.message) conversation.messages.push(data.message);
       },
     });
-  } catch (err) {
-    if (err.name !== "AbortError") els.chatError.textContent = errorText(err);
   } finally {
     if (running === run) running = null;
   }
@@ -477,15 +462,32 @@ async function complete() {
   const generated = h("span", { class: "completion-generated", dataset: { testid: "completion-generated" } });
   els.output.append(promptNode, generated);
   const paint = painter(generated);
+  sampling.remember();
+  try {
+    await streamReply(run, `/api/models/${api.seg(model.model_name)}/complete`,
+      { prompt, sampling: sampling.values() }, { paint, errorEl: els.completionError });
+  } finally {
+    if (running === run) running = null;
+    paint.flush();
+    generated.normalize();
+    renderButtons();
+  }
+}
+
+/** One streamed reply, for the chat and the completion alike: the text painted as it comes, the
+ *  live count, the stats at the end, an error shown in `errorEl`. They differ only in what the
+ *  start and done events add (`onStart`, `onDone`). Returns true when the reply ended well. */
+async function streamReply(run, path, body, { paint, errorEl, onStart = () => {}, onDone = () => {} }) {
   let count = 0;
+  let ok = false;
   const started = performance.now();
   try {
-    sampling.remember();
-    await api.stream(`/api/models/${api.seg(model.model_name)}/complete`, { prompt, sampling: sampling.values() }, {
+    await api.stream(path, body, {
       signal: run.controller.signal,
       onEvent: (name, data) => {
         if (name === "start") {
           run.streamId = data.stream_id;
+          onStart(data);
           if (run.stopping) stop();
         } else if (name === "token") {
           paint.add(data.text);
@@ -493,20 +495,18 @@ async function complete() {
           renderLive(count, started);
         } else if (name === "done") {
           paint.flush();
+          onDone(data);
           renderStats(data);
+          ok = true;
         } else if (name === "error") {
-          els.completionError.textContent = errorText(data);
+          errorEl.textContent = errorText(data);
         }
       },
     });
   } catch (err) {
-    if (err.name !== "AbortError") els.completionError.textContent = errorText(err);
-  } finally {
-    if (running === run) running = null;
-    paint.flush();
-    generated.normalize();
-    renderButtons();
+    if (err.name !== "AbortError") errorEl.textContent = errorText(err);
   }
+  return ok;
 }
 
 // ---- stop, stats, copy --------------------------------------------------------------------
