@@ -26,6 +26,8 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport calloc, free
 
 cimport numpy as cnp
+
+from cllm_app.kernels._common cimport check, check_apart
 cimport openmp
 
 cnp.import_array()
@@ -275,25 +277,12 @@ cdef inline void _flush(double* acc, float* part, Py_ssize_t C) noexcept nogil:
 # overhead, and attribute lookups like a.flags cost about a microsecond each.
 # ---------------------------------------------------------------------------
 
-cdef int _check(str fn, str name, object a, Py_ssize_t rows, Py_ssize_t cols,
-                bint writable) except -1:
-    """a must be a float32 array of shape (rows, cols), or (rows,) if cols < 0."""
-    if not cnp.PyArray_Check(a):
-        raise ValueError(f"{fn}: {name} must be a numpy array, got {type(a).__name__}")
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(arr):
-        raise ValueError(f"{fn}: {name} must be float32, got {a.dtype}")
-    cdef int ndim = 1 if cols < 0 else 2
-    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(arr)
-    if (cnp.PyArray_NDIM(arr) != ndim or dims[0] != rows
-            or (ndim == 2 and dims[1] != cols)):
-        want = f"({rows},)" if cols < 0 else f"({rows}, {cols})"
-        raise ValueError(f"{fn}: {name} has shape {a.shape}, expected {want}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        raise ValueError(f"{fn}: {name} must be C-contiguous")
-    if writable and not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"{fn}: {name} is read-only, it must be writable")
-    return 0
+cdef inline int _check(str fn, str name, object a, Py_ssize_t rows, Py_ssize_t cols,
+                       bint writable) except -1:
+    """a must be a float32 array of shape (rows, cols), or (rows,) if cols < 0: _common.check."""
+    if cols < 0:
+        return check(fn, name, a, (rows,), cnp.NPY_FLOAT32, writable)
+    return check(fn, name, a, (rows, cols), cnp.NPY_FLOAT32, writable)
 
 
 cdef int _rows_cols(str fn, object inp, Py_ssize_t* rows, Py_ssize_t* cols) except -1:
@@ -303,15 +292,6 @@ cdef int _rows_cols(str fn, object inp, Py_ssize_t* rows, Py_ssize_t* cols) exce
     cols[0] = cnp.PyArray_DIMS(<cnp.ndarray>inp)[1]
     if cols[0] < 1:
         raise ValueError(f"{fn}: inp must have at least one column")
-    return 0
-
-
-cdef int _check_apart(str fn, str out_name, const float* out, Py_ssize_t out_len,
-                      str in_name, const float* inp, Py_ssize_t in_len) except -1:
-    """Outputs the kernel declares restrict must not share memory with an input."""
-    cdef uintptr_t o = <uintptr_t>out, i = <uintptr_t>inp
-    if o < i + <uintptr_t>in_len * sizeof(float) and i < o + <uintptr_t>out_len * sizeof(float):
-        raise ValueError(f"{fn}: {out_name} must not share memory with {in_name}")
     return 0
 
 
@@ -394,9 +374,9 @@ def layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd,
     cdef const float[::1] w_v = weight
     cdef const float[::1] mean_v = mean
     cdef const float[::1] rstd_v = rstd
-    _check_apart(fn, "dinp", &dinp_v[0, 0], n * c, "dout", &dout_v[0, 0], n * c)
-    _check_apart(fn, "dinp", &dinp_v[0, 0], n * c, "inp", &inp_v[0, 0], n * c)
-    _check_apart(fn, "dinp", &dinp_v[0, 0], n * c, "weight", &w_v[0], c)
+    check_apart(fn, "dinp", dinp, "dout", dout)
+    check_apart(fn, "dinp", dinp, "inp", inp)
+    check_apart(fn, "dinp", dinp, "weight", weight)
     cdef int nthreads = _threads_for(n, c)
 
     # dweight and dbias are sums over all N rows. Each thread adds its rows
