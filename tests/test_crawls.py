@@ -238,3 +238,22 @@ def test_urls_paging_and_status_filter(studio, site):
         crawls.crawl_urls(studio, c["id"], status="nope")
     with pytest.raises(InvalidInput):
         crawls.crawl_urls(studio, c["id"], limit="0")
+
+
+def test_a_page_under_way_when_pause_comes_is_kept_and_never_fetched_again(studio):
+    from cllm_app.jobs.crawl import FINISH_FETCH_SECONDS
+
+    with CrawlSite(slow_seconds=FINISH_FETCH_SECONDS / 3) as quick:
+        studio.models.create("m", **SHAPE)
+        c = crawls.start_crawl(studio, "m", {"start_urls": [quick.url("/slow")], "rate": 0, "max_depth": 0},
+                               foreground=True)
+        thread, out = _in_thread(studio, c["job_id"])
+        _wait(lambda: quick.hits["/slow"] == 1, what="the request under way")
+        crawls.pause_crawl(studio, c["id"])
+        thread.join(5)
+        assert out["state"] == "stopped"
+        paused = crawls.get_crawl(studio, c["id"])
+        # The page answered within the grace: it is recorded, with nothing left to fetch again
+        # (abandoned, it stayed in the frontier, and Resume requested it a second time).
+        assert paused["state"] == "paused" and paused["fetched"] == 1 and paused["queued"] == 0
+        assert quick.hits["/slow"] == 1 and len(studio.queue.list("m")["items"]) == 1

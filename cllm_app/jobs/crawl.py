@@ -6,7 +6,9 @@ crawl's URL rows still `queued`, fetched breadth first (depth, then discovery or
 row is only marked once its outcome and the links it gave are written, in one transaction, so a
 process killed at any moment loses at most the page at hand, which the next run fetches again.
 Between fetches, and every 0.1 s while one is under way, the job looks whether the crawl was
-asked to pause or stop; a fetch under way is then abandoned and its URL stays in the frontier.
+asked to pause or stop; a fetch under way then has FINISH_FETCH_SECONDS to end (its page is
+kept, so a pause never makes a site serve a page twice), else it is abandoned and its URL stays
+in the frontier.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cllm_app.store import Crawl, CrawlUrl, Job, LanguageModel, QueueEntry, db
 from cllm_app.store.schema import utcnow
 
 CONTROL_POLL_SECONDS = 0.1
+FINISH_FETCH_SECONDS = 0.3  # how long a pause or stop lets a request under way end (pause answers within 1 s)
 REPORT_EVERY_SECONDS = 0.25
 
 
@@ -176,9 +179,13 @@ def run_crawl(studio: Studio, job_id: int, client=None) -> str:
                 if worker.is_alive():
                     signal = control()
                     if signal:
-                        abandon.set()
+                        # A request on its way mostly answers within moments: keep that page, so
+                        # a pause never makes the site serve it twice. A slow one is abandoned.
+                        worker.join(FINISH_FETCH_SECONDS)
+                        if worker.is_alive():
+                            abandon.set()
                         break
-            if signal or box.get("stopped"):
+            if box.get("stopped") or not ("result" in box or "error" in box):
                 signal = signal or control() or "stop"
                 break
             if "error" in box:
@@ -204,6 +211,8 @@ def run_crawl(studio: Studio, job_id: int, client=None) -> str:
                 if text:
                     note[0] = text
             report(None)
+            if signal:
+                break  # the page in flight when the pause came is recorded; now pause
     except Exception as e:
         # A full disk ends the crawl; the URL at hand was never marked, so it waits in the frontier.
         refusal = as_refusal(e, f"crawl #{crawl.id}", studio.root.path)
