@@ -133,7 +133,7 @@ def test_numbers_beyond_any_range_are_refused_not_a_crash(client):
 CHECKED_KEYWORDS = {
     "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "minItems",
     "maxItems", "items", "properties", "required", "additionalProperties", "$ref",
-    "description", "format", "x-code", "x-codes", "x-message", "x-messages",  # annotations, refusals' words
+    "description", "default", "format", "x-code", "x-codes", "x-message", "x-messages",  # annotations, refusals' words
 }
 
 

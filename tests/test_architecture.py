@@ -16,7 +16,7 @@ FLOORS = [
     {"engine", "data", "store"},               # the model and its training, reading files, SQLite
     {"kernels"},                               # compiled kernels: import nothing of ours
 ]
-SHARED = {"__init__", "errors", "paths", "fsutil", "procs", "instance"}
+SHARED = {"__init__", "errors", "paths", "fsutil", "procs", "instance", "training_settings"}
 # Side by side on one floor: which may import which (the engine, data and the store know
 # nothing of each other).
 SIDEWAYS = {("desktop", "server"), ("cli", "desktop"), ("cli", "server"), ("__main__", "cli")}
@@ -92,3 +92,17 @@ def test_no_modules_import_each_other_round_a_circle():
         if m not in seen:
             visit(m)
     assert circles == [], "circles:\n" + "\n".join(circles)
+
+
+def test_services_are_handed_services_never_the_studio():
+    """One idiom: a service is an object the Studio holds (studio.training.start(...)), built
+    from the other services it uses. A function of services/ that took the whole Studio would
+    bring back the second idiom (free functions taking `studio` first)."""
+    offenders = []
+    for path in (PACKAGE / "services").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names = [a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)]
+                if "studio" in names:
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+    assert offenders == []

@@ -4,28 +4,22 @@ Paths and summaries come from the registered routes and their docstrings, so a
 new route shows up by itself; bodies, query parameters and responses are declared
 here, and a test fails when a route has none. The declarations are also the
 validation: api/body.py checks each request against them, and the ranges come
-from the services' own tables (ARCH_LIMITS, TRAINING_LIMITS, SAMPLING_LIMITS,
+from the services' own tables (ARCH_LIMITS, training_settings.SETTINGS, SAMPLING_LIMITS,
 crawls.LIMITS), so description and server cannot disagree.
 """
 
 from flask import Blueprint, current_app
 
-from cllm_app import __version__
+from cllm_app import __version__, training_settings
 from cllm_app.services import crawls
-from cllm_app.services.chat import MAX_MESSAGE, MAX_TITLE, PRESETS
-from cllm_app.services.models import (
-    ARCH_FIELDS,
-    ARCH_LIMITS,
-    FLOAT_FIELDS,
-    SORT_KEYS,
-    TRAINING_LIMITS,
-)
+from cllm_app.services.chat import MAX_MESSAGE, MAX_TITLE
+from cllm_app.services.models import ARCH_FIELDS, ARCH_LIMITS, SORT_KEYS
 from cllm_app.services.names import MAX_NAME_LENGTH
 from cllm_app.services.queue import PAGE_LIMIT
 from cllm_app.services.research.compare import MAX_MODELS
 from cllm_app.services.research.evaluate import MAX_TOKENS_LIMIT, RUN_MODES, SOURCES, SPLITS
 from cllm_app.services.research.inspect import MAX_PROMPT_CHARS, MAX_TOP_K
-from cllm_app.services.sampling import SAMPLING_FLOATS, SAMPLING_LIMITS
+from cllm_app.services.sampling import PRESETS, SAMPLING_FLOATS, SAMPLING_LIMITS
 from cllm_app.services.streams import MAX_STOP_LENGTH, MAX_STOP_STRINGS
 from cllm_app.services.tokenizers import VOCAB_MAX, VOCAB_MIN
 
@@ -69,8 +63,9 @@ _CONFIRM = {"type": "boolean", "const": True, "x-code": "confirmation_required",
             "x-message": 'this change needs confirmation: send {"confirm": true}'}
 _ARCH = {f: _int(*ARCH_LIMITS[f]) for f in ARCH_FIELDS}
 _TRAINING = {
-    f: _num(lo, hi, lo_open=f == "learning_rate") if f in FLOAT_FIELDS else _int(lo, hi)
-    for f, (lo, hi) in TRAINING_LIMITS.items()
+    s.name: {**(_num(s.minimum, s.maximum, lo_open=s.exclusive_minimum) if s.type is float else _int(s.minimum, s.maximum)),
+             "default": s.default, "description": s.help}
+    for s in training_settings.SETTINGS
 }
 
 # A BPE tokenizer is trained when a model is created, on files (paths) or another model's queue.
@@ -382,6 +377,12 @@ ROUTES = {
     ("DELETE", "/api/models/{model_name}/queue/{entry_id}"): (None, 200, _obj({"removed": _ref("QueueItem")})),
     ("POST", "/api/models/{model_name}/train"): (_obj(dict(_TRAINING)), 202, _ref("Job")),
     ("GET", "/api/jobs"): (None, 200, _obj({"jobs": {"type": "array", "items": _ref("Job")}})),
+    ("GET", "/api/training-settings"): (None, 200, _obj({"settings": {"type": "array", "items": _obj({
+        "name": {"type": "string", "enum": list(training_settings.NAMES)},
+        "type": {"type": "string", "enum": ["integer", "number"]},
+        "default": {"type": "number"}, "minimum": {"type": "number"}, "maximum": {"type": "number"},
+        "exclusive_minimum": {"type": "boolean"}, "help": _STR,
+    })}})),
     ("GET", "/api/jobs/{job_id}"): (None, 200, _ref("Job")),
     ("POST", "/api/jobs/{job_id}/stop"): (None, 200, _ref("Job")),
     ("GET", "/api/models/{model_name}/loss-history"): (

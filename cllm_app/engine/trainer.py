@@ -10,7 +10,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, make_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,27 +19,21 @@ from cllm_app.engine.batches import BatchAccumulator
 from cllm_app.engine.checkpoint import clean_partials, load_latest, save_checkpoint
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.model import GPT, FlatTensors
+from cllm_app.training_settings import SETTINGS
 
-
-@dataclass
-class TrainSettings:
-    batch_size: int = 8
-    sequence_length: int = 128
-    learning_rate: float = 3e-4
-    target_epochs: int = 1
-    grad_accum: int = 1
-    eval_interval: int = 100
-    checkpoint_interval: int = 100
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    seed: int = 1337
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    eval_batches: int = 8
-    keep_checkpoints: int = 3
+# A model's own settings (batch_size, learning_rate, ...) come from the one declaration in
+# training_settings.py; the fields after them are the optimizer's constants, the same for
+# every model.
+TrainSettings = make_dataclass("TrainSettings", [
+    *((s.name, s.type, field(default=s.default)) for s in SETTINGS),
+    ("min_lr_ratio", float, field(default=0.1)),
+    ("grad_clip", float, field(default=1.0)),
+    ("beta1", float, field(default=0.9)),
+    ("beta2", float, field(default=0.95)),
+    ("eps", float, field(default=1e-8)),
+    ("eval_batches", int, field(default=8)),
+    ("keep_checkpoints", int, field(default=3)),
+])
 
 
 @dataclass

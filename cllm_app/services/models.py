@@ -17,6 +17,7 @@ from pathlib import Path
 
 from peewee import IntegrityError, fn
 
+from cllm_app import training_settings
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.tokenizer import TOKENIZER_FILE, TOKENIZER_KINDS, load_tokenizer
 from cllm_app.engine.weights import grow_layers, init_weights, load_weights, weights_bytes
@@ -45,40 +46,13 @@ MODEL_SUBDIRS = ("checkpoints", "queue", "exports")
 MAX_PARAMS = 500_000_000  # fp32 weights plus AdamW moments of a larger model outgrow a laptop's memory
 
 ARCH_FIELDS = ("n_layer", "n_head", "n_embd", "block_size")
-TRAINING_DEFAULTS = {
-    "batch_size": 8,
-    "sequence_length": 128,
-    "learning_rate": 3e-4,
-    "target_epochs": 1,
-    "grad_accum": 1,
-    "eval_interval": 100,
-    "checkpoint_interval": 100,
-    "warmup_steps": 100,
-    "weight_decay": 0.1,
-    "seed": 1337,
-}
-TRAINING_FIELDS = tuple(TRAINING_DEFAULTS)
 SORT_KEYS = ("name", "created", "updated", "size")
 TOKENIZER_FIELDS = ("tokenizer", "tokenizer_data", "tokenizer_from")  # vocab_size goes with them
 
-
-
-# The ranges each number may take: the checks below and the API's description (api/openapi.py) read them.
+# The ranges each number of a shape may take: the checks below and the API's description
+# (api/openapi.py) read them. The training settings' ranges are in training_settings.py.
 ARCH_LIMITS = {"n_layer": (1, 64), "n_head": (1, 64), "n_embd": (8, 4096), "block_size": (8, 8192),
                "vocab_size": (257, 262_144)}
-TRAINING_LIMITS = {
-    "batch_size": (1, 1024),
-    "sequence_length": (8, 8192),
-    "learning_rate": (0.0, 1.0),  # more than 0
-    "target_epochs": (0, 1_000_000),
-    "grad_accum": (1, 1024),
-    "eval_interval": (1, 1_000_000),
-    "checkpoint_interval": (1, 1_000_000),
-    "warmup_steps": (0, 1_000_000),
-    "weight_decay": (0.0, 1.0),
-    "seed": (0, 2**31 - 1),
-}
-FLOAT_FIELDS = ("learning_rate", "weight_decay")
 
 
 def _check_arch(cfg: dict) -> GPTConfig:
@@ -103,10 +77,11 @@ def _check_arch(cfg: dict) -> GPTConfig:
 def _check_training(values: dict, block_size: int, epochs_trained: int) -> dict:
     checked = {}
     for field, value in values.items():
-        if field in FLOAT_FIELDS:
-            checked[field] = as_float(field, value, *TRAINING_LIMITS[field], lo_open=field == "learning_rate")
-        elif field in TRAINING_LIMITS:
-            checked[field] = as_int(field, value, *TRAINING_LIMITS[field])
+        s = training_settings.BY_NAME.get(field)
+        if s is not None and s.type is float:
+            checked[field] = as_float(field, value, s.minimum, s.maximum, lo_open=s.exclusive_minimum)
+        elif s is not None:
+            checked[field] = as_int(field, value, s.minimum, s.maximum)
     if checked.get("sequence_length", 0) > block_size:
         raise InvalidInput(
             f"sequence_length ({checked['sequence_length']}) cannot exceed the model's "
@@ -264,7 +239,7 @@ class ModelLifecycle:
                 "vocab_size": r["vocab_size"],
                 **{f: r[f] for f in ARCH_FIELDS},
                 "n_params": GPTConfig(**{f: r[f] for f in ("vocab_size", *ARCH_FIELDS)}).n_params,
-                **{f: r[f] for f in TRAINING_FIELDS},
+                **{f: r[f] for f in training_settings.NAMES},
                 "epochs_trained": r["epochs_trained"],
                 "steps_trained": r["steps_trained"],
                 "tokens_trained": r["tokens_trained"],
@@ -362,7 +337,7 @@ class ModelLifecycle:
         """A new model. tokenizer="bpe" trains its tokenizer first (vocab_size tokens, on the
         files in tokenizer_data or the queue of the model tokenizer_from); that can take a
         while, so it runs before the change lock is taken and the name is checked again after."""
-        fields = only_fields(fields, {*ARCH_FIELDS, "vocab_size", *TRAINING_FIELDS, *TOKENIZER_FIELDS}, "a new model")
+        fields = only_fields(fields, {*ARCH_FIELDS, "vocab_size", *training_settings.NAMES, *TOKENIZER_FIELDS}, "a new model")
         kind = fields.pop("tokenizer", None) or "byte"
         data, source = fields.pop("tokenizer_data", None), fields.pop("tokenizer_from", None)
         bpe, detail = None, None
@@ -389,8 +364,8 @@ class ModelLifecycle:
     @_one_change_at_a_time
     def _create_new(self, model_name, fields: dict, bpe, tokenizer_detail: dict | None) -> dict:
         config = _check_arch({**GPTConfig().to_dict(), **{k: v for k, v in fields.items() if k in (*ARCH_FIELDS, "vocab_size")}})
-        training = {k: v for k, v in fields.items() if k in TRAINING_FIELDS}
-        seed = training.get("seed", TRAINING_DEFAULTS["seed"])
+        training = {k: v for k, v in fields.items() if k in training_settings.NAMES}
+        seed = training.get("seed", training_settings.DEFAULTS["seed"])
         detail = config.to_dict() if tokenizer_detail is None else {**config.to_dict(), "tokenizer": tokenizer_detail}
         return self._create(model_name, config, training, lambda: init_weights(config, seed), "created", detail, bpe)
 
@@ -437,7 +412,7 @@ class ModelLifecycle:
 
     def _create(self, model_name, config: GPTConfig, training: dict, make_weights, event: str, detail: dict, bpe=None) -> dict:
         model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
-        settings = {**TRAINING_DEFAULTS, "sequence_length": min(128, config.block_size)}
+        settings = training_settings.defaults_for(config.block_size)
         settings.update(_check_training(training, config.block_size, 0))
         target = self.root.model_dir(model_name)
         if target.exists():
@@ -483,14 +458,14 @@ class ModelLifecycle:
     def configure(self, model_name: str, **fields) -> dict:
         """Change training settings and/or the shape. Layers can only be added; once a model
         has trained, its other shape fields are fixed because its weights have that shape."""
-        fields = only_fields(fields, {*ARCH_FIELDS, *TRAINING_FIELDS}, "model settings")
+        fields = only_fields(fields, {*ARCH_FIELDS, *training_settings.NAMES}, "model settings")
         row = self.get(model_name)
         arch = {k: v for k, v in fields.items() if k in ARCH_FIELDS and v != getattr(row, k)}
         old = self.config_of(row)
         new = _check_arch({**old.to_dict(), **arch}) if arch else old
         block_size = new.block_size
         training = _check_training(
-            {k: v for k, v in fields.items() if k in TRAINING_FIELDS}, block_size, row.epochs_trained
+            {k: v for k, v in fields.items() if k in training_settings.NAMES}, block_size, row.epochs_trained
         )
         if arch:
             self._refuse_if_busy(row, "change the shape of")

@@ -18,6 +18,7 @@ import os
 import uuid
 from pathlib import Path
 
+from cllm_app import training_settings
 from cllm_app.data.textstore import TEXT_SUFFIX, iter_text
 from cllm_app.engine.checkpoint import META, list_checkpoints, problem
 from cllm_app.engine.config import GPTConfig
@@ -86,7 +87,7 @@ def _queue(row: LanguageModel, queue_dir: Path) -> int:
 def reregister_models(root: DataRoot, damage: Damage) -> list[str]:
     """Models again for the folders under models/; returns their names. Token counts are
     filled in when training next reads the queue."""
-    from cllm_app.services.models import CONFIG_FILE, TRAINING_DEFAULTS, WEIGHTS_FILE
+    from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
 
     names = []
     if not root.models_dir.is_dir():
@@ -103,8 +104,8 @@ def reregister_models(root: DataRoot, damage: Damage) -> list[str]:
         except (CllmError, OSError, ValueError, TypeError, KeyError) as e:
             log.warning("left %s out of the recovered store: %s", folder, getattr(e, "message", e))
             continue
-        settings = {**TRAINING_DEFAULTS, "sequence_length": min(128, config.block_size)}
-        settings.update({k: v for k, v in progress.pop("settings").items() if k in TRAINING_DEFAULTS})
+        settings = training_settings.defaults_for(config.block_size)
+        settings.update({k: v for k, v in progress.pop("settings").items() if k in settings})
         settings["target_epochs"] = max(settings["target_epochs"], progress["epochs_trained"])
         with db.atomic():
             row = LanguageModel.create(

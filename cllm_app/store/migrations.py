@@ -3,14 +3,18 @@
 Each migration is frozen once released: version 1 is raw SQL as it shipped,
 later ones use `playhouse.migrate`. Opening a data root runs whatever steps it
 is missing, each in one transaction, after copying the database file aside.
+Then every training setting declared in training_settings.py gets its column if it has
+none yet, filled with the setting's default: a new setting needs no migration of its own.
 """
 
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from peewee import CharField, DateTimeField, SqliteDatabase, TextField
+from peewee import CharField, DateTimeField, FloatField, IntegerField, SqliteDatabase, TextField
 from playhouse.migrate import SqliteMigrator, migrate
+
+from cllm_app.training_settings import SETTINGS
 
 V1_SQL = [
     """CREATE TABLE models (
@@ -264,4 +268,21 @@ def upgrade(database: SqliteDatabase, db_path: Path | None = None, target: int =
         with database.atomic():
             MIGRATIONS[version - 1](database)
             database.execute_sql(f"PRAGMA user_version = {version}")
+    if target == SCHEMA_VERSION:
+        add_setting_columns(database)
     return start
+
+
+def add_setting_columns(database: SqliteDatabase) -> list[str]:
+    """Give each declared training setting a column in `models`; returns the names added."""
+    have = {c.name for c in database.get_columns("models")}
+    missing = [s for s in SETTINGS if s.name not in have]
+    if missing:
+        with database.atomic():
+            migrate(*(
+                SqliteMigrator(database).add_column(
+                    "models", s.name, (IntegerField if s.type is int else FloatField)(default=s.default)
+                )
+                for s in missing
+            ))
+    return [s.name for s in missing]

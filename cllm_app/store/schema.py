@@ -22,6 +22,8 @@ from peewee import (
     TextField,
 )
 
+from cllm_app.training_settings import SETTINGS
+
 db = DatabaseProxy()
 
 
@@ -53,17 +55,7 @@ class LanguageModel(BaseModel):
     n_embd = IntegerField()
     block_size = IntegerField()
     tokenizer = CharField(default="byte")
-    # training config, remembered per model
-    batch_size = IntegerField()
-    sequence_length = IntegerField()
-    learning_rate = FloatField()
-    target_epochs = IntegerField()
-    grad_accum = IntegerField()
-    eval_interval = IntegerField()
-    checkpoint_interval = IntegerField()
-    warmup_steps = IntegerField()
-    weight_decay = FloatField()
-    seed = IntegerField()
+    # the training settings, remembered per model: one column each of training_settings.SETTINGS (added below)
     # progress
     epochs_trained = IntegerField(default=0)
     steps_trained = IntegerField(default=0)
@@ -80,6 +72,10 @@ class LanguageModel(BaseModel):
     @property
     def has_trained(self) -> bool:
         return self.steps_trained > 0 or self.epochs_trained > 0
+
+
+for _setting in SETTINGS:
+    LanguageModel._meta.add_field(_setting.name, IntegerField() if _setting.type is int else FloatField())
 
 
 class ModelEvent(BaseModel):

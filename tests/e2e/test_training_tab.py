@@ -16,6 +16,7 @@ FIELDS = (
     "checkpoint_interval",
     "warmup_steps",
     "weight_decay",
+    "seed",
 )
 
 
@@ -28,6 +29,16 @@ def test_training_settings_save_reload_and_refusal(page, app):
     panel = page.locator("#panel-training")
     for field in FIELDS:  # labelled with their real names
         expect(panel.get_by_label(field, exact=True)).to_be_visible()
+    # The form is the server's declaration of the settings (training_settings.py), field for field.
+    _, declared = app.api("GET", "/api/training-settings", expect_status=200)
+    assert [s["name"] for s in declared["settings"]] == list(FIELDS)
+    inputs = panel.locator(".settings-grid input")
+    assert inputs.evaluate_all("els => els.map((e) => e.name)") == list(FIELDS)
+    for s in declared["settings"]:
+        field = panel.get_by_label(s["name"], exact=True)
+        top = 128 if s["name"] == "sequence_length" else s["maximum"]  # no longer than the model's block_size
+        assert float(field.get_attribute("max")) == top
+        expect(panel.locator(f"#training-{s['name']}-help")).to_have_text(s["help"])
     expect(panel).to_contain_text("live")  # says what the tab will hold
 
     _, before = app.api("GET", "/api/models/Trainee", expect_status=200)

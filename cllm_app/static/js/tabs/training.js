@@ -21,19 +21,6 @@ import { isActive, renderJobProgress } from "../components/job-progress.js";
 import { renderJobsList } from "../components/jobs-list.js";
 import { errorText, fill, formatInt, formatParams, h, toast, toastError } from "../ui.js";
 
-const FIELDS = [
-  { field: "batch_size", help: "sequences per step", step: "1", min: "1", max: "1024" },
-  { field: "sequence_length", help: "tokens per sequence, at most block_size", step: "1", min: "8", max: "8192" },
-  { field: "learning_rate", help: "peak step size", step: "any", min: "0", max: "1" },
-  { field: "target_epochs", help: "passes over the queue to reach", step: "1", min: "0" },
-  { field: "grad_accum", help: "steps whose gradients add up before an update", step: "1", min: "1", max: "1024" },
-  { field: "eval_interval", help: "steps between evaluations", step: "1", min: "1" },
-  { field: "checkpoint_interval", help: "steps between checkpoints", step: "1", min: "1" },
-  { field: "warmup_steps", help: "steps of rising learning rate", step: "1", min: "0" },
-  { field: "weight_decay", help: "AdamW weight decay", step: "any", min: "0", max: "1" },
-  { field: "seed", help: "random seed", step: "1", min: "0" },
-];
-
 const POLL_ACTIVE_MS = 1000; // a job is running and the tab is open
 const POLL_IDLE_MS = 5000; // the tab is open: notice jobs started elsewhere (another window, the CLI)
 const POLL_HIDDEN_MS = 3000; // another tab is open and a job of this model runs: notice its end
@@ -47,6 +34,9 @@ let loaded = null; // the model whose settings the form shows (GET /api/models/<
 let loadedAt = 0; // performance.now() when `loaded` was asked for
 let dirty = false;
 let seq = 0;
+// The form's fields, built from GET /api/training-settings (the server's one declaration of
+// the settings: name, type, range, help); a model is shown once they are in place.
+let fieldsReady = null;
 
 // What the run side shows: which model, its latest job, its loss history.
 let view = { id: null, name: null, seq: 0 };
@@ -250,34 +240,47 @@ function renderInfo(m) {
 
 // ---- settings form (also what Start and Continue send) -------------------------------------
 
+function loadFields() {
+  return api.get("/api/training-settings").then(({ settings }) => {
+    els.grid.append(...settings.map(fieldFor));
+  }, (err) => {
+    fieldsReady = null; // the next model shown asks again
+    throw err;
+  });
+}
+
+function fieldFor(setting) {
+  const { name: field, type, minimum, maximum, exclusive_minimum: above, help } = setting;
+  const id = `training-${field}`;
+  const input = h("input", {
+    id, class: "input input-num", type: "number", name: field, step: type === "integer" ? "1" : "any",
+    min: String(minimum), max: String(maximum), dataset: { testid: id }, "aria-describedby": `${id}-help`,
+  });
+  if (above) input.title = `more than ${minimum}`;
+  input.addEventListener("input", () => {
+    dirty = true;
+    input.removeAttribute("aria-invalid");
+    els.error.textContent = "";
+    const body = changed();
+    els.save.disabled = body === null || Object.keys(body).length === 0;
+    renderControls();
+  });
+  els.inputs[field] = input;
+  return h("div", { class: "field" },
+    h("label", { for: id, class: "field-label mono" }, field),
+    input,
+    h("span", { id: `${id}-help`, class: "field-help" }, help),
+  );
+}
+
 function buildForm() {
   els.inputs = {};
-  const fields = FIELDS.map(({ field, help, step, min, max }) => {
-    const id = `training-${field}`;
-    const input = h("input", {
-      id, class: "input input-num", type: "number", name: field, step, min, max,
-      dataset: { testid: id }, "aria-describedby": `${id}-help`,
-    });
-    input.addEventListener("input", () => {
-      dirty = true;
-      input.removeAttribute("aria-invalid");
-      els.error.textContent = "";
-      const body = changed();
-      els.save.disabled = body === null || Object.keys(body).length === 0;
-      renderControls();
-    });
-    els.inputs[field] = input;
-    return h("div", { class: "field" },
-      h("label", { for: id, class: "field-label mono" }, field),
-      input,
-      h("span", { id: `${id}-help`, class: "field-help" }, help),
-    );
-  });
+  els.grid = h("div", { class: "settings-grid" });
+  fieldsReady = loadFields();
   els.save = h("button", { type: "submit", class: "btn btn-primary", dataset: { testid: "training-save" }, disabled: true }, "Save");
   els.revert = h("button", { type: "button", class: "btn", onclick: () => showForm(loaded) }, "Revert");
   els.error = h("p", { class: "form-error", role: "alert", dataset: { testid: "training-error" } });
   els.empty = h("p", { class: "empty", hidden: true }, "Select a model to see its training settings.");
-  els.grid = h("div", { class: "settings-grid" }, fields);
   els.formNote = h("span", { class: "muted small" });
   els.actions = h("div", { class: "form-actions" }, els.save, els.revert, els.formNote);
   return h("form", { class: "training-form", novalidate: true, onsubmit: save, dataset: { testid: "training-form" } },
@@ -325,8 +328,9 @@ function showForm(model) {
 /** Fetch the model's details; `keepEdits`: leave the person's unsaved edits in the form. */
 async function load(name, { keepEdits = false } = {}) {
   const mine = ++seq;
-  const askedAt = performance.now();
   try {
+    await (fieldsReady ||= loadFields());
+    const askedAt = performance.now();
     const model = await api.get(`/api/models/${api.seg(name)}`);
     if (mine !== seq) return;
     loadedAt = askedAt;
@@ -374,8 +378,9 @@ async function save(event) {
 
 /** The target_epochs the form holds (what Start/Continue would save), or the saved one. */
 function formTarget() {
-  const value = Number(els.inputs.target_epochs.value);
-  return els.inputs.target_epochs.value.trim() !== "" && Number.isInteger(value) ? value : loaded?.target_epochs;
+  const input = els.inputs.target_epochs;
+  const value = Number(input?.value);
+  return input && input.value.trim() !== "" && Number.isInteger(value) ? value : loaded?.target_epochs;
 }
 
 function hasTrained() {

@@ -1,0 +1,57 @@
+"""The training settings each model remembers, declared once.
+
+The store's columns (store/schema.py, and store/migrations.py adds a missing one), the checks
+(services/models.py), the trainer's settings (engine/trainer.py), the `cllm` options
+(cli.py), the API's schema (api/openapi.py) and the Training tab's form (through
+GET /api/training-settings) all read this table, so a new setting is one line here.
+
+Imports nothing of ours: every floor may read it.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # one word everywhere: store column, API field, form field
+    type: type  # int or float
+    default: int | float
+    minimum: int | float
+    maximum: int | float
+    help: str
+    flag: str  # the `cllm models set` / `cllm train` option
+    exclusive_minimum: bool = False  # the minimum itself is refused (a learning rate of 0 learns nothing)
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "type": "integer" if self.type is int else "number",
+            "default": self.default,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "exclusive_minimum": self.exclusive_minimum,
+            "help": self.help,
+        }
+
+
+SETTINGS = (
+    Setting("batch_size", int, 8, 1, 1024, "sequences per step", "--batch-size"),
+    Setting("sequence_length", int, 128, 8, 8192, "tokens per sequence, at most block_size", "--sequence-length"),
+    Setting("learning_rate", float, 3e-4, 0.0, 1.0, "peak step size", "--lr", exclusive_minimum=True),
+    Setting("target_epochs", int, 1, 0, 1_000_000, "passes over the queue to reach", "--target-epochs"),
+    Setting("grad_accum", int, 1, 1, 1024, "steps whose gradients add up before an update", "--accumulate"),
+    Setting("eval_interval", int, 100, 1, 1_000_000, "steps between evaluations", "--eval-interval"),
+    Setting("checkpoint_interval", int, 100, 1, 1_000_000, "steps between checkpoints", "--checkpoint-interval"),
+    Setting("warmup_steps", int, 100, 0, 1_000_000, "steps of rising learning rate", "--warmup-steps"),
+    Setting("weight_decay", float, 0.1, 0.0, 1.0, "AdamW weight decay", "--weight-decay"),
+    Setting("seed", int, 1337, 0, 2**31 - 1, "random seed (the data order and the first weights)", "--seed"),
+)
+
+NAMES = tuple(s.name for s in SETTINGS)
+DEFAULTS = {s.name: s.default for s in SETTINGS}
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def defaults_for(block_size: int) -> dict:
+    """A new model's settings: the defaults, with no sequence longer than the model's context."""
+    return {**DEFAULTS, "sequence_length": min(DEFAULTS["sequence_length"], block_size)}
