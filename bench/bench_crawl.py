@@ -31,7 +31,6 @@ def main() -> int:
     os.environ["CLLM_HOME"] = tempfile.mkdtemp(prefix="cllm-bench-crawl-")
     from cllm_app.data.crawler import Crawler, CrawlSettings
     from cllm_app.jobs.crawl import run_crawl
-    from cllm_app.services import crawls
     from cllm_app.services.studio import Studio
 
     rows = []
@@ -53,12 +52,12 @@ def main() -> int:
 
         studio = Studio()
         studio.models.create("bench", n_layer=1, n_head=2, n_embd=16, block_size=16)
-        c = crawls.start_crawl(studio, "bench", {"start_urls": [site.url("/wide/")], "rate": 0, "max_depth": 1,
+        c = studio.crawls.start("bench", {"start_urls": [site.url("/wide/")], "rate": 0, "max_depth": 1,
                                                  "max_pages": args.pages + 1}, foreground=True)
         t = time.perf_counter()
         run_crawl(studio, c["job_id"])
         elapsed = time.perf_counter() - t
-        done = crawls.get_crawl(studio, c["id"])
+        done = studio.crawls.get(c["id"])
         assert done["fetched"] == args.pages + 1, done
         rows.append(("crawl job (store + queue)", done["fetched"] / elapsed))
         studio.close()

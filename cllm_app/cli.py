@@ -11,8 +11,12 @@ import sys
 
 import click
 
+from cllm_app import training_settings
 from cllm_app.errors import CllmError, as_refusal
 from cllm_app.services.models import SORT_KEYS
+from cllm_app.services.sampling import PRESETS
+
+BALANCED = PRESETS["Balanced"]  # `cllm generate` samples as the LLM tab's default preset does
 
 EXIT_REFUSED = 2
 
@@ -152,6 +156,22 @@ def _arch_options(func):
     return func
 
 
+def _training_options(more_flags: dict | None = None):
+    """One option for each training setting (training_settings.py), with its help and range;
+    `more_flags` adds a command's own spellings (`cllm train --epochs`)."""
+
+    def decorate(func):
+        for s in reversed(training_settings.SETTINGS):
+            flags = [s.flag, *([more_flags[s.name]] if more_flags and s.name in more_flags else [])]
+            shown = (lambda v: f"{v:,}") if s.type is int else (lambda v: f"{v:g}")
+            lo = f"more than {shown(s.minimum)}" if s.exclusive_minimum else shown(s.minimum)
+            func = click.option(*flags, s.name, type=s.type, default=None,
+                                help=f"{s.help} ({lo} to {shown(s.maximum)}; default {shown(s.default)}).")(func)
+        return func
+
+    return decorate
+
+
 def _tokenizer_options(func):
     """--tokenizer, --vocab-size, --tokenizer-data, --tokenizer-from (a BPE tokenizer is trained on data)."""
     for decorator in reversed([
@@ -179,6 +199,7 @@ def _tokenizer_fields(tokenizer, vocab_size, tokenizer_data, tokenizer_from) -> 
 @click.argument("name", required=False)
 @_arch_options
 @_tokenizer_options
+@_training_options()
 @click.option("--json", "as_json", is_flag=True, help="Print the new model as JSON.")
 @refusals
 def models_create(name, as_json, tokenizer, vocab_size, tokenizer_data, tokenizer_from, **arch):
@@ -325,16 +346,7 @@ def models_repair(name):
 @click.option("--heads", "n_head", type=int)
 @click.option("--dim", "n_embd", type=int)
 @click.option("--context", "block_size", type=int)
-@click.option("--target-epochs", "target_epochs", type=int)
-@click.option("--batch-size", "batch_size", type=int)
-@click.option("--sequence-length", "sequence_length", type=int)
-@click.option("--lr", "learning_rate", type=float)
-@click.option("--accumulate", "grad_accum", type=int)
-@click.option("--eval-interval", "eval_interval", type=int)
-@click.option("--checkpoint-interval", "checkpoint_interval", type=int)
-@click.option("--warmup-steps", "warmup_steps", type=int)
-@click.option("--weight-decay", "weight_decay", type=float)
-@click.option("--seed", "seed", type=int)
+@_training_options()
 @click.option("--json", "as_json", is_flag=True)
 @refusals
 def models_set(name, as_json, **fields):
@@ -413,10 +425,9 @@ def _run_ingest_here(studio, job: dict, as_json: bool) -> None:
 def data_add(name, paths, text_field, csv_column, as_json):
     """Add files, folders and .zip archives (text, Markdown, HTML, JSON, JSONL, CSV, PDF) to the
     queue of model NAME."""
-    from cllm_app.services.ingest import start_ingest
 
     studio = _studio()
-    job = start_ingest(studio, name, list(paths), text_field=text_field, csv_column=csv_column, foreground=True)
+    job = studio.ingest.start(name, list(paths), text_field=text_field, csv_column=csv_column, foreground=True)
     _run_ingest_here(studio, job, as_json)
 
 
@@ -428,10 +439,9 @@ def data_add(name, paths, text_field, csv_column, as_json):
 @refusals
 def data_import(name, source, entry_ids, as_json):
     """Copy the queue of another model (or chosen items of it) into the queue of model NAME."""
-    from cllm_app.services.ingest import start_import
 
     studio = _studio()
-    job = start_import(studio, name, source, list(entry_ids) or None, foreground=True)
+    job = studio.ingest.start_import(name, source, list(entry_ids) or None, foreground=True)
     _run_ingest_here(studio, job, as_json)
 
 
@@ -535,18 +545,16 @@ def import_cmd(src_dir, name):
 @cli.command()
 @click.argument("name")
 @click.argument("prompt")
-@click.option("--max-tokens", "max_new_tokens", type=int, default=200, show_default=True)
-@click.option("--temperature", type=float, default=0.8, show_default=True)
-@click.option("--top-k", "top_k", type=int, default=40, show_default=True)
-@click.option("--top-p", "top_p", type=float, default=0.95, show_default=True)
-@click.option("--repetition-penalty", "repetition_penalty", type=float, default=1.1, show_default=True)
+@click.option("--max-tokens", "max_new_tokens", type=int, default=BALANCED["max_new_tokens"], show_default=True)
+@click.option("--temperature", type=float, default=BALANCED["temperature"], show_default=True)
+@click.option("--top-k", "top_k", type=int, default=BALANCED["top_k"], show_default=True)
+@click.option("--top-p", "top_p", type=float, default=BALANCED["top_p"], show_default=True)
+@click.option("--repetition-penalty", "repetition_penalty", type=float, default=BALANCED["repetition_penalty"], show_default=True)
 @click.option("--seed", type=int, default=None)
 @refusals
 def generate(name, prompt, **sampling):
     """Continue PROMPT with model NAME, streaming the text as it is made."""
-    from cllm_app.services.sampling import generate as run
-
-    pieces = run(_studio(), name, prompt, sampling)  # refusals happen here, before any output
+    pieces = _studio().streams.write_here(name, prompt, sampling)  # refusals happen here, before any output
     click.echo(prompt, nl=False)
     try:
         for piece in pieces:
@@ -575,21 +583,16 @@ def generator(channels):
 
 @cli.command()
 @click.argument("name")
-@click.option("--epochs", "target_epochs", type=int, help="Target epochs in all (trains the difference).")
-@click.option("--batch-size", "batch_size", type=int)
-@click.option("--context", "sequence_length", type=int, help="Context length (sequence_length).")
-@click.option("--lr", "learning_rate", type=float)
-@click.option("--accumulate", "grad_accum", type=int, help="Micro-batches per optimizer step.")
+@_training_options(more_flags={"target_epochs": "--epochs", "sequence_length": "--context"})
 @refusals
 def train(name, **settings):
     """Train model NAME on its queue to its target epochs; run it again to continue."""
     from cllm_app.jobs.train import run_training
     from cllm_app.jobs.worker import run_here
-    from cllm_app.services.training import start_training
 
     studio = _studio()
     settings = {k: v for k, v in settings.items() if v is not None}
-    job = start_training(studio, name, settings, foreground=True)
+    job = studio.training.start(name, settings, foreground=True)
     click.echo(f"training {job['model_name']} (job #{job['id']}); Ctrl+C stops after a checkpoint")
     import signal
 
@@ -629,26 +632,25 @@ def crawl(name, urls, resume_id, **settings):
     import signal
 
     from cllm_app.jobs.crawl import run_crawl
-    from cllm_app.services import crawls
 
     studio = _studio()
     if resume_id is not None:
         if urls or any(v not in (None, ()) for v in settings.values()):
             raise click.UsageError("--resume takes no URLs or settings: the crawl keeps its own")
-        if crawls.get_crawl(studio, resume_id)["model_name"].casefold() != name.casefold():
+        if studio.crawls.get(resume_id)["model_name"].casefold() != name.casefold():
             raise CllmError(f"crawl #{resume_id} is not a crawl of '{name}'")
-        c = crawls.resume_crawl(studio, resume_id, foreground=True)
+        c = studio.crawls.resume(resume_id, foreground=True)
     else:
         if not urls:
             raise click.UsageError("give at least one URL to start from")
         body = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items() if v not in (None, ())}
-        c = crawls.start_crawl(studio, name, {**body, "start_urls": list(urls)}, foreground=True)
+        c = studio.crawls.start(name, {**body, "start_urls": list(urls)}, foreground=True)
     click.echo(f"crawling for {c['model_name']} (crawl #{c['id']}, job #{c['job_id']}); Ctrl+C stops")
 
     def ask_to_stop(signum, frame):
         # The first Ctrl+C ends the crawl after the page at hand; a second one aborts.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        crawls.stop_crawl(studio, c["id"])
+        studio.crawls.stop(c["id"])
 
     signal.signal(signal.SIGINT, ask_to_stop)
     printer = _ProgressPrinter(studio, c["job_id"], line=_crawl_line, every=0.5)
@@ -657,7 +659,7 @@ def crawl(name, urls, resume_id, **settings):
         state = run_crawl(studio, c["job_id"])
     finally:
         printer.stop()
-    final = crawls.get_crawl(studio, c["id"])
+    final = studio.crawls.get(c["id"])
     error = studio.jobs.get(c["job_id"])["error"]
     click.echo(f"error: {error}" if error else final["message"] or state, err=bool(error))
     if final["resumable"]:

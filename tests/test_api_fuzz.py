@@ -82,8 +82,6 @@ def api_app(studio, monkeypatch):
 def real_things(studio, op, n: int) -> dict:
     """Path parameters that name things that exist, made fresh for each operation and mode (a
     rename or delete among its examples leaves the rest a 404, and the next pass its own)."""
-    from cllm_app.services import crawls
-    from cllm_app.services.training import start_training
 
     wanted = {p.name for p in op.path_parameters}
     model = f"fuzz{n}"
@@ -96,9 +94,9 @@ def real_things(studio, op, n: int) -> dict:
     if "note_name" in wanted:
         values["note_name"] = studio.notes.create(f"fuzz{n}.md", "# a note\n")["note_name"]
     if "job_id" in wanted:
-        values["job_id"] = start_training(studio, model, {})["id"]
+        values["job_id"] = studio.training.start(model, {})["id"]
     if "crawl_id" in wanted:
-        values["crawl_id"] = crawls.start_crawl(studio, model, {"start_urls": ["http://127.0.0.1:9/"]})["id"]
+        values["crawl_id"] = studio.crawls.start(model, {"start_urls": ["http://127.0.0.1:9/"]})["id"]
     if "model_id" in wanted:
         studio.models.create(f"gone{n}", n_layer=1, n_head=2, n_embd=16, block_size=16)
         values["model_id"] = studio.models.delete(f"gone{n}", confirm=True)["id"]

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from cllm_app.engine.tokenizer import load_tokenizer
-from cllm_app.jobs.train import documents, run_training
-from cllm_app.services.sampling import generate
-from cllm_app.services.training import start_training
+from cllm_app.jobs.train import run_training
 from cllm_app.store import LanguageModel, QueueEntry
 from tests.bpe_support import corpus_files
 
@@ -37,20 +35,20 @@ def test_queue_of_a_bpe_model_counts_and_caches_bpe_tokens(studio, texts):
     expected = tok.encode(texts[0].read_text(encoding="utf-8").replace("\r\n", "\n"))
     assert entry.token_fingerprint == tok.fingerprint
     assert entry.token_count == expected.size < entry.byte_count  # merges make fewer tokens than bytes
-    [doc] = documents(studio, LanguageModel.get(LanguageModel.model_name == "b"))
+    [doc] = studio.training.documents(LanguageModel.get(LanguageModel.model_name == "b"))
     assert np.array_equal(np.asarray(doc.tokens), expected)
 
 
 def test_a_bpe_model_trains_on_its_queue_and_then_talks(studio, texts):
     studio.models.create("b", tokenizer="bpe", vocab_size=600, tokenizer_data=[str(p) for p in texts], **SHAPE)
     studio.queue.add_files("b", [str(p) for p in texts])
-    job = start_training(studio, "b", SETTINGS)
+    job = studio.training.start("b", SETTINGS)
     assert run_training(studio, job["id"], max_steps=6) in ("done", "stopped")
     row = LanguageModel.get(LanguageModel.model_name == "b")
     losses = [p.train_loss for p in row.loss_history]
     assert len(losses) >= 6 and all(np.isfinite(losses))
     assert losses[0] == pytest.approx(np.log(600), rel=0.15)  # a fresh model guesses among 600 tokens
-    text = "".join(generate(studio, "b", "the", {"max_new_tokens": 12, "temperature": 0, "seed": 1}))
+    text = "".join(studio.streams.write_here("b", "the", {"max_new_tokens": 12, "temperature": 0, "seed": 1}))
     assert isinstance(text, str) and text  # greedy from a trained model says something
 
 
@@ -59,7 +57,7 @@ def test_changing_the_tokenizer_before_training_re_tokenizes_the_queue(studio, t
     studio.queue.add_files("b", [str(texts[1])])
     byte_count = _entries("b")[0].token_count
     studio.models.set_tokenizer("b", tokenizer="bpe", vocab_size=600, tokenizer_data=[str(p) for p in texts])
-    docs = documents(studio, LanguageModel.get(LanguageModel.model_name == "b"))
+    docs = studio.training.documents(LanguageModel.get(LanguageModel.model_name == "b"))
     tok = load_tokenizer(studio.root.model_dir("b"), "bpe")
     [entry] = _entries("b")
     assert entry.token_fingerprint == tok.fingerprint and entry.token_count == docs[0].tokens.size < byte_count

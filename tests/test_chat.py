@@ -16,7 +16,6 @@ from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.services.chat import CHAT_STOP, build_prompt
 from cllm_app.services.generator_process import read_generator
 from cllm_app.services.streams import TextStream, TooBusy, _held_back, check_stop
-from cllm_app.services.training import start_training
 from cllm_app.store import Conversation, Message
 from tests.conftest import wait_until
 
@@ -247,7 +246,7 @@ def test_talking_to_a_model_while_it_trains(studio):
     text = ("The quiet river carried the morning light past the old garden. " * 40).encode()
     studio.queue.add_stream("learner", io.BytesIO(text), "river.txt")
     start = load_weights(studio.models.folder(studio.models.get("learner")) / "model.safetensors")
-    job = start_training(studio, "learner", {"batch_size": 4, "sequence_length": 32, "target_epochs": 40,
+    job = studio.training.start("learner", {"batch_size": 4, "sequence_length": 32, "target_epochs": 40,
                                              "checkpoint_interval": 5, "eval_interval": 1000,
                                              "learning_rate": 0.003, "warmup_steps": 2})
     runner = JobRunner(studio).start()

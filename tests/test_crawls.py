@@ -10,9 +10,9 @@ import pytest
 from crawl_site import CrawlSite
 
 from cllm_app.errors import Conflict, InvalidInput, NotFound
-from cllm_app.jobs.crawl import run_crawl, untrained_tokens
+from cllm_app.jobs.crawl import run_crawl
 from cllm_app.jobs.runner import JobRunner
-from cllm_app.services import crawls
+from cllm_app.services.crawls import untrained_tokens
 from cllm_app.store import Job, QueueEntry
 from tests.conftest import wait_until
 
@@ -30,7 +30,7 @@ def _wait(predicate, timeout=30.0, what="condition"):
 
 
 def _urls(studio, crawl_id, status="all"):
-    return crawls.crawl_urls(studio, crawl_id, status=status, limit=500)["urls"]
+    return studio.crawls.urls(crawl_id, status=status, limit=500)["urls"]
 
 
 def _in_thread(studio, job_id):
@@ -42,11 +42,11 @@ def _in_thread(studio, job_id):
 
 def test_a_whole_crawl_lands_pages_in_the_queue_with_every_outcome(studio, site):
     studio.models.create("m", **SHAPE)
-    c = crawls.start_crawl(studio, "m", {
+    c = studio.crawls.start("m", {
         "start_urls": [site.url("/")], "rate": 0, "timeout": 0.5, "max_page_bytes": 200_000, "max_depth": 3,
     }, foreground=True)
     assert run_crawl(studio, c["job_id"]) == "done"
-    c = crawls.get_crawl(studio, c["id"])
+    c = studio.crawls.get(c["id"])
     assert c["state"] == "done" and c["queued"] == 0 and not c["resumable"]
     by_path = {u["url"].split(str(site.port), 1)[-1] if str(site.port) in u["url"] else u["url"]: u
                for u in _urls(studio, c["id"])}
@@ -79,42 +79,42 @@ def test_a_whole_crawl_lands_pages_in_the_queue_with_every_outcome(studio, site)
 
 def test_depth_and_max_pages_limit_the_crawl(studio, site):
     studio.models.create("m", **SHAPE)
-    c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/a")], "rate": 0, "max_depth": 1},
+    c = studio.crawls.start("m", {"start_urls": [site.url("/a")], "rate": 0, "max_depth": 1},
                            foreground=True)
     run_crawl(studio, c["job_id"])
     fetched = {u["url"] for u in _urls(studio, c["id"], "fetched")}
     assert fetched == {site.url("/a"), site.url("/a/1"), site.url("/a/2"), site.url("/")}
     assert site.hits["/a/1/deep"] == 0
-    c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/wide/")], "rate": 0, "max_pages": 4},
+    c = studio.crawls.start("m", {"start_urls": [site.url("/wide/")], "rate": 0, "max_pages": 4},
                            foreground=True)
     assert run_crawl(studio, c["job_id"]) == "done"
-    c = crawls.get_crawl(studio, c["id"])
+    c = studio.crawls.get(c["id"])
     assert c["requested"] == 4 and c["queued"] > 0 and "max_pages" in c["message"]
     with pytest.raises(Conflict, match="only a paused, stopped"):
-        crawls.resume_crawl(studio, c["id"])
+        studio.crawls.resume(c["id"])
 
 
 def test_pause_then_resume_goes_on_from_the_frontier_without_refetching(studio, site):
     studio.models.create("m", **SHAPE)
-    c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/wide/")], "rate": 8, "max_depth": 1},
+    c = studio.crawls.start("m", {"start_urls": [site.url("/wide/")], "rate": 8, "max_depth": 1},
                            foreground=True)
     thread, out = _in_thread(studio, c["job_id"])
-    _wait(lambda: crawls.get_crawl(studio, c["id"])["fetched"] >= 4, what="4 pages")
+    _wait(lambda: studio.crawls.get(c["id"])["fetched"] >= 4, what="4 pages")
     asked = time.monotonic()
-    assert crawls.pause_crawl(studio, c["id"])["state"] == "pausing"
+    assert studio.crawls.pause(c["id"])["state"] == "pausing"
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - asked < 1.0
-    paused = crawls.get_crawl(studio, c["id"])
+    paused = studio.crawls.get(c["id"])
     assert out["state"] == "stopped" and paused["state"] == "paused" and paused["resumable"]
     assert studio.jobs.get(c["job_id"])["state"] == "stopped"
     done_first = {u["url"] for u in _urls(studio, c["id"], "processed")}
     hits_first = dict(site.hits)
     assert 4 <= len(done_first) < 13 and paused["queued"] == 13 - len(done_first)
 
-    resumed = crawls.resume_crawl(studio, c["id"], foreground=True)
+    resumed = studio.crawls.resume(c["id"], foreground=True)
     assert resumed["job_id"] != c["job_id"] and resumed["state"] == "running"
     assert run_crawl(studio, resumed["job_id"]) == "done"
-    final = crawls.get_crawl(studio, c["id"])
+    final = studio.crawls.get(c["id"])
     assert final["state"] == "done" and final["fetched"] == 13 and final["queued"] == 0
     for url in done_first:
         path = url.split(str(site.port), 1)[1]
@@ -124,50 +124,50 @@ def test_pause_then_resume_goes_on_from_the_frontier_without_refetching(studio, 
 
 def test_pause_answers_within_a_second_even_during_a_slow_fetch(studio, site):
     studio.models.create("m", **SHAPE)
-    c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/slow")], "rate": 0, "timeout": 30},
+    c = studio.crawls.start("m", {"start_urls": [site.url("/slow")], "rate": 0, "timeout": 30},
                            foreground=True)
     thread, out = _in_thread(studio, c["job_id"])
     _wait(lambda: site.hits["/slow"] == 1, what="the slow request")
     asked = time.monotonic()
-    crawls.stop_crawl(studio, c["id"])
+    studio.crawls.stop(c["id"])
     thread.join(5)
     assert time.monotonic() - asked < 1.0 and out["state"] == "stopped"
-    stopped = crawls.get_crawl(studio, c["id"])
+    stopped = studio.crawls.get(c["id"])
     # the page under way was abandoned: it stays in the frontier, and the crawl can resume
     assert stopped["state"] == "stopped" and stopped["queued"] == 1 and stopped["resumable"]
 
 
 def test_a_killed_worker_leaves_an_interrupted_crawl_that_resumes(studio, site):
     studio.models.create("m", **SHAPE)
-    c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/wide/")], "rate": 10, "max_depth": 1})
+    c = studio.crawls.start("m", {"start_urls": [site.url("/wide/")], "rate": 10, "max_depth": 1})
     runner = JobRunner(studio).start()
     try:
-        _wait(lambda: crawls.get_crawl(studio, c["id"])["fetched"] >= 3, timeout=60, what="3 pages")
+        _wait(lambda: studio.crawls.get(c["id"])["fetched"] >= 3, timeout=60, what="3 pages")
         os.kill(Job.get_by_id(c["job_id"]).pid, signal.SIGKILL)
-        _wait(lambda: crawls.get_crawl(studio, c["id"])["state"] == "interrupted", what="interrupted")
-        assert crawls.get_crawl(studio, c["id"])["resumable"]
+        _wait(lambda: studio.crawls.get(c["id"])["state"] == "interrupted", what="interrupted")
+        assert studio.crawls.get(c["id"])["resumable"]
         first = {u["url"] for u in _urls(studio, c["id"], "processed")}
-        crawls.resume_crawl(studio, c["id"])
-        _wait(lambda: crawls.get_crawl(studio, c["id"])["state"] == "done", timeout=60, what="done")
+        studio.crawls.resume(c["id"])
+        _wait(lambda: studio.crawls.get(c["id"])["state"] == "done", timeout=60, what="done")
     finally:
         runner.shutdown()
-    assert crawls.get_crawl(studio, c["id"])["fetched"] == 13
+    assert studio.crawls.get(c["id"])["fetched"] == 13
     for url in first:
         assert site.hits[url.split(str(site.port), 1)[1]] == 1
 
 
 def test_continuous_mode_queues_one_training_job(studio, site):
     studio.models.create("m", **SHAPE)
-    c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/wide/")], "rate": 0, "max_depth": 1,
+    c = studio.crawls.start("m", {"start_urls": [site.url("/wide/")], "rate": 0, "max_depth": 1,
                                          "train_after_tokens": 2000}, foreground=True)
     run_crawl(studio, c["job_id"])
     trains = list(Job.select().where(Job.kind == "train"))
     assert len(trains) == 1 and trains[0].state == "queued"
-    assert crawls.get_crawl(studio, c["id"])["trainings_queued"] == 1
+    assert studio.crawls.get(c["id"])["trainings_queued"] == 1
     assert untrained_tokens(trains[0].model_id) >= 2000
     # below the threshold nothing is queued
     studio.models.create("n", **SHAPE)
-    c = crawls.start_crawl(studio, "n", {"start_urls": [site.url("/a/2")], "rate": 0, "max_depth": 0,
+    c = studio.crawls.start("n", {"start_urls": [site.url("/a/2")], "rate": 0, "max_depth": 0,
                                          "train_after_tokens": 10**9}, foreground=True)
     run_crawl(studio, c["job_id"])
     assert Job.select().where(Job.kind == "train").count() == 1
@@ -176,23 +176,23 @@ def test_continuous_mode_queues_one_training_job(studio, site):
 
 def test_one_live_crawl_per_model_and_the_state_rules(studio, site):
     studio.models.create("m", **SHAPE)
-    c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/")]})
+    c = studio.crawls.start("m", {"start_urls": [site.url("/")]})
     assert c["state"] == "queued" and c["queued"] == 1
     with pytest.raises(Conflict, match="already crawling"):
-        crawls.start_crawl(studio, "m", {"start_urls": [site.url("/a")]})
-    assert crawls.pause_crawl(studio, c["id"])["state"] == "paused"  # never started: its job is cancelled
+        studio.crawls.start("m", {"start_urls": [site.url("/a")]})
+    assert studio.crawls.pause(c["id"])["state"] == "paused"  # never started: its job is cancelled
     assert studio.jobs.get(c["job_id"])["state"] == "cancelled"
-    assert crawls.pause_crawl(studio, c["id"])["state"] == "paused"  # asking twice is no error
-    r = crawls.resume_crawl(studio, c["id"])
+    assert studio.crawls.pause(c["id"])["state"] == "paused"  # asking twice is no error
+    r = studio.crawls.resume(c["id"])
     assert r["state"] == "queued" and r["job_id"] != c["job_id"]
     with pytest.raises(Conflict, match="only a paused"):
-        crawls.resume_crawl(studio, c["id"])
-    assert crawls.stop_crawl(studio, c["id"])["state"] == "stopped"
+        studio.crawls.resume(c["id"])
+    assert studio.crawls.stop(c["id"])["state"] == "stopped"
     with pytest.raises(NotFound):
-        crawls.get_crawl(studio, 999)
-    assert [x["id"] for x in crawls.list_crawls(studio, "m")["crawls"]] == [c["id"]]
+        studio.crawls.get(999)
+    assert [x["id"] for x in studio.crawls.list("m")["crawls"]] == [c["id"]]
     studio.models.rename("m", "renamed")
-    assert crawls.get_crawl(studio, c["id"])["model_name"] == "renamed"
+    assert studio.crawls.get(c["id"])["model_name"] == "renamed"
 
 
 @pytest.mark.parametrize(
@@ -219,25 +219,25 @@ def test_one_live_crawl_per_model_and_the_state_rules(studio, site):
 def test_bad_settings_are_refused_and_nothing_is_stored(studio, body, fragment):
     studio.models.create("m", **SHAPE)
     with pytest.raises(InvalidInput, match=fragment):
-        crawls.start_crawl(studio, "m", body)
-    assert crawls.list_crawls(studio, "m")["crawls"] == [] and Job.select().count() == 0
+        studio.crawls.start("m", body)
+    assert studio.crawls.list("m")["crawls"] == [] and Job.select().count() == 0
 
 
 def test_urls_paging_and_status_filter(studio, site):
     studio.models.create("m", **SHAPE)
-    c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/")], "rate": 0, "max_depth": 1,
+    c = studio.crawls.start("m", {"start_urls": [site.url("/")], "rate": 0, "max_depth": 1,
                                          "timeout": 0.5}, foreground=True)
     run_crawl(studio, c["job_id"])
-    page1 = crawls.crawl_urls(studio, c["id"], limit=5)
-    page2 = crawls.crawl_urls(studio, c["id"], offset=5, limit=5)
+    page1 = studio.crawls.urls(c["id"], limit=5)
+    page2 = studio.crawls.urls(c["id"], offset=5, limit=5)
     assert page1["total"] == page2["total"] > 10 and len(page1["urls"]) == 5
     assert not {u["id"] for u in page1["urls"]} & {u["id"] for u in page2["urls"]}
-    failed = crawls.crawl_urls(studio, c["id"], status="failed")["urls"]
+    failed = studio.crawls.urls(c["id"], status="failed")["urls"]
     assert failed and all(u["status"] == "failed" for u in failed)
     with pytest.raises(InvalidInput):
-        crawls.crawl_urls(studio, c["id"], status="nope")
+        studio.crawls.urls(c["id"], status="nope")
     with pytest.raises(InvalidInput):
-        crawls.crawl_urls(studio, c["id"], limit="0")
+        studio.crawls.urls(c["id"], limit="0")
 
 
 def test_a_page_under_way_when_pause_comes_is_kept_and_never_fetched_again(studio):
@@ -245,14 +245,14 @@ def test_a_page_under_way_when_pause_comes_is_kept_and_never_fetched_again(studi
 
     with CrawlSite(slow_seconds=FINISH_FETCH_SECONDS / 3) as quick:
         studio.models.create("m", **SHAPE)
-        c = crawls.start_crawl(studio, "m", {"start_urls": [quick.url("/slow")], "rate": 0, "max_depth": 0},
+        c = studio.crawls.start("m", {"start_urls": [quick.url("/slow")], "rate": 0, "max_depth": 0},
                                foreground=True)
         thread, out = _in_thread(studio, c["job_id"])
         _wait(lambda: quick.hits["/slow"] == 1, what="the request under way")
-        crawls.pause_crawl(studio, c["id"])
+        studio.crawls.pause(c["id"])
         thread.join(5)
         assert out["state"] == "stopped"
-        paused = crawls.get_crawl(studio, c["id"])
+        paused = studio.crawls.get(c["id"])
         # The page answered within the grace: it is recorded, with nothing left to fetch again
         # (abandoned, it stayed in the frontier, and Resume requested it a second time).
         assert paused["state"] == "paused" and paused["fetched"] == 1 and paused["queued"] == 0

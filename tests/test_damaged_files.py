@@ -17,7 +17,6 @@ from cllm_app.errors import DamagedFile, as_refusal
 from cllm_app.jobs.train import run_training
 from cllm_app.jobs.worker import run_here
 from cllm_app.services.studio import Studio
-from cllm_app.services.training import start_training
 from cllm_app.store import ModelEvent
 
 SHAPE = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32}
@@ -53,7 +52,7 @@ def _models(studio, trained="a", other="b"):
 
 
 def _train(studio, name, steps):
-    job = start_training(studio, name, SETTINGS)
+    job = studio.training.start(name, SETTINGS)
     studio.jobs.start(job["id"], os.getpid())
     state = run_here(studio, job["id"], functools.partial(run_training, max_steps=steps))
     job = studio.jobs.get(job["id"])

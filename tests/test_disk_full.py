@@ -20,11 +20,8 @@ from cllm_app.jobs.crawl import run_crawl
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.jobs.train import run_training
 from cllm_app.jobs.worker import run_here
-from cllm_app.services import crawls
 from cllm_app.services import models as models_service
-from cllm_app.services.sampling import generate
 from cllm_app.services.studio import Studio
-from cllm_app.services.training import start_training
 from cllm_app.store import Job
 from tests.conftest import HOST, SECRET, snapshot, wait_until
 
@@ -60,14 +57,14 @@ def _model(studio, name="m"):
 
 
 def _train(studio, name, steps):
-    job = start_training(studio, name, SETTINGS)
+    job = studio.training.start(name, SETTINGS)
     studio.jobs.start(job["id"], os.getpid())
     state = run_here(studio, job["id"], functools.partial(run_training, max_steps=steps))
     return state, studio.jobs.get(job["id"])
 
 
 def _talks(studio, name):
-    text = "".join(generate(studio, name, "the river", {"max_new_tokens": 8, "seed": 1}))
+    text = "".join(studio.streams.write_here(name, "the river", {"max_new_tokens": 8, "seed": 1}))
     assert len(text) > 0
 
 
@@ -110,7 +107,7 @@ def test_a_training_job_in_its_own_process_ends_failed_with_the_message(studio, 
     # The window's way: the runner starts a worker process, which meets the full disk.
     _model(studio)
     disk.fill(leave=SLACK)
-    job = start_training(studio, "m", {**SETTINGS, "checkpoint_interval": 2})
+    job = studio.training.start("m", {**SETTINGS, "checkpoint_interval": 2})
     runner = JobRunner(studio).start()
     try:
         wait_until(lambda: studio.jobs.get(job["id"])["state"] not in ("queued", "running"), 120, "the job to end")
@@ -223,21 +220,21 @@ class _BigPageSite(CrawlSite):
 def test_a_crawl_on_a_full_disk_fails_plainly_and_keeps_its_frontier(studio, disk):
     _model(studio)
     with _BigPageSite(slow_seconds=0.1) as site:
-        c = crawls.start_crawl(studio, "m", {"start_urls": [site.url("/big.txt")], "rate": 0, "max_depth": 0,
+        c = studio.crawls.start("m", {"start_urls": [site.url("/big.txt")], "rate": 0, "max_depth": 0,
                                              "timeout": 5}, foreground=True)
         queue_before = studio.queue.list("m")["total"]
         disk.fill(leave=SLACK)
         assert run_crawl(studio, c["job_id"]) == "failed"
-        job, crawl = studio.jobs.get(c["job_id"]), crawls.get_crawl(studio, c["id"])
+        job, crawl = studio.jobs.get(c["job_id"]), studio.crawls.get(c["id"])
         assert job["state"] == "failed"
         assert job["error"].startswith(f"the disk is full: adding {site.url('/big.txt')} to the queue of 'm'")
         assert crawl["state"] == "failed" and crawl["message"].startswith(job["error"])
         assert crawl["queued"] == 1 and crawl["fetched"] == 0 and crawl["resumable"]  # the frontier, whole
-        assert [u["url"] for u in crawls.crawl_urls(studio, c["id"], status="queued")["urls"]] == [site.url("/big.txt")]
+        assert [u["url"] for u in studio.crawls.urls(c["id"], status="queued")["urls"]] == [site.url("/big.txt")]
         disk.make_room()
         assert leftovers(disk.path / "home") == [] and studio.queue.list("m")["total"] == queue_before
-        c = crawls.resume_crawl(studio, c["id"], foreground=True)
+        c = studio.crawls.resume(c["id"], foreground=True)
         assert run_crawl(studio, c["job_id"]) == "done"
-        assert crawls.get_crawl(studio, c["id"])["fetched"] == 1
+        assert studio.crawls.get(c["id"])["fetched"] == 1
     assert studio.queue.list("m")["total"] == queue_before + 1
     _talks(studio, "m")

@@ -13,7 +13,6 @@ import requests
 
 from cllm_app.instance import AlreadyOpen, InstanceLock
 from cllm_app.jobs.runner import JobRunner
-from cllm_app.services.training import start_training
 
 URL_LINE = re.compile(r"serving at (http://127\.0\.0\.1:\d+)/#token=(\S+)")
 
@@ -84,7 +83,7 @@ def test_a_job_the_cli_runs_itself_is_never_started_by_the_runner(studio, tmp_pa
     text.write_text("some words to train on " * 50)
     studio.queue.add_text("m", text.read_text(), origin="t.txt", source_kind="file")
     runner = JobRunner(studio)  # the open window's runner, not started: ticked by hand
-    job = start_training(studio, "m", {}, foreground=True)
+    job = studio.training.start("m", {}, foreground=True)
     assert job["state"] == "running"
     runner.tick()
     assert runner.procs == {}
@@ -100,12 +99,11 @@ def test_two_starts_of_one_model_at_once_give_one_job(studio, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     from cllm_app.errors import Conflict
-    from cllm_app.services import training
 
     studio.models.create("m", n_layer=1, n_head=2, n_embd=16, block_size=16)
     studio.queue.add_text("m", "some words to train on " * 50, origin="t.txt", source_kind="file")
     both_checked = threading.Barrier(2)
-    check = training.check_can_train
+    check = studio.training.check_can_start
 
     def check_then_wait(*args):
         check(*args)
@@ -114,11 +112,11 @@ def test_two_starts_of_one_model_at_once_give_one_job(studio, monkeypatch):
         except threading.BrokenBarrierError:
             pass  # the other start is held until this one has inserted: as it should be
 
-    monkeypatch.setattr(training, "check_can_train", check_then_wait)
+    monkeypatch.setattr(studio.training, "check_can_start", check_then_wait)
 
     def start(foreground):
         try:
-            return start_training(studio, "m", {}, foreground=foreground)["id"]
+            return studio.training.start("m", {}, foreground=foreground)["id"]
         except Conflict as e:
             assert e.code == "already_training"
             return None

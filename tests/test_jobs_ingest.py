@@ -7,8 +7,6 @@ from data_files import write_all_formats
 
 from cllm_app.jobs.ingest import run_ingest
 from cllm_app.jobs.runner import JobRunner
-from cllm_app.services.ingest import start_import, start_ingest, start_upload
-from cllm_app.services.training import start_training
 from tests.conftest import wait_until
 
 SMALL = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
@@ -22,7 +20,7 @@ def test_ingest_job_reports_progress_and_each_file(studio, tmp_path):
     studio.models.create("m", **SMALL)
     write_all_formats(tmp_path / "docs")
     (tmp_path / "docs" / "blob.bin").write_bytes(b"\x00\x01\x02" * 10)
-    job = start_ingest(studio, "m", [str(tmp_path / "docs")])
+    job = studio.ingest.start("m", [str(tmp_path / "docs")])
     assert job["kind"] == "ingest" and job["state"] == "queued" and studio.models.show("m")["busy"]
     seen = []
     real_report = studio.jobs.report
@@ -43,7 +41,7 @@ def test_a_stopped_ingest_keeps_what_it_added(studio, tmp_path):
     studio.models.create("m", **SMALL)
     for i in range(3):
         (tmp_path / f"{i}.txt").write_text(f"file {i}")
-    job = start_ingest(studio, "m", [str(tmp_path / f"{i}.txt") for i in range(3)])
+    job = studio.ingest.start("m", [str(tmp_path / f"{i}.txt") for i in range(3)])
     studio.jobs.start(job["id"], 1)
     calls = []
     real = studio.jobs.stop_requested
@@ -63,7 +61,7 @@ def test_a_stopped_ingest_keeps_what_it_added(studio, tmp_path):
 
 def test_uploads_are_staged_then_removed(studio):
     studio.models.create("m", **SMALL)
-    job = start_upload(studio, "m", [("../../evil name?.txt", io.BytesIO(b"uploaded text")),
+    job = studio.ingest.start_upload("m", [("../../evil name?.txt", io.BytesIO(b"uploaded text")),
                                      ("data.jsonl", io.BytesIO(b'{"text": "a record"}\n'))])
     staging = job["params"]["staging"]
     assert staging.startswith(str(studio.queue.staging_dir)) and len(job["params"]["paths"]) == 2
@@ -78,7 +76,7 @@ def test_import_job_copies_between_models(studio):
     studio.models.create("a", **SMALL)
     studio.models.create("b", **SMALL)
     studio.queue.add_text("a", "shared knowledge", origin="k.txt", source_kind="file")
-    job = start_import(studio, "b", "a")
+    job = studio.ingest.start_import("b", "a")
     assert job["params"]["import_from"] == studio.models.show("a")["id"]
     studio.models.rename("a", "renamed")  # the job follows the model by id
     assert run_ingest(studio, job["id"]) == "done"
@@ -89,10 +87,10 @@ def test_ingest_runs_beside_training_of_the_same_model(studio, tmp_path):
     studio.models.create("busy", n_layer=1, n_head=2, n_embd=32, block_size=32)
     studio.queue.add_text("busy", "The training text of this model. " * 400, origin="t.txt", source_kind="file")
     studio.queue.add_text("busy", "Another document to learn from. " * 200, origin="u.txt", source_kind="file")
-    train = start_training(studio, "busy", {"target_epochs": 1000, "batch_size": 2, "sequence_length": 32,
+    train = studio.training.start("busy", {"target_epochs": 1000, "batch_size": 2, "sequence_length": 32,
                                             "eval_interval": 1000, "checkpoint_interval": 1000})
     (tmp_path / "more.txt").write_text("more data while it trains")
-    ingest = start_ingest(studio, "busy", [str(tmp_path / "more.txt")])
+    ingest = studio.ingest.start("busy", [str(tmp_path / "more.txt")])
     runner = JobRunner(studio)
     try:
         runner.tick()
@@ -110,7 +108,7 @@ def test_ingest_runs_beside_training_of_the_same_model(studio, tmp_path):
 
 def _staged(studio, name="m"):
     studio.models.create(name, **SMALL)
-    job = start_upload(studio, name, [("notes.txt", io.BytesIO(b"an uploaded text " * 100))])
+    job = studio.ingest.start_upload(name, [("notes.txt", io.BytesIO(b"an uploaded text " * 100))])
     folder = studio.queue.staging_dir / job["params"]["staging"]
     assert folder.is_dir() and any(folder.iterdir())
     return job, folder

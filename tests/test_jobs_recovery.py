@@ -17,7 +17,6 @@ from cllm_app.errors import Conflict
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.procs import process_alive, process_start
 from cllm_app.services.models import WEIGHTS_FILE
-from cllm_app.services.training import start_training
 from cllm_app.store import Job, LanguageModel, LossPoint, ModelEvent
 from tests.conftest import wait_until
 
@@ -130,7 +129,7 @@ def test_a_pid_is_the_same_process_only_with_the_same_start_time():
 
 def _running_job(studio, name, **fields):
     """A training job that this test process holds, as `cllm train` would, with `fields` changed."""
-    job = start_training(studio, name, {}, foreground=True)
+    job = studio.training.start(name, {}, foreground=True)
     assert job["state"] == "running"
     if fields:
         Job.update(**fields).where(Job.id == job["id"]).execute()
@@ -156,7 +155,7 @@ def test_a_job_whose_pid_was_reused_counts_as_dead(studio):
 def _gone(studio):
     """Something that looks at the model ("r") first, as each entry point does."""
     return {
-        "cli and api: train again": lambda: start_training(studio, "r", {}),
+        "cli and api: train again": lambda: studio.training.start("r", {}),
         "models show": lambda: studio.models.show("r"),
         "rename": lambda: studio.models.rename("r", "r2"),
         "jobs list": lambda: studio.jobs.list(active=True),
@@ -166,11 +165,10 @@ def _gone(studio):
 
 
 def _queue_training_from_a_crawl(studio):
-    from cllm_app.jobs.crawl import maybe_queue_training
     from cllm_app.store import Crawl
 
-    crawl = Crawl.create(model=studio.models.get("r"), state="running", settings="{}")
-    assert maybe_queue_training(studio, crawl, threshold=1).startswith("queued training job")
+    crawl = Crawl.create(model=studio.models.get("r"), state="running", settings='{"train_after_tokens": 1}')
+    assert studio.crawls.maybe_queue_training(crawl.id).startswith("queued training job")
 
 
 @pytest.mark.parametrize("entry", list(_gone(None)))

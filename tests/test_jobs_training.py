@@ -18,7 +18,6 @@ from cllm_app.engine.weights import load_weights
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.jobs.train import SAMPLE_SAMPLING, run_training
 from cllm_app.procs import spawn_worker
-from cllm_app.services.training import start_training
 from cllm_app.store import LanguageModel, LossPoint, QueueEntry
 from tests.conftest import wait_until
 
@@ -52,7 +51,7 @@ def _job_state(studio, job_id):
 
 def test_runner_trains_a_model_to_its_target(studio):
     _model(studio, "r")
-    job = start_training(studio, "r", SETTINGS)
+    job = studio.training.start("r", SETTINGS)
     runner = JobRunner(studio).start()
     try:
         _wait(lambda: _job_state(studio, job["id"]) in ("done", "failed"), what="the job to finish")
@@ -73,7 +72,7 @@ def test_runner_trains_a_model_to_its_target(studio):
 
 def test_stop_checkpoints_within_a_second_and_continue_resumes(studio):
     _model(studio, "s", docs=4)
-    job = start_training(studio, "s", {**SETTINGS, "target_epochs": 200})
+    job = studio.training.start("s", {**SETTINGS, "target_epochs": 200})
     runner = JobRunner(studio).start()
     try:
         _wait(lambda: len(_losses("s")) >= 6, what="a few steps")
@@ -83,7 +82,7 @@ def test_stop_checkpoints_within_a_second_and_continue_resumes(studio):
         assert time.monotonic() - t0 < 2.0
         stopped_at = studio.models.show("s")["steps_trained"]
         assert stopped_at == _losses("s")[-1][0]  # the stop wrote a checkpoint of the last step
-        again = start_training(studio, "s", {})
+        again = studio.training.start("s", {})
         _wait(lambda: len(_losses("s")) >= stopped_at + 3, what="more steps")
         studio.jobs.stop(again["id"])
         _wait(lambda: _job_state(studio, again["id"]) == "stopped", timeout=10, what="the second stop")
@@ -103,14 +102,14 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_losses(studio, tmp_pat
     # Long enough that the last kill lands well before the end even with fast kernels: a run
     # that finished before its kill would prove nothing (and end "done", not "interrupted").
     long = {**SETTINGS, "target_epochs": 8}
-    job = start_training(studio, "whole", long)
+    job = studio.training.start("whole", long)
     proc = spawn_worker(job["id"], root, tmp_path / "whole.log")
     assert proc.wait(timeout=300) == 0, (tmp_path / "whole.log").read_text()
     whole = _losses("whole")
     assert len(whole) > 30
     # the same run, killed with SIGKILL three times at different moments, resumed each time
     for kill_after in (3, 9, 14):
-        job = start_training(studio, "killed", long if kill_after == 3 else {})
+        job = studio.training.start("killed", long if kill_after == 3 else {})
         proc = spawn_worker(job["id"], root, tmp_path / f"killed-{kill_after}.log")
         # This worker's own steps: the killed run before it left losses in the store, and a kill
         # before the worker has even started proves nothing (and leaves the job queued).
@@ -120,7 +119,7 @@ def test_sigkill_at_any_moment_then_resume_gives_the_same_losses(studio, tmp_pat
         proc.wait()
         studio.jobs.recover_orphans()
         assert _job_state(studio, job["id"]) == "interrupted"
-    job = start_training(studio, "killed", {})
+    job = studio.training.start("killed", {})
     proc = spawn_worker(job["id"], root, tmp_path / "final.log")
     assert proc.wait(timeout=300) == 0, (tmp_path / "final.log").read_text()
     assert _losses("killed") == whole  # bit for bit, step by step
@@ -145,9 +144,9 @@ def test_the_sample_at_an_evaluation_is_what_the_checkpoint_of_that_step_writes(
     initial = load_weights(folder / "model.safetensors")
     # evaluations and checkpoints at the same steps; the last three checkpoints are kept. A first
     # part here stops after 6 steps, so the worker's samples come from a resumed run.
-    first = start_training(studio, "s", {**SETTINGS, "eval_interval": 4, "checkpoint_interval": 4}, foreground=True)
+    first = studio.training.start("s", {**SETTINGS, "eval_interval": 4, "checkpoint_interval": 4}, foreground=True)
     assert run_training(studio, first["id"], max_steps=6) == "stopped"
-    job = start_training(studio, "s", {})
+    job = studio.training.start("s", {})
     proc = spawn_worker(job["id"], studio.root.path, tmp_path / "s.log")  # a worker process, as in the window
     assert proc.wait(timeout=300) == 0, (tmp_path / "s.log").read_text()
     samples = studio.jobs.get(job["id"])["detail"]["samples"]
@@ -172,7 +171,7 @@ def test_a_job_runs_every_thread_below_the_app_s_priority(studio, monkeypatch):
 
     monkeypatch.delenv("CLLM_JOB_NICENESS", raising=False)  # the suite runs its jobs at 0 (conftest)
     _model(studio, "n")
-    job = start_training(studio, "n", {**SETTINGS, "target_epochs": 200})
+    job = studio.training.start("n", {**SETTINGS, "target_epochs": 200})
     runner = JobRunner(studio).start()
     try:
         _wait(lambda: len(_losses("n")) >= 2, what="a few steps")  # its kernels' threads are running

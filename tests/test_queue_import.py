@@ -9,7 +9,6 @@ from data_files import folder_bytes as snapshot
 
 from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.services import queue as queue_module
-from cllm_app.services.ingest import start_import
 
 SMALL = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
 
@@ -88,7 +87,7 @@ def test_self_import_and_empty_source_are_refused(models):
         studio.queue.import_entries("source", "SOURCE")  # names ignore case: the same model
     assert e.value.code == "self_import"
     with pytest.raises(InvalidInput) as e:
-        start_import(studio, "target", "")
+        studio.ingest.start_import("target", "")
     assert e.value.code == "invalid_source"
     studio.models.create("blank", **SMALL)
     with pytest.raises(InvalidInput) as e:

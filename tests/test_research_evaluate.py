@@ -10,15 +10,15 @@ from research_support import SHAPE, make_model, numpy_nats, weights_of
 
 from cllm_app.engine.trainer import split_documents
 from cllm_app.errors import InvalidInput, NotFound
+from cllm_app.jobs.evaluate import run_evaluation
 from cllm_app.jobs.runner import JobRunner
 from cllm_app.services.research import evaluate as ev
-from cllm_app.services.research.sources import model_documents
 
 
 def test_pasted_text_matches_numpy_and_bpb_counts_utf8_bytes(studio):
     make_model(studio, "m")
     text = "Grüße aus Köln — a text of several windows, with multibyte letters: ñ, ü, 日本. " * 2
-    result, is_job = ev.evaluate(studio, "m", {"source": "text", "text": text})
+    result, is_job = studio.research.evaluate("m", {"source": "text", "text": text})
     assert not is_job
     tokens = np.frombuffer(text.encode(), np.uint8)
     nats, count = numpy_nats(weights_of(studio, "m"), 2, 2, 16, [tokens])
@@ -35,7 +35,7 @@ def test_pasted_text_matches_numpy_and_bpb_counts_utf8_bytes(studio):
 def test_max_tokens_caps_and_says_so(studio):
     make_model(studio, "m")
     text = "abcdefghij" * 10
-    result, _ = ev.evaluate(studio, "m", {"source": "text", "text": text, "max_tokens": 37})
+    result, _ = studio.research.evaluate("m", {"source": "text", "text": text, "max_tokens": 37})
     nats, count = numpy_nats(weights_of(studio, "m"), 2, 2, 16, [np.frombuffer(text.encode()[:37], np.uint8)])
     assert result["tokens"] == count == 37 and result["tokens_available"] == 100
     assert result["truncated"] is True
@@ -45,8 +45,8 @@ def test_max_tokens_caps_and_says_so(studio):
 def test_own_validation_split_is_the_trainers(studio):
     make_model(studio, "m", docs=6)
     row = studio.models.get("m")
-    _, val = split_documents(model_documents(studio, row))
-    result, _ = ev.evaluate(studio, "m", {"source": "validation"})
+    _, val = split_documents(studio.training.documents(row))
+    result, _ = studio.research.evaluate("m", {"source": "validation"})
     assert result["documents"] == len(val)
     assert result["tokens"] == sum(d.tokens.size for d in val)
     nats, _ = numpy_nats(weights_of(studio, "m"), 2, 2, 16, [d.tokens for d in val])
@@ -56,15 +56,15 @@ def test_own_validation_split_is_the_trainers(studio):
 def test_cross_model_evaluation_on_another_models_queue(studio):
     make_model(studio, "a", docs=5, seed=1)
     studio.models.create("b", **SHAPE, seed=99)  # other weights, empty queue
-    docs = model_documents(studio, studio.models.get("a"))
-    everything, _ = ev.evaluate(studio, "b", {"source": "queue", "from_model": "a", "split": "all"})
+    docs = studio.training.documents(studio.models.get("a"))
+    everything, _ = studio.research.evaluate("b", {"source": "queue", "from_model": "a", "split": "all"})
     assert everything["source"]["from_model"] == "a"
     assert everything["tokens"] == sum(d.tokens.size for d in docs)
     nats, _ = numpy_nats(weights_of(studio, "b"), 2, 2, 16, [d.tokens for d in docs])
     assert everything["total_nats"] == pytest.approx(nats, rel=1e-5)
-    own_a, _ = ev.evaluate(studio, "a", {"source": "queue", "split": "all"})
+    own_a, _ = studio.research.evaluate("a", {"source": "queue", "split": "all"})
     assert own_a["total_nats"] != pytest.approx(everything["total_nats"], rel=1e-6)
-    val_only, _ = ev.evaluate(studio, "b", {"source": "queue", "from_model": "a", "split": "validation"})
+    val_only, _ = studio.research.evaluate("b", {"source": "queue", "from_model": "a", "split": "validation"})
     _, val = split_documents(docs)
     assert val_only["tokens"] == sum(d.tokens.size for d in val)
 
@@ -84,10 +84,10 @@ def test_refusals_are_clear(studio):
     ]
     for name, body, code in cases:
         with pytest.raises(InvalidInput) as e:
-            ev.evaluate(studio, name, body)
+            studio.research.evaluate(name, body)
         assert e.value.code == code, (body, e.value.message)
     with pytest.raises(NotFound):
-        ev.evaluate(studio, "m", {"source": "queue", "from_model": "ghost"})
+        studio.research.evaluate("m", {"source": "queue", "from_model": "ghost"})
 
 
 def test_upload_reading_refuses_binary_broken_and_empty():
@@ -113,8 +113,8 @@ def _wait(predicate, timeout=120.0):
 def test_large_text_runs_as_a_job_in_its_own_process(studio):
     make_model(studio, "m")
     text = "The quick brown fox jumps over the lazy dog. " * 40
-    now, _ = ev.evaluate(studio, "m", {"source": "text", "text": text})
-    job, is_job = ev.evaluate(studio, "m", {"source": "text", "text": text, "run": "job"})
+    now, _ = studio.research.evaluate("m", {"source": "text", "text": text})
+    job, is_job = studio.research.evaluate("m", {"source": "text", "text": text, "run": "job"})
     assert is_job and job["kind"] == "evaluate" and job["state"] == "queued"
     pending = list((studio.root.path / ev.PENDING_DIR).iterdir())
     assert len(pending) == 1  # the text waits on disk, not in the job's params
@@ -134,7 +134,7 @@ def test_large_text_runs_as_a_job_in_its_own_process(studio):
 def test_a_job_whose_source_model_is_gone_fails_plainly(studio):
     make_model(studio, "a", docs=3)
     studio.models.create("b", **SHAPE)
-    job, _ = ev.evaluate(studio, "b", {"source": "queue", "from_model": "a", "run": "job"})
+    job, _ = studio.research.evaluate("b", {"source": "queue", "from_model": "a", "run": "job"})
     studio.models.delete("a", confirm=True)
-    assert ev.run_evaluation(studio, job["id"]) == "failed"
+    assert run_evaluation(studio, job["id"]) == "failed"
     assert "gone" in studio.jobs.get(job["id"])["error"]

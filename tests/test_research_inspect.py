@@ -14,7 +14,7 @@ from cllm_app.engine.readable_forward import forward_inside, log_softmax
 from cllm_app.engine.tokenizer import ByteTokenizer
 from cllm_app.errors import InvalidInput
 from cllm_app.kernels import ops
-from cllm_app.services.research.inspect import inspect, readable
+from cllm_app.services.research.inspect import readable
 
 
 def test_forward_inside_matches_the_models_logits(studio):
@@ -37,7 +37,7 @@ def test_forward_inside_matches_the_models_logits(studio):
 
 def test_inspect_top_k_surprisal_and_heatmap(studio):
     make_model(studio, "m")
-    out = inspect(studio, "m", "hi\nthere", top_k=100, layer=1, head=1)
+    out = studio.research.inspect("m", "hi\nthere", top_k=100, layer=1, head=1)
     probs = [t["probability"] for t in out["top_k"]]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-9
     assert len(out["top_k"]) == 100
@@ -59,7 +59,7 @@ def test_inspect_top_k_surprisal_and_heatmap(studio):
 
 def test_long_prompts_keep_their_last_tokens(studio):
     make_model(studio, "m")
-    out = inspect(studio, "m", "0123456789" * 5)
+    out = studio.research.inspect("m", "0123456789" * 5)
     assert len(out["tokens"]) == SHAPE["block_size"]
     assert out["truncated_tokens"] == 50 - (SHAPE["block_size"] - 1)
     assert "".join(t["text"] for t in out["tokens"][1:]) == ("0123456789" * 5)[-15:]
@@ -80,5 +80,5 @@ def test_inspect_refusals(studio):
         ({"prompt": 5}, "empty_prompt"),
     ]:
         with pytest.raises(InvalidInput) as e:
-            inspect(studio, "m", **kwargs)
+            studio.research.inspect("m", **kwargs)
         assert e.value.code == code

@@ -6,8 +6,6 @@ import pytest
 from research_support import SHAPE, make_model
 
 from cllm_app.errors import InvalidInput, NotFound
-from cllm_app.services.research.compare import compare
-from cllm_app.services.research.lineage import graph
 from cllm_app.store import LossPoint, ModelEvent
 
 
@@ -25,7 +23,7 @@ def test_duplicate_import_and_grown_layers(studio):
     ModelEvent.create(model=other, kind="data_imported", detail=json.dumps({"from_model_id": root.id, "items": 3}))
     ModelEvent.create(model=other, kind="data_imported", detail=json.dumps({"source_model": "grandchild"}))
     studio.models.configure("child", n_layer=3)
-    g = graph(studio)
+    g = studio.research.lineage()
     nodes = _by_name(g)
     ids = {n["id"]: n["model_name"] for n in g["nodes"]}
     edges = {(e["kind"], ids[e["from"]], ids[e["to"]]) for e in g["edges"]}
@@ -43,13 +41,13 @@ def test_a_trashed_source_stays_marked_deleted(studio):
     make_model(studio, "src")
     studio.models.duplicate("src", "copy")
     studio.models.delete("src", confirm=True)
-    g = graph(studio)
+    g = studio.research.lineage()
     nodes = _by_name(g)
     assert nodes["src"]["deleted"] is True and nodes["copy"]["deleted"] is False
     assert [(e["from"], e["to"]) for e in g["edges"]] == [(nodes["src"]["id"], nodes["copy"]["id"])]
     studio.models.empty_trash(confirm=True)
-    assert [n["model_name"] for n in graph(studio)["nodes"]] == ["copy"]
-    assert graph(studio)["edges"] == []
+    assert [n["model_name"] for n in studio.research.lineage()["nodes"]] == ["copy"]
+    assert studio.research.lineage()["edges"] == []
 
 
 def test_compare_table_and_series(studio):
@@ -60,7 +58,7 @@ def test_compare_table_and_series(studio):
     a.save()
     for step, train, val in [(1, 5.0, None), (2, 4.0, 4.5), (3, 3.5, None), (4, 3.0, 3.9)]:
         LossPoint.create(model=a, step=step, epoch=step / 4, train_loss=train, val_loss=val)
-    out = compare(studio, ["a", "b", "A"])  # the same model twice counts once
+    out = studio.research.compare(["a", "b", "A"])  # the same model twice counts once
     assert [m["model_name"] for m in out["models"]] == ["a", "b"]
     ma, mb = out["models"]
     assert ma["best_val_loss"] == 3.9 and ma["best_val_step"] == 4
@@ -75,6 +73,6 @@ def test_compare_table_and_series(studio):
 
 def test_compare_refusals(studio):
     with pytest.raises(InvalidInput):
-        compare(studio, [])
+        studio.research.compare([])
     with pytest.raises(NotFound):
-        compare(studio, ["ghost"])
+        studio.research.compare(["ghost"])

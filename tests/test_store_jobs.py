@@ -5,7 +5,6 @@ import io
 import pytest
 
 from cllm_app.errors import Conflict, InvalidInput, NotFound
-from cllm_app.services.training import start_training
 from cllm_app.store import Job
 
 SMALL = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
@@ -19,21 +18,21 @@ def model(studio):
 
 def test_training_needs_data_and_a_target_left(studio, model):
     with pytest.raises(InvalidInput) as e:
-        start_training(studio, model, {})
+        studio.training.start(model, {})
     assert e.value.code == "empty_queue"
     studio.queue.add_stream(model, io.BytesIO(b"some text " * 50), "t.txt")
-    job = start_training(studio, model, {"batch_size": 2, "target_epochs": 2})
+    job = studio.training.start(model, {"batch_size": 2, "target_epochs": 2})
     assert job["state"] == "queued" and job["kind"] == "train"
     assert studio.models.show(model)["batch_size"] == 2  # settings are saved with the model
     with pytest.raises(Conflict) as e:
-        start_training(studio, model, {})
+        studio.training.start(model, {})
     assert e.value.code == "already_training"
     studio.jobs.stop(job["id"])
     from cllm_app.store import LanguageModel
 
     LanguageModel.update(epochs_trained=2).execute()
     with pytest.raises(InvalidInput) as e:
-        start_training(studio, model, {})
+        studio.training.start(model, {})
     assert e.value.code == "target_reached"
 
 

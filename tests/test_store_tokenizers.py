@@ -156,10 +156,11 @@ def test_tokenizer_can_change_until_the_model_has_trained(studio, data_files):
 
 def test_streamed_generation_equals_decoding_all_tokens(studio, data_files):
     from cllm_app.engine.generate import Sampling
-    from cllm_app.services.sampling import load_generator
+    from cllm_app.services.generator_process import read_generator
 
     studio.models.create("g", tokenizer="bpe", vocab_size=600, tokenizer_data=data_files, **SHAPE)
-    gen = load_generator(studio, "g")
+    row = studio.models.get("g")
+    gen = read_generator(studio.models.folder(row), row.tokenizer, row.sequence_length)
     assert gen.tok.kind == "bpe"
     s = Sampling(temperature=1.5, top_k=0, top_p=1.0, max_new_tokens=120, seed=4)
     ids = list(gen.tokens(list(gen.tok.encode("日本語 der")), s))

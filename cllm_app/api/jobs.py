@@ -2,9 +2,9 @@
 
 from flask import Blueprint, jsonify, request
 
+from cllm_app import training_settings
 from cllm_app.api.body import json_body
 from cllm_app.api.context import studio
-from cllm_app.services.training import history, start_training
 
 bp = Blueprint("jobs", __name__, url_prefix="/api")
 
@@ -13,7 +13,13 @@ bp = Blueprint("jobs", __name__, url_prefix="/api")
 def train(model_name):
     """Save the training settings given and queue a training job (continues from the last checkpoint)."""
     body = json_body("training settings")
-    return jsonify(start_training(studio(), model_name, body)), 202
+    return jsonify(studio().training.start(model_name, body)), 202
+
+
+@bp.get("/training-settings")
+def list_training_settings():
+    """The training settings every model has: name, type, default, range and help (the Training tab's form)."""
+    return {"settings": [s.as_json() for s in training_settings.SETTINGS]}
 
 
 @bp.get("/jobs")
@@ -39,4 +45,4 @@ def stop_job(job_id):
 def loss_history(model_name):
     """Loss points after `since_step`, with markers (resumed, data added, layers grown)."""
     since = request.args.get("since_step", "0")
-    return history(studio(), model_name, since)
+    return studio().training.history(model_name, since)

@@ -24,7 +24,8 @@ from flask import Blueprint, Response, jsonify, request
 from cllm_app.api.body import json_body
 from cllm_app.api.context import studio
 from cllm_app.errors import CllmError
-from cllm_app.services.chat import PRESETS, Reply
+from cllm_app.services.chat import Reply
+from cllm_app.services.sampling import PRESETS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("generate", __name__, url_prefix="/api")

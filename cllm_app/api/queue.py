@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 from cllm_app.api.body import json_body
 from cllm_app.api.context import studio
 from cllm_app.errors import InvalidInput
-from cllm_app.services.ingest import MAX_UPLOAD_BYTES, start_import, start_ingest, start_upload
+from cllm_app.services.ingest import MAX_UPLOAD_BYTES
 
 bp = Blueprint("queue", __name__, url_prefix="/api")
 
@@ -33,7 +33,7 @@ def queue_stats(model_name):
 def add_files(model_name):
     """Ingest files and folders by path (the desktop window's file dialog gives paths) in a job."""
     body = json_body("adding files")
-    job = start_ingest(studio(), model_name, body.get("paths"), text_field=body.get("text_field"),
+    job = studio().ingest.start(model_name, body.get("paths"), text_field=body.get("text_field"),
                        csv_column=body.get("csv_column"))
     return jsonify(job), 202
 
@@ -46,7 +46,7 @@ def upload(model_name):
     if not files:
         raise InvalidInput("send the files as multipart form data under the name 'files'", code="no_files")
     form = request.form
-    job = start_upload(studio(), model_name, [(f.filename, f.stream) for f in files],
+    job = studio().ingest.start_upload(model_name, [(f.filename, f.stream) for f in files],
                        form.get("text_field") or None, form.get("csv_column") or None)
     return jsonify(job), 202
 
@@ -55,7 +55,7 @@ def upload(model_name):
 def import_queue(model_name):
     """Copy another model's queue, whole or chosen items (`entry_ids`), into this one in a job."""
     body = json_body("an import")
-    return jsonify(start_import(studio(), model_name, body.get("from"), body.get("entry_ids"))), 202
+    return jsonify(studio().ingest.start_import(model_name, body.get("from"), body.get("entry_ids"))), 202
 
 
 @bp.post("/models/<path:model_name>/queue/remove")

@@ -5,10 +5,7 @@ from flask import Blueprint, jsonify, request
 from cllm_app.api.body import json_body
 from cllm_app.api.context import studio
 from cllm_app.errors import InvalidInput
-from cllm_app.services.research import compare as compare_service
 from cllm_app.services.research import evaluate as evaluate_service
-from cllm_app.services.research import inspect as inspect_service
-from cllm_app.services.research import lineage as lineage_service
 
 bp = Blueprint("research", __name__, url_prefix="/api")
 
@@ -22,7 +19,7 @@ def _evaluated(answer: tuple[dict, bool]):
 def evaluate(model_name):
     """Loss, perplexity and bits per byte on the model's validation split, a queue or a text (large inputs run as a job)."""
     body = json_body("an evaluation")
-    return _evaluated(evaluate_service.evaluate(studio(), model_name, body))
+    return _evaluated(studio().research.evaluate(model_name, body))
 
 
 @bp.post("/models/<path:model_name>/evaluate/upload")
@@ -39,28 +36,28 @@ def evaluate_upload(model_name):
         value = request.form.get(field)
         if value:
             body[field] = int(value) if field == "max_tokens" and value.isdigit() else value
-    return _evaluated(evaluate_service.evaluate(studio(), model_name, body))
+    return _evaluated(studio().research.evaluate(model_name, body))
 
 
 @bp.get("/research/compare")
 def compare():
     """Loss histories and a summary table of the models named by repeated model_name parameters."""
-    return compare_service.compare(studio(), request.args.getlist("model_name"))
+    return studio().research.compare(request.args.getlist("model_name"))
 
 
 @bp.post("/models/<path:model_name>/inspect")
 def inspect(model_name):
     """Top-k next tokens, per-token surprisal and one head's attention for a prompt."""
     body = json_body("an inspection")
-    return inspect_service.inspect(
-        studio(), model_name, body.get("prompt"), body.get("top_k", 10), body.get("layer", 0), body.get("head", 0)
+    return studio().research.inspect(
+        model_name, body.get("prompt"), body.get("top_k", 10), body.get("layer", 0), body.get("head", 0)
     )
 
 
 @bp.get("/research/lineage")
 def lineage():
     """Every model as a node and the edges between them (duplicated, data imported)."""
-    return lineage_service.graph(studio())
+    return studio().research.lineage()
 
 
 # ---- notes ---------------------------------------------------------------------------------

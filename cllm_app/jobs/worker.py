@@ -12,7 +12,7 @@ from cllm_app.store import Job
 KINDS = {
     "train": "cllm_app.jobs.train:run_training",
     "crawl": "cllm_app.jobs.crawl:run_crawl",
-    "evaluate": "cllm_app.services.research.evaluate:run_evaluation",
+    "evaluate": "cllm_app.jobs.evaluate:run_evaluation",
     "ingest": "cllm_app.jobs.ingest:run_ingest",
 }
 

@@ -25,7 +25,7 @@ from dataclasses import asdict
 from cllm_app.engine.generate import Sampling
 from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.services import settings
-from cllm_app.services.sampling import check_sampling
+from cllm_app.services.sampling import DEFAULT_PRESET, PRESETS, SAMPLING_LIMITS, check_sampling
 from cllm_app.services.streams import Handle, Streams, TextStream, check_stop
 from cllm_app.store import Conversation, Message, db
 from cllm_app.store.schema import iso, utcnow
@@ -36,14 +36,6 @@ CHAT_STOP = ["\nUser:"]
 DEFAULT_TITLE = "New conversation"
 MAX_TITLE = 200
 MAX_MESSAGE = 100_000  # characters; far beyond any context this app trains
-SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "seed")
-
-PRESETS = {
-    "Precise": {"temperature": 0.2, "top_k": 10, "top_p": 0.9, "repetition_penalty": 1.15, "max_new_tokens": 200, "seed": None},
-    "Balanced": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "repetition_penalty": 1.1, "max_new_tokens": 200, "seed": None},
-    "Creative": {"temperature": 1.2, "top_k": 0, "top_p": 0.98, "repetition_penalty": 1.05, "max_new_tokens": 300, "seed": None},
-}
-DEFAULT_PRESET = "Balanced"
 
 
 # ---- the template ---------------------------------------------------------------------------
@@ -134,8 +126,8 @@ def describe(c: Conversation, messages: bool = False) -> dict:
 class Chat:
     """Conversations of live models, and generation from them."""
 
-    def __init__(self, studio, streams: Streams):
-        self.studio = studio
+    def __init__(self, models, streams: Streams):
+        self.models = models
         self.streams = streams
 
     def get(self, conversation_id) -> Conversation:
@@ -147,12 +139,12 @@ class Chat:
         return c
 
     def list(self, model_name: str) -> dict:
-        row = self.studio.models.get(model_name)
+        row = self.models.get(model_name)
         rows = row.conversations.order_by(Conversation.updated_at.desc(), Conversation.id.desc())
         return {"model_name": row.model_name, "conversations": [describe(c) for c in rows]}
 
     def create(self, model_name: str, title=None) -> dict:
-        row = self.studio.models.get(model_name)
+        row = self.models.get(model_name)
         c = Conversation.create(model=row, title=DEFAULT_TITLE if title is None else _title(title))
         return describe(c, messages=True)
 
@@ -174,14 +166,14 @@ class Chat:
     # ---- sampling settings, remembered per model (by id, so a rename keeps them) -------------
 
     def sampling_settings(self, model_name: str) -> dict:
-        row = self.studio.models.get(model_name)
+        row = self.models.get(model_name)
         saved = settings.get(f"llm_sampling:{row.id}")
         if not saved:
             return {"model_name": row.model_name, "preset": DEFAULT_PRESET, "sampling": dict(PRESETS[DEFAULT_PRESET])}
         return {"model_name": row.model_name, **saved}
 
     def save_sampling_settings(self, model_name: str, preset, sampling) -> dict:
-        row = self.studio.models.get(model_name)
+        row = self.models.get(model_name)
         if preset not in (*PRESETS, "Custom"):
             raise InvalidInput(f"preset must be one of: {', '.join([*PRESETS, 'Custom'])}", code="invalid_preset")
         if not isinstance(sampling, dict):
@@ -257,7 +249,7 @@ class Chat:
 
 
 def sampling_dict(s: Sampling) -> dict:
-    return {k: v for k, v in asdict(s).items() if k in SAMPLING_FIELDS}
+    return {k: v for k, v in asdict(s).items() if k in SAMPLING_LIMITS}
 
 
 class Reply:

@@ -1,16 +1,8 @@
-"""Sampling settings and their checks (the LLM tab, /v1/ and the CLI share them), and generation for
-the command line: load a model's latest weights (read-only, even while it trains) and stream text."""
+"""Sampling settings and their checks: the LLM tab, /v1/ and the CLI share them."""
 
-from collections.abc import Callable, Iterator
 
-from cllm_app.engine.config import GPTConfig
-from cllm_app.engine.generate import Generator, Sampling
-from cllm_app.engine.kernel_choice import decode_kernel
-from cllm_app.engine.model import FlatTensors
-from cllm_app.engine.tokenizer import load_tokenizer
-from cllm_app.engine.weights import load_weights
+from cllm_app.engine.generate import Sampling
 from cllm_app.errors import InvalidInput
-from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
 from cllm_app.services.validate import as_float, as_int
 
 # The range of each sampling setting (None keeps the default): check_sampling and the API's
@@ -26,6 +18,14 @@ SAMPLING_LIMITS = {
 }
 SAMPLING_FLOATS = ("temperature", "top_p", "repetition_penalty")
 
+# The LLM tab's presets; Balanced is also what `cllm generate` uses unless told otherwise.
+PRESETS = {
+    "Precise": {"temperature": 0.2, "top_k": 10, "top_p": 0.9, "repetition_penalty": 1.15, "max_new_tokens": 200, "seed": None},
+    "Balanced": {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "repetition_penalty": 1.1, "max_new_tokens": 200, "seed": None},
+    "Creative": {"temperature": 1.2, "top_k": 0, "top_p": 0.98, "repetition_penalty": 1.05, "max_new_tokens": 300, "seed": None},
+}
+DEFAULT_PRESET = "Balanced"
+
 
 def check_sampling(values: dict) -> Sampling:
     s = Sampling()
@@ -39,20 +39,3 @@ def check_sampling(values: dict) -> Sampling:
         else:
             raise InvalidInput(f"unknown sampling setting '{field}'", code="unknown_field")
     return s
-
-
-def load_generator(studio, model_name: str) -> Generator:
-    row = studio.models.get(model_name)
-    folder = studio.models.folder(row)
-    cfg = GPTConfig.load(folder / CONFIG_FILE)
-    params = FlatTensors(cfg)
-    params.load(load_weights(folder / WEIGHTS_FILE))
-    step, _ = decode_kernel(cfg, params)
-    return Generator(cfg, params, load_tokenizer(folder, row.tokenizer), step, context=row.sequence_length)
-
-
-def generate(studio, model_name: str, prompt: str, sampling: dict, should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
-    if not isinstance(prompt, str):
-        raise InvalidInput("prompt must be text", code="invalid_prompt")
-    s = check_sampling(sampling)
-    return load_generator(studio, model_name).text(prompt, s, should_stop)

@@ -26,8 +26,9 @@ from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling, window_context
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.errors import CllmError, InvalidInput
-from cllm_app.services.generator_process import GeneratorProcess
+from cllm_app.services.generator_process import GeneratorProcess, read_generator
 from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
+from cllm_app.services.sampling import check_sampling
 
 MAX_STREAMS = 2  # the app targets laptops: more parallel streams only slow each other down
 CACHED_MODELS = 3
@@ -76,8 +77,8 @@ class ModelCache:
         w, c = os.stat(folder / WEIGHTS_FILE), os.stat(folder / CONFIG_FILE)
         return (w.st_mtime_ns, w.st_size, w.st_ino, c.st_mtime_ns, c.st_size)
 
-    def get(self, studio, row) -> Loaded:
-        folder = studio.models.folder(row)
+    def get(self, models, row) -> Loaded:
+        folder = models.folder(row)
         try:
             # The context it generates over is the model's training context, so a changed one reloads.
             stamp = (*self._stamp(folder), row.sequence_length)
@@ -245,9 +246,9 @@ class Handle:
 class Streams:
     """The streams generating now, at most `limit` at a time, each stoppable by id."""
 
-    def __init__(self, studio, limit: int = MAX_STREAMS):
-        self.studio = studio
-        self.process = GeneratorProcess(limit, studio.root.path / "logs" / "generator.log")
+    def __init__(self, models, limit: int = MAX_STREAMS):
+        self.models = models
+        self.process = GeneratorProcess(limit, models.root.path / "logs" / "generator.log")
         self.cache = ModelCache(self.process)
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit)
@@ -256,8 +257,19 @@ class Streams:
 
     def load(self, model_name: str) -> tuple:
         """(model row, loaded model) for a live model; works while it trains."""
-        row = self.studio.models.get(model_name)
-        return row, self.cache.get(self.studio, row)
+        row = self.models.get(model_name)
+        return row, self.cache.get(self.models, row)
+
+    def write_here(self, model_name: str, prompt: str, sampling: dict,
+                   should_stop: Callable[[], bool] = lambda: False) -> Iterator[str]:
+        """Continue `prompt` in this process, not the generator's: `cllm generate` has no window
+        to keep responsive. Reads the latest weights (read-only, even while the model trains)."""
+        if not isinstance(prompt, str):
+            raise InvalidInput("prompt must be text", code="invalid_prompt")
+        s = check_sampling(sampling)
+        row = self.models.get(model_name)
+        generator = read_generator(self.models.folder(row), row.tokenizer, row.sequence_length)
+        return generator.text(prompt, s, should_stop)
 
     def open(self, model_id: int) -> Handle:
         """Take a slot or refuse at once: a waiting request would only look frozen."""

@@ -1,11 +1,18 @@
-"""The Studio: one data root, its store and its services, opened together."""
+"""The Studio: one data root, its store and its services, opened together.
+
+Every service is an object the Studio holds, and the API, the CLI and the jobs call its
+methods: `studio.models.create(...)`, `studio.training.start(...)`. Services are handed the
+other services they use, never the Studio itself.
+"""
 
 import functools
 from pathlib import Path
 
 from cllm_app.paths import DataRoot
 from cllm_app.services.chat import Chat
+from cllm_app.services.crawls import Crawls
 from cllm_app.services.events import Events
+from cllm_app.services.ingest import Ingest
 from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.services.openai_key import OpenAIKey
@@ -16,9 +23,11 @@ from cllm_app.services.recovery import (
     reregister_models,
     write_notice,
 )
+from cllm_app.services.research import Research
 from cllm_app.services.research.notes import Notes
 from cllm_app.services.streams import Streams
 from cllm_app.services.themes import Themes
+from cllm_app.services.training import Training
 from cllm_app.store import open_store
 
 
@@ -44,8 +53,12 @@ class Studio:
         self.notes = Notes(self.root.research_dir, self.models)
         self.openai_key = OpenAIKey(self.root.openai_key_path)
         self.themes.install_builtins()
-        self.streams = Streams(self)
-        self.chat = Chat(self, self.streams)
+        self.training = Training(self.models, self.queue, self.jobs)
+        self.ingest = Ingest(self.models, self.queue, self.jobs)
+        self.crawls = Crawls(self.models, self.queue, self.jobs, self.training)
+        self.research = Research(self.models, self.training, self.jobs)
+        self.streams = Streams(self.models)
+        self.chat = Chat(self.models, self.streams)
 
     @functools.cached_property
     def events(self) -> Events:

@@ -1,4 +1,5 @@
-"""Starting training and reading its history: the rules the Train button and `cllm train` share."""
+"""Starting training and reading its history: the rules the Train button, `cllm train` and a
+crawl's continuous mode share."""
 
 import json
 
@@ -20,63 +21,66 @@ def active_training(model) -> Job | None:
     return job
 
 
-def check_can_train(studio, model_name: str) -> None:
-    row = studio.models.get(model_name)
-    job = active_training(row)
-    if job is not None:
-        raise Conflict(f"'{row.model_name}' is already training (job #{job.id}, {job.state})", code="already_training")
-    if row.epochs_trained >= row.target_epochs:
-        raise InvalidInput(
-            f"'{row.model_name}' has trained {row.epochs_trained} of {row.target_epochs} target epochs; "
-            "raise target_epochs to train more",
-            code="target_reached",
-        )
-    if not QueueEntry.select().where((QueueEntry.model == row) & (QueueEntry.status == "ready")).exists():
-        raise InvalidInput(
-            f"the training-data queue of '{row.model_name}' is empty: add text files first", code="empty_queue"
-        )
+class Training:
+    """Starting training and reading its history (the Train button, `cllm train`, a crawl's
+    continuous mode). The run itself is jobs/train.py."""
 
+    def __init__(self, models, queue, jobs):
+        self.models, self.queue, self.jobs = models, queue, jobs
 
-def start_training(studio, model_name: str, settings: dict, foreground: bool = False) -> dict:
-    """Save `settings` on the model, then queue a training job for it. `foreground`: the caller
-    trains in its own process (`cllm train`), so the job is running from its first moment and
-    the window's runner, beside it on the same data root, never starts it a second time."""
-    if settings:
-        studio.models.configure(model_name, **settings)
-    # The check and the insert in one write transaction: the window and the CLI pressing Start
-    # on one model at the same moment give one job and one refusal, never two trainers.
-    with changing, db.atomic():
-        check_can_train(studio, model_name)
-        return studio.jobs.submit("train", model_name, settings, state="running" if foreground else "queued")
+    def check_can_start(self, model_name: str) -> None:
+        row = self.models.get(model_name)
+        job = active_training(row)
+        if job is not None:
+            raise Conflict(f"'{row.model_name}' is already training (job #{job.id}, {job.state})", code="already_training")
+        if row.epochs_trained >= row.target_epochs:
+            raise InvalidInput(
+                f"'{row.model_name}' has trained {row.epochs_trained} of {row.target_epochs} target epochs; "
+                "raise target_epochs to train more",
+                code="target_reached",
+            )
+        if not QueueEntry.select().where((QueueEntry.model == row) & (QueueEntry.status == "ready")).exists():
+            raise InvalidInput(
+                f"the training-data queue of '{row.model_name}' is empty: add text files first", code="empty_queue"
+            )
 
+    def start(self, model_name: str, settings: dict, foreground: bool = False) -> dict:
+        """Save `settings` on the model, then queue a training job for it. `foreground`: the caller
+        trains in its own process (`cllm train`), so the job is running from its first moment and
+        the window's runner, beside it on the same data root, never starts it a second time."""
+        if settings:
+            self.models.configure(model_name, **settings)
+        # The check and the insert in one write transaction: the window and the CLI pressing Start
+        # on one model at the same moment give one job and one refusal, never two trainers.
+        with changing, db.atomic():
+            self.check_can_start(model_name)
+            return self.jobs.submit("train", model_name, state="running" if foreground else "queued")
 
+    def history(self, model_name: str, since_step=0) -> dict:
+        since = as_int("since_step", int(since_step) if str(since_step).isdigit() else -1, 0, 2**62)
+        row = self.models.get(model_name)
+        points = [
+            {
+                "step": p.step,
+                "epoch": p.epoch,
+                "train_loss": p.train_loss,
+                "val_loss": p.val_loss,
+                "learning_rate": p.learning_rate,
+                "tokens_per_sec": p.tokens_per_sec,
+                "time": iso(p.created_at, "milliseconds"),
+            }
+            for p in row.loss_history.where(LossPoint.step > since).order_by(LossPoint.step)
+        ]
+        markers = [
+            {"kind": e.kind, "time": iso(e.created_at, "milliseconds"), "detail": json.loads(e.detail)}
+            for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown"))).order_by(ModelEvent.id)
+        ] + [
+            {"kind": "data_added", "time": iso(q.added_at, "milliseconds"), "detail": {"origin": q.origin, "tokens": q.token_count}}
+            for q in row.queue.order_by(QueueEntry.id)
+        ]
+        return {"model_name": row.model_name, "points": points, "markers": sorted(markers, key=lambda m: m["time"])}
 
-def history(studio, model_name: str, since_step=0) -> dict:
-    since = as_int("since_step", int(since_step) if str(since_step).isdigit() else -1, 0, 2**62)
-    row = studio.models.get(model_name)
-    points = [
-        {
-            "step": p.step,
-            "epoch": p.epoch,
-            "train_loss": p.train_loss,
-            "val_loss": p.val_loss,
-            "learning_rate": p.learning_rate,
-            "tokens_per_sec": p.tokens_per_sec,
-            "time": iso(p.created_at, "milliseconds"),
-        }
-        for p in row.loss_history.where(LossPoint.step > since).order_by(LossPoint.step)
-    ]
-    markers = [
-        {"kind": e.kind, "time": iso(e.created_at, "milliseconds"), "detail": json.loads(e.detail)}
-        for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown"))).order_by(ModelEvent.id)
-    ] + [
-        {"kind": "data_added", "time": iso(q.added_at, "milliseconds"), "detail": {"origin": q.origin, "tokens": q.token_count}}
-        for q in row.queue.order_by(QueueEntry.id)
-    ]
-    return {"model_name": row.model_name, "points": points, "markers": sorted(markers, key=lambda m: m["time"])}
-
-
-def documents(studio, row) -> list[Document]:
-    """The queue's ready items as tokens of the model's tokenizer, mapped from the token cache
-    (built from the stored text where it is missing)."""
-    return [Document(doc_id=i, key=h, tokens=t) for i, h, t in studio.queue.documents(row)]
+    def documents(self, row) -> list[Document]:
+        """The queue's ready items as tokens of the model's tokenizer, mapped from the token cache
+        (built from the stored text where it is missing)."""
+        return [Document(doc_id=i, key=h, tokens=t) for i, h, t in self.queue.documents(row)]

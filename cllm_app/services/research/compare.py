@@ -26,7 +26,7 @@ def _thin(points: list[dict]) -> list[dict]:
     return kept + [points[-1]]
 
 
-def _row_summary(studio, row: LanguageModel) -> dict:
+def _row_summary(models, row: LanguageModel) -> dict:
     items, tokens, byte_count = (
         QueueEntry.select(fn.COUNT(QueueEntry.id), fn.COALESCE(fn.SUM(QueueEntry.token_count), 0),
                           fn.COALESCE(fn.SUM(QueueEntry.byte_count), 0))
@@ -36,7 +36,7 @@ def _row_summary(studio, row: LanguageModel) -> dict:
             .where((LossPoint.model == row) & LossPoint.val_loss.is_null(False))
             .order_by(LossPoint.val_loss, LossPoint.step).first())
     parent = row.duplicated_from if row.duplicated_from_id else None
-    cfg = studio.models.config_of(row)
+    cfg = models.config_of(row)
     return {
         "id": row.id,
         "model_name": row.model_name,
@@ -70,7 +70,7 @@ def _grown(row: LanguageModel) -> list[dict]:
     ]
 
 
-def compare(studio, model_names) -> dict:
+def compare(models, model_names) -> dict:
     """Loss series (train and val, by step, tokens seen and time) and a summary row per model."""
     if isinstance(model_names, str):
         model_names = [model_names]
@@ -82,7 +82,7 @@ def compare(studio, model_names) -> dict:
     out = []
     seen = set()
     for name in names:
-        row = studio.models.get(name)
+        row = models.get(name)
         if row.id in seen:
             continue
         seen.add(row.id)
@@ -101,5 +101,5 @@ def compare(studio, model_names) -> dict:
         train = _thin([p for p in points if p["train_loss"] is not None])
         kept = {id(p) for p in train} | {id(p) for p in val}
         series = [p for p in points if id(p) in kept]
-        out.append({**_row_summary(studio, row), "points": series})
+        out.append({**_row_summary(models, row), "points": series})
     return {"models": out}

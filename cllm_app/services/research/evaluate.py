@@ -19,7 +19,6 @@ queue order until the cap, the last one cut).
 """
 
 import codecs
-import json
 import math
 import time
 import uuid
@@ -34,14 +33,9 @@ from cllm_app.engine.model import GPT, FlatTensors
 from cllm_app.engine.tokenizer import Tokenizer
 from cllm_app.engine.trainer import split_documents
 from cllm_app.errors import InvalidInput
-from cllm_app.services.research.sources import (
-    model_documents,
-    model_parts,
-    retokenize,
-    text_bytes,
-)
+from cllm_app.services.research.sources import model_parts, retokenize, text_bytes
 from cllm_app.services.validate import as_int
-from cllm_app.store import Job, LanguageModel
+from cllm_app.store import LanguageModel
 
 SOURCES = ("validation", "queue", "text")
 SPLITS = ("all", "validation")
@@ -74,8 +68,8 @@ def _check_max_tokens(value) -> int:
     return as_int("max_tokens", value, 1, MAX_TOKENS_LIMIT)
 
 
-def _queue_docs(studio, target: Prepared, source_row: LanguageModel, split: str) -> list[np.ndarray]:
-    docs = model_documents(studio, source_row)
+def _queue_docs(models, training, target: Prepared, source_row: LanguageModel, split: str) -> list[np.ndarray]:
+    docs = training.documents(source_row)
     if not docs:
         raise InvalidInput(
             f"the training-data queue of '{source_row.model_name}' is empty: nothing to evaluate",
@@ -89,17 +83,17 @@ def _queue_docs(studio, target: Prepared, source_row: LanguageModel, split: str)
                 "and validation needs two at least",
                 code="no_validation_split",
             )
-    source_tok = target.tok if source_row.id == target.row.id else model_parts(studio, source_row)[2]
+    source_tok = target.tok if source_row.id == target.row.id else model_parts(models, source_row)[2]
     return [retokenize(d.tokens, source_tok, target.tok) for d in docs]
 
 
-def prepare(studio, model_name: str, source: str = "validation", from_model=None, split=None,
+def prepare(models, training, model_name: str, source: str = "validation", from_model=None, split=None,
             text=None, origin: str | None = None) -> Prepared:
     """Resolve what to evaluate into token documents of the evaluated model's tokenizer."""
-    row = studio.models.get(model_name)
+    row = models.get(model_name)
     if source not in SOURCES:
         raise InvalidInput(f"source must be one of: {', '.join(SOURCES)}", code="invalid_source")
-    cfg, weights, tok = model_parts(studio, row)
+    cfg, weights, tok = model_parts(models, row)
     p = Prepared(row=row, cfg=cfg, weights=weights, tok=tok, docs=[], source={"source": source})
     if source == "text":
         if not isinstance(text, str) or not text.strip():
@@ -115,14 +109,14 @@ def prepare(studio, model_name: str, source: str = "validation", from_model=None
             raise InvalidInput("source 'validation' is the model's own validation split; use source "
                                "'queue' with from_model and split for another model's text",
                                code="invalid_source")
-        p.docs = _queue_docs(studio, p, row, "validation")
+        p.docs = _queue_docs(models, training, p, row, "validation")
         p.source.update(from_model=row.model_name, split="validation")
         return p
     split = split or "all"
     if split not in SPLITS:
         raise InvalidInput(f"split must be one of: {', '.join(SPLITS)}", code="invalid_split")
-    other = studio.models.get(from_model) if from_model else row
-    p.docs = _queue_docs(studio, p, other, split)
+    other = models.get(from_model) if from_model else row
+    p.docs = _queue_docs(models, training, p, other, split)
     p.source.update(from_model=other.model_name, from_model_id=other.id, split=split)
     return p
 
@@ -219,83 +213,29 @@ def score(cfg: GPTConfig, weights: dict, tok: Tokenizer, docs: list[np.ndarray],
     }
 
 
-def evaluate(studio, model_name: str, body: dict) -> tuple[dict, bool]:
+def evaluate(models, training, jobs, model_name: str, body: dict) -> tuple[dict, bool]:
     """Evaluate now, or submit an evaluate job for a large input. Returns (answer, is_job)."""
     run = body.get("run") or "auto"
     if run not in RUN_MODES:
         raise InvalidInput(f"run must be one of: {', '.join(RUN_MODES)}", code="invalid_run")
     max_tokens = _check_max_tokens(body.get("max_tokens"))
-    p = prepare(studio, model_name, body.get("source") or "validation", body.get("from_model"),
+    p = prepare(models, training, model_name, body.get("source") or "validation", body.get("from_model"),
                 body.get("split"), body.get("text"), body.get("origin"))
     predicted = min(max_tokens, sum(int(d.size) for d in p.docs))
     if run == "auto" and predicted * p.cfg.n_params <= INLINE_BUDGET:
         result = score(p.cfg, p.weights, p.tok, p.docs, max_tokens)
-        return {"model_name": p.row.model_name, "source": p.source, **_clean(result)}, False
+        return {"model_name": p.row.model_name, "source": p.source, **clean(result)}, False
     params = {**p.source, "max_tokens": max_tokens}
     params.pop("characters", None)
     if p.text is not None:
-        folder = studio.root.path / PENDING_DIR
+        folder = models.root.path / PENDING_DIR
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4().hex}.txt"
         (folder / name).write_text(p.text, encoding="utf-8")
         params["text_file"] = name
-    return studio.jobs.submit("evaluate", p.row.model_name, params), True
+    return jobs.submit("evaluate", p.row.model_name, params), True
 
 
-def _clean(result: dict) -> dict:
+def clean(result: dict) -> dict:
     """JSON has no NaN: an empty measure is null."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.items()}
-
-
-def run_evaluation(studio, job_id: int) -> str:
-    """The evaluate job: score the text its params name, reporting progress; the result goes
-    into the job's detail. Returns the job's final state."""
-    job = Job.get_by_id(job_id)
-    params = json.loads(job.params or "{}")
-    row = LanguageModel.get_by_id(job.model_id)
-    text_path = studio.root.path / PENDING_DIR / params["text_file"] if params.get("text_file") else None
-    try:
-        text = text_path.read_text(encoding="utf-8") if text_path else None
-        from_model = None
-        if params.get("from_model_id"):
-            src = LanguageModel.get_or_none(LanguageModel.id == params["from_model_id"])
-            if src is None or src.deleted_at is not None:
-                studio.jobs.finish(job_id, "failed", error="the model whose text was to be evaluated is gone")
-                return "failed"
-            from_model = src.model_name
-        try:
-            p = prepare(studio, row.model_name, params.get("source", "validation"), from_model,
-                        params.get("split"), text, params.get("origin"))
-        except InvalidInput as e:
-            studio.jobs.finish(job_id, "failed", error=e.message)
-            return "failed"
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] < 0.5 and done < total:
-                return
-            last[0] = now
-            studio.jobs.report(job_id, progress=done / max(1, total),
-                               message=f"evaluated {done:,} of {total:,} tokens")
-
-        stop_check = [0.0, False]
-
-        def should_stop() -> bool:
-            now = time.monotonic()
-            if now - stop_check[0] >= 0.2:
-                stop_check[0], stop_check[1] = now, studio.jobs.stop_requested(job_id)
-            return stop_check[1]
-
-        result = score(p.cfg, p.weights, p.tok, p.docs, params.get("max_tokens", DEFAULT_MAX_TOKENS),
-                       progress=progress, should_stop=should_stop)
-        detail = {"model_name": row.model_name, "source": p.source, **_clean(result)}
-        studio.jobs.report(job_id, progress=1.0 if not result["stopped"] else None, detail=detail)
-        if result["stopped"]:
-            studio.jobs.finish(job_id, "stopped", message=f"stopped after {result['tokens']:,} tokens")
-            return "stopped"
-        studio.jobs.finish(job_id, "done", message=f"loss {result['loss']:.4f} over {result['tokens']:,} tokens")
-        return "done"
-    finally:
-        if text_path is not None:
-            text_path.unlink(missing_ok=True)

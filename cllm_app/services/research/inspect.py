@@ -35,9 +35,9 @@ def readable(tok: Tokenizer, token: int) -> str:
     return "".join(_NAMED.get(ord(c), c) if ord(c) < 128 else c for c in text)
 
 
-def inspect(studio, model_name: str, prompt, top_k=10, layer=0, head=0) -> dict:
+def inspect(models, model_name: str, prompt, top_k=10, layer=0, head=0) -> dict:
     """Top-k next tokens, per-token surprisal and one head's attention for `prompt`."""
-    row = studio.models.get(model_name)
+    row = models.get(model_name)
     if not isinstance(prompt, str) or not prompt:
         raise InvalidInput("write a prompt to inspect", code="empty_prompt")
     if len(prompt) > MAX_PROMPT_CHARS:
@@ -45,7 +45,7 @@ def inspect(studio, model_name: str, prompt, top_k=10, layer=0, head=0) -> dict:
     top_k = as_int("top_k", top_k, 1, MAX_TOP_K)
     layer = as_int("layer", layer, 0, row.n_layer - 1)
     head = as_int("head", head, 0, row.n_head - 1)
-    cfg, weights, tok = model_parts(studio, row)
+    cfg, weights, tok = model_parts(models, row)
     ids = tok.encode(prompt).astype(np.int64)
     keep = min(MAX_TOKENS, cfg.block_size) - 1
     cut = max(0, ids.size - keep)

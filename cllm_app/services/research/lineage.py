@@ -58,7 +58,7 @@ def import_sources(row: LanguageModel) -> list[LanguageModel]:
     return list(LanguageModel.select().where(LanguageModel.id.in_(list(ids))).order_by(LanguageModel.id))
 
 
-def graph(studio) -> dict:
+def graph(models) -> dict:
     """Every model as a node (with its generation and grown layers) and the edges between them."""
     rows = list(LanguageModel.select().order_by(LanguageModel.id))
     ids = {r.id for r in rows}
@@ -105,7 +105,7 @@ def graph(studio) -> dict:
             "created_at": iso(r.created_at),
             "n_layer": r.n_layer,
             "n_embd": r.n_embd,
-            "n_params": studio.models.config_of(r).n_params,
+            "n_params": models.config_of(r).n_params,
             "epochs_trained": r.epochs_trained,
             "depth": depth(r.id),
             "layers_grown": [

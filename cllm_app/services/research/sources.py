@@ -1,8 +1,7 @@
 """Where the Research tab gets a model's weights, tokenizer and training documents.
 
-`model_documents` is the one place that turns a model's queue into token documents: it
-delegates to the trainer's own reader, so "the validation split" here is exactly the one
-training uses, whatever the queue's storage becomes.
+A model's queue as token documents comes from the Training service (`Training.documents`),
+the reader training itself uses, so "the validation split" here is exactly training's.
 """
 
 
@@ -10,23 +9,15 @@ import numpy as np
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.tokenizer import Tokenizer, load_tokenizer
-from cllm_app.engine.trainer import Document
 from cllm_app.engine.weights import load_weights
 from cllm_app.errors import InvalidInput
 from cllm_app.services.models import WEIGHTS_FILE
 from cllm_app.store import LanguageModel
 
 
-def model_documents(studio, row: LanguageModel) -> list[Document]:
-    """The model's ready queue items as token documents, read the way training reads them."""
-    from cllm_app.services.training import documents
-
-    return documents(studio, row)
-
-
-def model_parts(studio, row: LanguageModel) -> tuple[GPTConfig, dict[str, np.ndarray], Tokenizer]:
+def model_parts(models, row: LanguageModel) -> tuple[GPTConfig, dict[str, np.ndarray], Tokenizer]:
     """The model's shape, latest weights and tokenizer, as saved on disk."""
-    folder = studio.models.folder(row)
+    folder = models.folder(row)
     path = folder / WEIGHTS_FILE
     if not path.exists():
         raise InvalidInput(f"'{row.model_name}' has no weights file at {path}", code="no_weights")
