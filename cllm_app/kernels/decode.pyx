@@ -64,7 +64,9 @@ import operator
 from time import perf_counter
 
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uintptr_t
+
+from cllm_app.kernels._common cimport check, check_apart
+from libc.stdint cimport int64_t
 
 cnp.import_array()
 
@@ -582,31 +584,6 @@ def isa():
     return "avx2+fma" if _HAVE_AVX2 else "portable"
 
 
-cdef int _check_array(str name, object a, int ndim, bint writable) except -1:
-    if not cnp.PyArray_Check(a):
-        raise ValueError(f"decode_step: {name} must be a numpy array, got {type(a).__name__}")
-    cdef cnp.ndarray arr = <cnp.ndarray>a
-    if cnp.PyArray_TYPE(arr) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(arr):
-        raise ValueError(f"decode_step: {name} must be float32, got {a.dtype}")
-    if cnp.PyArray_NDIM(arr) != ndim:
-        raise ValueError(f"decode_step: {name} must have {ndim} dimension(s), got shape {a.shape}")
-    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
-        raise ValueError(f"decode_step: {name} must be C-contiguous")
-    if writable and not cnp.PyArray_ISWRITEABLE(arr):
-        raise ValueError(f"decode_step: {name} is read-only, it must be writable")
-    return 0
-
-
-cdef int _check_apart(str a_name, object a, str b_name, object b) except -1:
-    cdef uintptr_t pa = <uintptr_t>cnp.PyArray_DATA(<cnp.ndarray>a)
-    cdef uintptr_t pb = <uintptr_t>cnp.PyArray_DATA(<cnp.ndarray>b)
-    cdef uintptr_t na = <uintptr_t>cnp.PyArray_NBYTES(<cnp.ndarray>a)
-    cdef uintptr_t nb = <uintptr_t>cnp.PyArray_NBYTES(<cnp.ndarray>b)
-    if pa < pb + nb and pb < pa + na:
-        raise ValueError(f"decode_step: {a_name} must not share memory with {b_name}")
-    return 0
-
-
 cdef Py_ssize_t _as_int(str name, object value) except? -1:
     """An int (or anything with __index__ but bool) as a Py_ssize_t, else ValueError."""
     if type(value) is int:
@@ -665,29 +642,23 @@ def decode_step(logits, params, kcache, vcache, token, pos, V, maxT, C, L, NH,
     if nth < 0:
         raise ValueError(f"decode_step: threads must be 0 (automatic) or more, got {nth}")
 
-    _check_array("logits", logits, 1, True)
-    _check_array("params", params, 1, False)
-    _check_array("kcache", kcache, 4, True)
-    _check_array("vcache", vcache, 4, True)
-    if _dim(logits, 0) != nv:
-        raise ValueError(f"decode_step: logits has shape {logits.shape}, expected ({nv},)")
+    cdef Py_ssize_t hs = nc // nh
+    check("decode_step", "logits", logits, (nv,), cnp.NPY_FLOAT32, True)
+    check("decode_step", "params", params, (-1,), cnp.NPY_FLOAT32, False)
+    check("decode_step", "kcache", kcache, (nl, nh, nT, hs), cnp.NPY_FLOAT32, True)
+    check("decode_step", "vcache", vcache, (nl, nh, nT, hs), cnp.NPY_FLOAT32, True)
     # In Python integers: no overflow whatever the sizes.
     want = n_params(nv, nT, nc, nl)
     if _dim(params, 0) != want:
         raise ValueError(
             f"decode_step: params holds {params.shape[0]} values, a model with V={nv}, "
             f"maxT={nT}, C={nc}, L={nl} has {want}")
-    cdef Py_ssize_t hs = nc // nh
-    for name, cache in (("kcache", kcache), ("vcache", vcache)):
-        if _dim(cache, 0) != nl or _dim(cache, 1) != nh or _dim(cache, 2) != nT or _dim(cache, 3) != hs:
-            raise ValueError(f"decode_step: {name} has shape {cache.shape}, "
-                             f"expected {(nl, nh, nT, hs)}")
-    _check_apart("logits", logits, "params", params)
-    _check_apart("logits", logits, "kcache", kcache)
-    _check_apart("logits", logits, "vcache", vcache)
-    _check_apart("kcache", kcache, "vcache", vcache)
-    _check_apart("kcache", kcache, "params", params)
-    _check_apart("vcache", vcache, "params", params)
+    for out_name, out, in_name, inp in (
+        ("logits", logits, "params", params), ("logits", logits, "kcache", kcache),
+        ("logits", logits, "vcache", vcache), ("kcache", kcache, "vcache", vcache),
+        ("kcache", kcache, "params", params), ("vcache", vcache, "params", params),
+    ):
+        check_apart("decode_step", out_name, out, in_name, inp)
 
     cdef int nt, nmax = dec_max_threads()
     cdef _Timing tm = None
