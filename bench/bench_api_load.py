@@ -25,9 +25,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import re
-import select
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,27 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import requests
+from _common import start_app  # bench/ is on sys.path when a bench script runs
 
-URL_LINE = re.compile(r"serving at (http://127\.0\.0\.1:\d+)/#token=(\S+)")
 BAR_P99_MS = 50.0
 CHAT_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "repetition_penalty": 1.1, "max_new_tokens": 200,
                  "seed": 1}
-
-
-def start_app(home: Path) -> tuple[subprocess.Popen, str, str]:
-    env = {**os.environ, "CLLM_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "cllm_app", "serve", "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if select.select([proc.stdout], [], [], 0.2)[0]:
-            match = URL_LINE.search(proc.stdout.readline())
-            if match:
-                return proc, match.group(1), match.group(2)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit("the app did not start")
 
 
 class Api:
@@ -141,7 +122,7 @@ def main() -> int:
     args = ap.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="cllm-bench-") as tmp:
-        proc, origin, token = start_app(Path(tmp) / "home")
+        proc, origin, _port, token = start_app(Path(tmp) / "home")
         api = Api(origin, token)
         try:
             api.call("POST", "/api/models", json={"model_name": "b", "n_layer": 6, "n_head": 6, "n_embd": 384,

@@ -19,10 +19,7 @@ import argparse
 import http.client
 import json
 import os
-import re
-import select
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import start_app  # noqa: E402
 from bench_generate import CONFIGS, PROMPT  # noqa: E402
 
-URL_LINE = re.compile(r"serving at http://127\.0\.0\.1:(\d+)/#token=(\S+)")
 BAR = 10.0
 
 
@@ -115,22 +112,6 @@ def api_run(port, token, name, n):
             "server_tps": done["tokens_per_sec"]}
 
 
-def start_app(home):
-    env = {**os.environ, "CLLM_HOME": str(home), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "cllm_app", "serve", "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if select.select([proc.stdout], [], [], 0.2)[0]:
-            match = URL_LINE.search(proc.stdout.readline())
-            if match:
-                return proc, int(match.group(1)), match.group(2)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise SystemExit("the app did not start")
-
-
 def api_call(port, token, method, path, body=None):
     con = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     con.request(method, path, body=json.dumps(body) if body is not None else None,
@@ -178,7 +159,7 @@ def main() -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     with tempfile.TemporaryDirectory(prefix="cllm-bench-") as tmp:
         home = Path(tmp) / "home"
-        proc, port, token = start_app(home)
+        proc, _origin, port, token = start_app(home, {"OMP_NUM_THREADS": "2"})
         try:
             print(f"{'config':<7}{'kernel tok/s':>13}{'API tok/s':>11}{'overhead':>10}{'kernel TTFT':>13}"
                   f"{'API TTFT':>10}{'server tok/s':>14}  bar ≤{BAR:.0f}%")

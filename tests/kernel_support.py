@@ -14,6 +14,15 @@ def kernels(variant: str):
     return ops.load(variant)
 
 
+def with_bad_argument(args: dict, case: tuple) -> dict:
+    """`args` with one argument made bad, as a test's table of refusals says: (name, value,
+    message). A value naming another argument passes that argument (an output sharing memory
+    with an input)."""
+    name, value, _message = case
+    args[name] = args[value] if isinstance(value, str) and value in args else value
+    return args
+
+
 def randn(rng, *shape, scale=1.0, dtype=np.float32):
     return (rng.standard_normal(shape) * scale).astype(dtype)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cllm_app.kernels import reference
-from tests.kernel_support import VARIANTS, kernels, overlapping_view, randn
+from tests.kernel_support import VARIANTS, kernels, overlapping_view, randn, with_bad_argument
 
 HYPER = {"lr": 3e-3, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "weight_decay": 0.1}
 
@@ -143,12 +143,9 @@ BAD = {
 
 @pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
 def test_rejects_bad_arguments(K, case):
-    name, value, message = BAD[case]
-    args = _args()
-    args[name] = args[value] if isinstance(value, str) else value
-    with pytest.raises(ValueError, match=message):
-        K.adamw_update(**args, lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.0, step=1,
-                       grad_scale=1.0)
+    with pytest.raises(ValueError, match=BAD[case][2]):
+        K.adamw_update(**with_bad_argument(_args(), BAD[case]), lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8,
+                       weight_decay=0.0, step=1, grad_scale=1.0)
 
 
 def test_rejects_step_zero_and_overlap(K):

@@ -20,6 +20,7 @@ from tests.kernel_support import (
     kernels,
     numeric_grad,
     randn,
+    with_bad_argument,
 )
 
 FWD_TOL = 1e-5
@@ -192,20 +193,14 @@ BAD_BACKWARD = {
 
 @pytest.mark.parametrize("case", list(BAD_FORWARD), ids=list(BAD_FORWARD))
 def test_forward_rejects_bad_arguments(K, case):
-    name, value, message = BAD_FORWARD[case]
-    args = _forward_args()
-    args[name] = value
-    with pytest.raises(ValueError, match=message):
-        K.attention_forward(**args)
+    with pytest.raises(ValueError, match=BAD_FORWARD[case][2]):
+        K.attention_forward(**with_bad_argument(_forward_args(), BAD_FORWARD[case]))
 
 
 @pytest.mark.parametrize("case", list(BAD_BACKWARD), ids=list(BAD_BACKWARD))
 def test_backward_rejects_bad_arguments(K, case):
-    name, value, message = BAD_BACKWARD[case]
-    args = _backward_args()
-    args[name] = args[value] if isinstance(value, str) else value
-    with pytest.raises(ValueError, match=message):
-        K.attention_backward(**args)
+    with pytest.raises(ValueError, match=BAD_BACKWARD[case][2]):
+        K.attention_backward(**with_bad_argument(_backward_args(), BAD_BACKWARD[case]))
 
 
 def test_out_sharing_memory_with_qkv_is_rejected(K):

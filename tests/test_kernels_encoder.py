@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from cllm_app.kernels import reference
-from tests.kernel_support import VARIANTS, kernels, numeric_grad, overlapping_view, randn
+from tests.kernel_support import (
+    VARIANTS,
+    kernels,
+    numeric_grad,
+    overlapping_view,
+    randn,
+    with_bad_argument,
+)
 
 # (B, T, V, C, maxT): one token; odd sizes everywhere; C below and above the
 # 16-column bands of the backward; config A's and B's shapes.
@@ -144,11 +151,9 @@ BAD_BACKWARD = {
 
 @pytest.mark.parametrize("case", list(BAD_FORWARD), ids=list(BAD_FORWARD))
 def test_forward_rejects_bad_arguments(K, case):
-    name, value, message = BAD_FORWARD[case]
-    args = _forward_args()
-    args[name] = args[value] if isinstance(value, str) else value
+    args = with_bad_argument(_forward_args(), BAD_FORWARD[case])
     before = args["out"].copy()
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=BAD_FORWARD[case][2]):
         K.encoder_forward(**args)
     if args["out"] is not args["wpe"] and args["out"].shape == before.shape:
         assert np.array_equal(args["out"], before)  # nothing written
@@ -156,11 +161,8 @@ def test_forward_rejects_bad_arguments(K, case):
 
 @pytest.mark.parametrize("case", list(BAD_BACKWARD), ids=list(BAD_BACKWARD))
 def test_backward_rejects_bad_arguments(K, case):
-    name, value, message = BAD_BACKWARD[case]
-    args = _backward_args()
-    args[name] = args[value] if isinstance(value, str) else value
-    with pytest.raises(ValueError, match=message):
-        K.encoder_backward(**args)
+    with pytest.raises(ValueError, match=BAD_BACKWARD[case][2]):
+        K.encoder_backward(**with_bad_argument(_backward_args(), BAD_BACKWARD[case]))
 
 
 def test_out_partly_overlapping_an_input_is_rejected(K):

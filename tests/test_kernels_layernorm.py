@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cllm_app.kernels import layernorm, reference
-from tests.kernel_support import VARIANTS, kernels
+from tests.kernel_support import VARIANTS, kernels, with_bad_argument
 
 FWD_TOL = {"rtol": 1e-5, "atol": 1e-5}
 BWD_TOL = {"rtol": 1e-4, "atol": 1e-4}
@@ -245,20 +245,14 @@ BAD_BACKWARD = {
 
 @pytest.mark.parametrize("case", list(BAD_FORWARD), ids=list(BAD_FORWARD))
 def test_forward_rejects_bad_arguments(case):
-    name, value, message = BAD_FORWARD[case]
-    args = _forward_args()
-    args[name] = value
-    with pytest.raises(ValueError, match=message):
-        layernorm.layernorm_forward(**args)
+    with pytest.raises(ValueError, match=BAD_FORWARD[case][2]):
+        layernorm.layernorm_forward(**with_bad_argument(_forward_args(), BAD_FORWARD[case]))
 
 
 @pytest.mark.parametrize("case", list(BAD_BACKWARD), ids=list(BAD_BACKWARD))
 def test_backward_rejects_bad_arguments(case):
-    name, value, message = BAD_BACKWARD[case]
-    args = _backward_args()
-    args[name] = value
-    with pytest.raises(ValueError, match=message):
-        layernorm.layernorm_backward(**args)
+    with pytest.raises(ValueError, match=BAD_BACKWARD[case][2]):
+        layernorm.layernorm_backward(**with_bad_argument(_backward_args(), BAD_BACKWARD[case]))
 
 
 @pytest.mark.parametrize("shared", ["dout", "inp"])

@@ -433,6 +433,9 @@ cdef extern from *:
     }
 
     #if DEC_HAVE_AVX2_BUILD
+    /* A deliberate copy of dec_run_portable, the ISA variant: the target attribute makes gcc
+       compile this body, and the always-inline code it calls, for AVX2 and FMA. A shared
+       function would be compiled once, for the portable target. */
     __attribute__((target("avx2,fma")))
     static void dec_run_avx2(const dec_args *a, int nthreads) {
         if (nthreads <= 1) { dec_thread(a, 0, 1); return; }
