@@ -162,3 +162,43 @@ def test_the_stream_needs_the_token_and_sends_heartbeats(server):
         assert stream.next("comment")[2] == ": heartbeat"
     finally:
         stream.close()
+
+
+def test_a_change_carries_the_state_now_of_what_it_touched(server, home):
+    """A window's store takes models, jobs and crawls from the events alone: each change says
+    how they stand now, exactly as the API shows them, whichever process made it."""
+    studio = server.app.config["STUDIO"]
+    h = {"X-CLLM-Token": server.secret}
+    stream = Stream(server)
+    try:
+        stream.next("ready")
+        cllm("models", "create", "m", "--layers", "1", "--heads", "2", "--dim", "16", "--context", "16", home=home)
+        _, _, created = stream.next("change", where=lambda d: "models" in d["topics"])
+        listed = requests.get(server.origin + "/api/models", headers=h, timeout=10).json()["models"]
+        assert created["models"] == listed
+
+        studio.queue.add_text("m", "words to learn " * 40, origin="a.txt", source_kind="file")
+        _, _, added = stream.next("change", where=lambda d: "queue" in d["topics"])
+        [model] = added["models"]
+        assert model["queue"]["items"] == 1 and model["queue"]["tokens"] > 0
+
+        other = Studio(home)  # a job's worker, in another process as far as the feed can tell
+        try:
+            job = other.jobs.submit("ingest", "m", {}, state="running")
+            other.jobs.report(job["id"], progress=0.5, message="half way")
+        finally:
+            other.close()
+        _, _, progress = stream.next("change", where=lambda d: any(j["progress"] == 0.5 for j in d.get("jobs", [])))
+        [shown] = [j for j in progress["jobs"] if j["id"] == job["id"]]
+        assert shown == studio.jobs.get(job["id"]) and shown["model_id"] == model["id"]
+
+        studio.jobs.finish(job["id"], "done")
+        studio.changed()
+        _, _, done = stream.next("change", where=lambda d: any(j["state"] == "done" for j in d.get("jobs", [])))
+        assert next(m for m in done["models"] if m["id"] == model["id"])["busy"] is None
+
+        cllm("models", "delete", "m", "--yes", home=home)
+        _, _, deleted = stream.next("change", where=lambda d: {"id": model["id"], "deleted": True} in d.get("models", []))
+        assert deleted["model_ids"] == [model["id"]]
+    finally:
+        stream.close()

@@ -195,6 +195,7 @@ SCHEMAS = {
         "properties": {
             "id": _INT,
             "kind": _STR,
+            "model_id": {"type": ["integer", "null"]},
             "model_name": {"type": ["string", "null"]},
             "state": _STR,
             "progress": _NUM,
@@ -211,6 +212,7 @@ SCHEMAS = {
         "type": "object",
         "properties": {
             "id": _INT,
+            "model_id": _INT,
             "model_name": _STR,
             "state": _STR,
             "settings": {"type": "object"},
@@ -286,14 +288,26 @@ SCHEMAS = {
     "ChangeEvents": {
         "oneOf": [
             _event("ready", {"last_id": _INT, "resumed": {"type": "boolean"}}, ("last_id", "resumed")),
-            _event("change", {"id": _INT, "topics": {"type": "array", "items": _STR},
-                              "model_ids": {"type": "array", "items": _INT}, "at": _STR}, ("id", "topics")),
+            _event("change", {
+                "id": _INT, "topics": {"type": "array", "items": _STR},
+                "model_ids": {"type": "array", "items": _INT}, "at": _STR,
+                "models": {"type": "array", "items": {"oneOf": [
+                    _ref("Model"), _obj({"id": _INT, "deleted": {"const": True}}, ("id", "deleted"))]}},
+                "jobs": {"type": "array", "items": _ref("Job")},
+                "crawls": {"type": "array", "items": _ref("Crawl")},
+                "incomplete": {"type": "boolean"},
+            }, ("id", "topics")),
         ],
         "description": "text/event-stream, one stream per window (the token may ride as ?token=): "
-        "ready {last_id, resumed} first, then change {id, topics, model_ids, at} with an increasing `id:` "
-        "for every change to the store by any process (topics: models, queue, jobs, progress, history, "
-        "crawls, store), and `: heartbeat` comments; a reconnect with Last-Event-ID gets what it missed, "
-        "or resumed false when that is no longer kept (fetch everything again)",
+        "ready {last_id, resumed} first, then change {id, topics, model_ids, at, models, jobs, crawls} with "
+        "an increasing `id:` for every change to the store by any process (topics: models, queue, jobs, "
+        "progress, history, crawls, store). A change carries the state now of what it touched: `models` "
+        "(each as GET /api/models lists it, or {id, deleted: true}) when models, queue or jobs changed; "
+        "`jobs` (each model's active jobs and its newest of each kind) when jobs or progress did; `crawls` "
+        "(each model's newest crawl) when crawls did; `incomplete` when that could not be said (ask the API). "
+        "Loss points and queue items are not carried: ask for them. `: heartbeat` comments keep the line "
+        "open; a reconnect with Last-Event-ID gets what it missed, or resumed false when that is no longer "
+        "kept (fetch everything again)",
     },
     "Settings": {
         "type": "object",

@@ -150,6 +150,7 @@ def describe(crawl: Crawl) -> dict:
     state = state_of(crawl)
     return {
         "id": crawl.id,
+        "model_id": crawl.model_id,
         "model_name": crawl.model.model_name,
         "state": state,
         "settings": settings,

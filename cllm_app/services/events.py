@@ -5,13 +5,15 @@ says it has just changed something (`poke`, after each write request), so a chan
 CLI, a job's worker or another connection reaches the window within a fraction of a second.
 Each change gets the next id; the last KEEP are kept, so a window that reconnects with the
 last id it saw gets what it missed, and one that missed more is told to fetch everything.
-The feed says what kind of thing changed (topics) and for which models where it can tell; a
-later per-model event store can grow from here.
+The feed says what kind of thing changed (topics), for which models where it can tell, and
+the state now of those models, their jobs and crawls (services/changes.py), so a window's one
+store of models is kept true by the feed alone.
 """
 
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from cllm_app.store.schema import iso, utcnow
@@ -24,8 +26,11 @@ KEEP = 1000
 
 
 class Events:
-    def __init__(self, db_path: Path, poll_seconds: float = POLL_SECONDS, keep: int = KEEP):
+    def __init__(self, db_path: Path, poll_seconds: float = POLL_SECONDS, keep: int = KEEP,
+                 describe: Callable[[list[str], list[int]], dict] | None = None):
+        """`describe(topics, model_ids)`: what an event carries besides its topics and models."""
         self.db_path = db_path
+        self.describe = describe
         self.poll_seconds = poll_seconds
         self._log: deque[dict] = deque(maxlen=keep)
         self._last_id = 0
@@ -49,10 +54,11 @@ class Events:
         """This process has just committed a change: look now rather than at the next poll."""
         self._wake.set()
 
-    def publish(self, topics: list[str], model_ids: list[int] = ()) -> dict:
+    def publish(self, topics: list[str], model_ids: list[int] = (), state: dict | None = None) -> dict:
         with self._cond:
             self._last_id += 1
-            event = {"id": self._last_id, "topics": list(topics), "model_ids": list(model_ids), "at": iso(utcnow(), "milliseconds")}
+            event = {"id": self._last_id, "topics": list(topics), "model_ids": list(model_ids),
+                     "at": iso(utcnow(), "milliseconds"), **(state or {})}
             self._log.append(event)
             self._cond.notify_all()
         return event
@@ -90,6 +96,15 @@ class Events:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
 
+    def _state(self, topics: list[str], model_ids: list[int]) -> dict:
+        if self.describe is None or not model_ids:
+            return {}
+        try:
+            return self.describe(topics, model_ids)
+        except Exception:  # the event still says what changed: a window asks the API itself
+            log.exception("describing a change failed")
+            return {"incomplete": True}
+
     def _loop(self) -> None:
         watch = None
         try:
@@ -104,6 +119,6 @@ class Events:
                 log.exception("watching the store failed")
                 change = None
             if change is not None:
-                self.publish(*change)
+                self.publish(*change, self._state(*change))
             self._wake.wait(self.poll_seconds)
         watch.close()

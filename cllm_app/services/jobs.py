@@ -23,6 +23,7 @@ def describe(job: Job) -> dict:
     return {
         "id": job.id,
         "kind": job.kind,
+        "model_id": job.model_id,
         "model_name": model.model_name if model else None,
         "state": job.state,
         "progress": job.progress,

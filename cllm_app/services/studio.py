@@ -9,6 +9,7 @@ import functools
 from pathlib import Path
 
 from cllm_app.paths import DataRoot
+from cllm_app.services.changes import Changes
 from cllm_app.services.chat import Chat
 from cllm_app.services.crawls import Crawls
 from cllm_app.services.events import Events
@@ -63,7 +64,7 @@ class Studio:
     @functools.cached_property
     def events(self) -> Events:
         """The feed of the store's changes; its thread starts the first time someone follows it."""
-        return Events(self.root.db_path).start()
+        return Events(self.root.db_path, describe=Changes(self.models).describe).start()
 
     def changed(self) -> None:
         """This process has just committed a change: tell the feed's followers now."""
