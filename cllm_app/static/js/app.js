@@ -5,6 +5,7 @@ import { hasToken } from "./api.js";
 import { applyThemeCss, onThemes, themes } from "./bridge.js";
 import * as events from "./events.js";
 import * as selection from "./selection.js";
+import * as store from "./store.js";
 import { errorText, h, toast, toastError } from "./ui.js";
 import * as modelsTab from "./tabs/models.js";
 import * as trainingTab from "./tabs/training.js";
@@ -139,6 +140,7 @@ async function boot() {
   }
   setUpTabs();
   try {
+    await store.init();
     await selection.init();
   } catch (err) {
     if (err.status === 403) {

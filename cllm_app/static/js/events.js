@@ -1,8 +1,9 @@
 // The window's one line to the server's change feed (GET /api/events): every change to the
 // store, made by this window, another one, the CLI or a background job, arrives here as a
-// `change` event naming its topics (models, queue, jobs, progress, history, crawls, store).
-// Views that show what the store holds subscribe with onChange(topics, refetch) and fetch it
-// again: a burst of changes is coalesced into one call DEBOUNCE_MS after its first change (and
+// `change` event naming its topics (models, queue, jobs, progress, history, crawls, store) and
+// carrying the state now of the models, jobs and crawls it touched, which store.js takes first
+// (onEvent). Views that show what no event carries (loss points, queue items, conversations)
+// subscribe with onChange(topics, refetch) and fetch it again: a burst of changes is coalesced into one call DEBOUNCE_MS after its first change (and
 // at least MIN_GAP_MS after the previous call), and a change during a call brings one more call
 // after it, so a view always ends on the last state.
 // When the server could not say what was missed (it restarted, or too much happened while
@@ -16,6 +17,8 @@ const MIN_GAP_MS = 300; // between the end of one call and the next: an ingest o
 const FIRST_READY_MS = 3000; // boot waits at most this long for the feed before loading anyway
 
 const subscribers = new Set();
+const eventHooks = new Set(); // fn(event) for every change, at once (store.js)
+const missedHooks = new Set(); // fn() when the feed had to start over
 let source = null;
 let readyOnce = false;
 let firstReady = null;
@@ -81,11 +84,18 @@ export function start() {
     const { resumed } = JSON.parse(e.data);
     // The first `ready` is the baseline the views load from; a later one that could not
     // resume means changes may have been missed.
-    if (readyOnce && !resumed) deliver(null);
+    if (readyOnce && !resumed) {
+      for (const fn of missedHooks) fn();
+      deliver(null);
+    }
     readyOnce = true;
     resolveFirst();
   });
-  source.addEventListener("change", (e) => deliver(JSON.parse(e.data)));
+  source.addEventListener("change", (e) => {
+    const event = JSON.parse(e.data);
+    for (const fn of eventHooks) fn(event); // the store first, so views called next see it
+    deliver(event);
+  });
   source.addEventListener("error", () => {
     // CLOSED: refused (no or a wrong token), so it will not retry; the first loads show why.
     setState(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
@@ -105,4 +115,16 @@ export function onChange(topics, fn) {
     clearTimeout(sub.timer);
     subscribers.delete(sub);
   };
+}
+
+/** Call fn(event) with every change as it arrives, before any onChange subscriber (store.js). */
+export function onEvent(fn) {
+  eventHooks.add(fn);
+  return () => eventHooks.delete(fn);
+}
+
+/** Call fn() when the feed reconnected without being able to say what was missed. */
+export function onMissed(fn) {
+  missedHooks.add(fn);
+  return () => missedHooks.delete(fn);
 }

@@ -1,37 +1,36 @@
-// The one shared model selection: which model is current, and the list of models.
+// The one shared model selection: which model is current, and the list of models in the
+// Models table's order.
 //
-// Every tab's selector reads from here and writes here; nobody keeps a copy of the list.
-// The choice is saved with PUT /api/settings (the server keeps it by model id, so a rename
-// never leaves an old name behind) and read back on boot with GET /api/settings. The list is
-// fetched again whenever the store's models, queues or jobs change (events.js), whoever
-// changed them: this window, another one, the CLI or a job.
+// Every tab's selector reads from here and writes here. The models themselves are the store's
+// (store.js), kept true by the change feed, so a rename anywhere (this window, the CLI, another
+// window) renames the selection too: it follows the model by id. When the selected model is
+// deleted, the next one in the list is selected. The choice is saved with PUT /api/settings
+// (the server keeps it by model id) and read back on boot with GET /api/settings.
 
 import * as api from "./api.js";
-import * as events from "./events.js";
+import * as store from "./store.js";
 import { toastError } from "./ui.js";
 
 const state = {
   models: [],
-  current: null,
+  currentId: null,
   sort: "name",
   order: "asc",
   loaded: false,
-  fetchedAt: 0, // performance.now() when the list shown was asked for
 };
 const listeners = new Set();
-let refreshSeq = 0;
-let latest = Promise.resolve(); // the newest refresh: an older one that lost the race waits for it
-let pendingSelect; // {name} asked of a refresh that has not landed yet
+
+function find(name) {
+  return name == null ? null : state.models.find((m) => m.model_name === name) || null;
+}
+
+function currentModelOf() {
+  return state.currentId == null ? null : store.model(state.currentId);
+}
 
 function snapshot() {
-  return {
-    models: state.models,
-    current: state.current,
-    currentModel: find(state.current),
-    sort: state.sort,
-    order: state.order,
-    fetchedAt: state.fetchedAt,
-  };
+  const m = currentModelOf();
+  return { models: state.models, current: m ? m.model_name : null, currentModel: m, sort: state.sort, order: state.order };
 }
 
 function emit() {
@@ -45,8 +44,16 @@ function emit() {
   }
 }
 
-function find(name) {
-  return name == null ? null : state.models.find((m) => m.model_name === name) || null;
+const SORTS = {
+  name: (a, b) => byName(a, b),
+  created: (a, b) => a.created_at.localeCompare(b.created_at) || a.id - b.id,
+  updated: (a, b) => a.updated_at.localeCompare(b.updated_at) || a.id - b.id,
+  size: (a, b) => (a.disk_bytes ?? 0) - (b.disk_bytes ?? 0) || byName(a, b),
+};
+
+function ordered() {
+  const list = store.allModels().sort(SORTS[state.sort] || SORTS.name);
+  return state.order === "desc" ? list.reverse() : list;
 }
 
 /** Call fn(state) now (if loaded) and on every change; returns an unsubscribe function. */
@@ -57,11 +64,11 @@ export function subscribe(fn) {
 }
 
 export function current() {
-  return state.current;
+  return snapshot().current;
 }
 
 export function currentModel() {
-  return find(state.current);
+  return currentModelOf();
 }
 
 export function models() {
@@ -77,70 +84,62 @@ async function persist(name) {
     await api.put("/api/settings", { selected_model: name });
   } catch (err) {
     toastError(err);
-    if (err.code === "model_not_found") await refresh();
   }
 }
 
-/** Fetch the list (in the Models table's sort order) and tell everyone.
- * `select`: a name to make current (e.g. a model just created, renamed or restored). A refresh
- * overtaken by a newer one (a change announced meanwhile) hands its `select` on to that one
- * and resolves when that one has landed. */
-export function refresh({ select } = {}) {
-  if (select !== undefined) pendingSelect = { name: select };
-  const mine = ++refreshSeq;
-  latest = load(mine);
-  return latest;
+/** The store changed: the list again, and a new current model where it was deleted (the one
+ * after it in the list, else the one before). */
+function onStore() {
+  const before = state.models;
+  state.models = ordered();
+  if (state.currentId != null && !store.model(state.currentId)) {
+    const at = before.findIndex((m) => m.id === state.currentId);
+    const rest = before.filter((m) => m.id !== state.currentId && store.model(m.id));
+    const next = rest[Math.min(Math.max(at, 0), rest.length - 1)] || null;
+    state.currentId = next ? next.id : null;
+    persist(next ? next.model_name : null);
+  }
+  state.loaded = store.isLoaded();
+  if (state.loaded) emit();
 }
 
-async function load(mine) {
-  const askedAt = performance.now();
-  const { models } = await api.get(`/api/models${api.query({ sort: state.sort, order: state.order })}`);
-  if (mine !== refreshSeq) return latest;
-  state.models = models;
-  state.loaded = true;
-  state.fetchedAt = askedAt;
-  const chosen = pendingSelect;
-  pendingSelect = undefined;
-  if (chosen) {
-    state.current = find(chosen.name) ? chosen.name : null;
-    emit();
-    await persist(state.current);
-    return;
-  }
-  if (state.current !== null && !find(state.current)) {
-    // Renamed or deleted elsewhere: the server follows the model by id, so ask it.
-    const settings = await api.get("/api/settings");
-    if (mine !== refreshSeq) return latest;
-    state.current = find(settings.selected_model) ? settings.selected_model : null;
-  }
-  emit();
+/** Load the models again, then make `select` (a name) current if given. Views call this after
+ * a change of their own whose answer they did not hand to store.accept. */
+export async function refresh({ select: name } = {}) {
+  await store.load();
+  if (name !== undefined) await select(name);
 }
 
 /** Make `name` the current model everywhere (null clears the selection). */
 export async function select(name) {
-  const value = name || null;
-  if (value === state.current) return;
-  state.current = value;
+  const m = name ? find(name) || store.byName(name) : null;
+  const id = m ? m.id : null;
+  if (id === state.currentId) return;
+  state.currentId = id;
   emit();
-  await persist(value);
+  await persist(m ? m.model_name : null);
 }
 
 /** Change the list order (the Models table's sortable columns). */
 export async function setSort(sort, order) {
   state.sort = sort;
   state.order = order;
-  await refresh();
+  state.models = ordered();
+  emit();
 }
 
 /** First load: the saved selection, then the list. With nothing saved, the first model is chosen. */
 export async function init() {
-  events.onChange(["models", "queue", "jobs"], () => refresh());
-  const settings = await api.get("/api/settings");
-  state.current = settings.selected_model ?? null;
-  await refresh();
-  if (state.current === null && state.models.length) {
-    const first = [...state.models].sort(byName)[0];
-    await select(first.model_name);
+  store.subscribe(onStore);
+  const [settings] = await Promise.all([api.get("/api/settings"), store.load()]);
+  const saved = store.byName(settings.selected_model);
+  state.currentId = saved ? saved.id : null;
+  state.models = ordered();
+  state.loaded = true;
+  if (state.currentId === null && state.models.length) {
+    await select([...state.models].sort(byName)[0].model_name);
+  } else {
+    emit();
   }
 }
 

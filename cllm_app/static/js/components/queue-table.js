@@ -7,6 +7,7 @@
 import * as api from "../api.js";
 import { pickFiles } from "../bridge.js";
 import * as selection from "../selection.js";
+import * as store from "../store.js";
 import {
   confirmDialog, debounce, errorText, fill, formatAgo, formatBytes, formatDate, formatInt, h, toast, toastError,
 } from "../ui.js";
@@ -36,7 +37,6 @@ function plural(n, one, many = `${one}s`) {
  * `onChange()` runs after the queue changed (added or removed items).
  */
 const PAGE = 50;
-const JOB_POLL_MS = 400;
 const FINAL = ["done", "failed", "stopped", "interrupted", "cancelled"];
 
 export function createQueueTable(container, { onChange = () => {} } = {}) {
@@ -244,22 +244,38 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
       h("progress", { max: "1", value: String(Math.min(1, fraction || 0)) }));
   }
 
-  /** Watch an ingest job until it ends, then show its per-file report. */
+  /** Follow an ingest job in the store (the change feed brings its progress) until it ends,
+   * then show its per-file report. */
   async function track(job) {
     tracking = { id: job.id, model: name };
     busy = true;
     render();
-    let current = job;
+    renderProgress(job);
+    store.accept({ job });
     try {
-      while (tracking && tracking.id === job.id) {
-        renderProgress(current);
-        if (FINAL.includes(current.state)) break;
-        await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
-        current = await api.get(`/api/jobs/${job.id}`);
-      }
-      if (!tracking || tracking.id !== job.id) return;
+      const ended = await new Promise((resolve) => {
+        let off = null;
+        let finished = false;
+        const look = () => {
+          if (finished) return;
+          const current = store.job(job.id);
+          if (!tracking || tracking.id !== job.id) {
+            finished = true;
+            resolve(null);
+          } else if (current && FINAL.includes(current.state)) {
+            finished = true;
+            resolve(current);
+          } else if (current) {
+            renderProgress(current);
+          }
+          if (finished && off) off();
+        };
+        off = store.subscribe(look);
+        if (finished) off();
+      });
+      if (!ended) return;
       progress.hidden = true;
-      showResult(current);
+      showResult(ended);
       await load();
       onChange();
     } catch (err) {
@@ -473,5 +489,5 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
   }
 
   render();
-  return { load, upload, addPaths, pick, items: () => items };
+  return { load, upload, addPaths, pick, items: () => items, modelName: () => name };
 }

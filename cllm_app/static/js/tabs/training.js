@@ -3,16 +3,15 @@
 // request), its training-data queue (add by dialog, file input or drag and drop; preview;
 // remove) and the list of active jobs across models.
 //
-// While a job is active the tab polls about once a second: GET /api/jobs?active=1 (the Jobs
-// list, and the selected model's job), and the loss points after the last step seen
-// (GET /api/models/<name>/loss-history?since_step=N). A reloaded page, or a model selected
-// again, finds its active job the same way and picks up where it was. Between polls, the
-// store's change feed (events.js) brings the queue, the model's numbers and the jobs up to date
-// at once, whoever changed them (this window, the CLI, a job).
+// Everything it shows of a model and its jobs is the window's one store (store.js), which the
+// change feed keeps true whoever changed it (this window, the CLI, a job's worker); nothing
+// here polls. The loss points and the queue's items, which no event carries, are fetched when
+// a change of theirs concerns the model shown (events.onChange).
 
 import * as api from "../api.js";
 import * as events from "../events.js";
 import * as selection from "../selection.js";
+import * as store from "../store.js";
 import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary } from "../components/model-summary.js";
 import { createLossChart } from "../components/loss-chart.js";
@@ -21,37 +20,25 @@ import { isActive, renderJobProgress } from "../components/job-progress.js";
 import { renderJobsList } from "../components/jobs-list.js";
 import { errorText, fill, formatInt, formatParams, h, toast, toastError } from "../ui.js";
 
-const POLL_ACTIVE_MS = 1000; // a job is running and the tab is open
-const POLL_IDLE_MS = 5000; // the tab is open: notice jobs started elsewhere (another window, the CLI)
-const POLL_HIDDEN_MS = 3000; // another tab is open and a job of this model runs: notice its end
-const DETAILS_EVERY = 5; // polls between fetches of the model's details while it trains
 const MAX_WINDOW = 100; // steps re-fetched behind the last one (val_loss is written after its point)
 
 let panel;
 let openTabFn = () => {};
 let els = {};
-let loaded = null; // the model whose settings the form shows (GET /api/models/<name>)
-let loadedAt = 0; // performance.now() when `loaded` was asked for
+let loaded = null; // the model whose settings the form shows: the store's, when last put in the form
 let dirty = false;
-let seq = 0;
 // The form's fields, built from GET /api/training-settings (the server's one declaration of
 // the settings: name, type, range, help); a model is shown once they are in place.
 let fieldsReady = null;
 
-// What the run side shows: which model, its latest job, its loss history.
-let view = { id: null, name: null, seq: 0 };
+// What the run side shows: which model (by id), its latest training job, its loss history.
+let view = { id: null, seq: 0 };
 let job = null;
 let hist = { points: [], markers: [] };
-let needFull = true; // fetch the whole history on the next poll
-let activeJobs = [];
 let starting = false;
 let stopping = false;
 let chart;
 let queueTable;
-let pollTimer = null;
-let polling = false;
-let pollAgain = false;
-let pollCount = 0;
 
 export function mount(root, { openTab }) {
   panel = root;
@@ -121,13 +108,21 @@ export function mount(root, { openTab }) {
   renderRun();
 
   selection.subscribe(onSelection);
-  events.onChange(["queue"], (changes) => (view.name && changes.concerns(view.id) ? queueTable.load() : null));
-  events.onChange(["jobs"], refreshRun);
+  store.subscribe(onStore);
+  events.onChange(["queue"], (changes) => (view.id && changes.concerns(view.id) ? queueTable.load() : null));
+  events.onChange(["history"], (changes) => (view.id && changes.concerns(view.id) ? fetchHistory() : null));
 }
 
-/** The app shows this tab: catch up at once. */
-export function shown() {
-  kick();
+/** The app shows this tab. (Everything it shows is kept true while it is hidden.) */
+export function shown() {}
+
+/** A model's details as the store keeps it (the listing's fields). */
+function listed({ lineage, ...model }) {
+  return model;
+}
+
+function viewModel() {
+  return view.id == null ? null : store.model(view.id);
 }
 
 // ---- selection ----------------------------------------------------------------------------
@@ -137,84 +132,51 @@ function onSelection(state) {
   if (!m) {
     renderSummary(els.info, null, { openModels: () => openTabFn("models") });
     setView(null);
-    loaded = null;
     showForm(null);
     return;
   }
   if (view.id !== m.id) {
     setView(m);
-  } else if (view.name !== m.model_name) {
-    view.name = m.model_name; // renamed: the same model, its job and history stay
-    queueTable.load(m.model_name);
+    showModel(m);
   }
-  // Show whichever of the list entry and the details was asked for last: updated_at counts
-  // whole seconds, and a crawl or a training run changes the numbers many times a second.
-  const same = loaded && loaded.id === m.id;
-  const listIsNewer = !same || state.fetchedAt >= loadedAt;
-  renderInfo(listIsNewer ? m : { ...loaded, model_name: m.model_name });
-  if (same && loaded.model_name !== m.model_name) loaded = { ...loaded, model_name: m.model_name };
-  if (!same) {
-    load(m.model_name);
-  } else if (listIsNewer && storeNumbersDiffer(loaded, m)) {
-    load(m.model_name, { keepEdits: true });
-  }
-  renderJobs();
 }
 
-/** Whether the store's numbers or settings of two answers about one model differ (the form shows them). */
-function storeNumbersDiffer(a, b) {
-  return a.updated_at !== b.updated_at || a.epochs_trained !== b.epochs_trained || a.steps_trained !== b.steps_trained
-    || a.tokens_trained !== b.tokens_trained || a.target_epochs !== b.target_epochs
-    || a.queue.items !== b.queue.items || a.queue.tokens !== b.queue.tokens
-    || JSON.stringify(a.busy) !== JSON.stringify(b.busy)
-    // the settings too: a change within updated_at's second (the CLI's, another window's) shows
-    || Object.keys(els.inputs).some((field) => a[field] !== b[field]);
+/** The store changed: the model shown, its latest run and the jobs list follow it. */
+function onStore(what) {
+  if (what.all || what.jobs) renderJobs();
+  if (view.id == null) return;
+  const m = viewModel();
+  if (!m) return; // deleted: the selection moves to another model
+  if (what.all || what.models.has(view.id)) {
+    if (queueTable.modelName() !== m.model_name) queueTable.load(m.model_name); // renamed
+    showModel(m, { keepEdits: true });
+  }
+  if (what.all || what.jobs) {
+    const latest = store.latestJob(view.id, "train");
+    const before = job;
+    job = latest;
+    if (latest && (!before || before.id !== latest.id)) fetchHistory(true);
+    else if (before && isActive(before) && latest && !isActive(latest)) {
+      fetchHistory(true); // every point, and the run's end in the chart
+      announceEnd(latest);
+    }
+    renderRun();
+  }
 }
 
 /** Show another model (or none): its queue, its latest job and its loss history. */
 function setView(m) {
-  view = { id: m ? m.id : null, name: m ? m.model_name : null, seq: view.seq + 1 };
-  job = null;
+  view = { id: m ? m.id : null, seq: view.seq + 1 };
+  job = m ? store.latestJob(m.id, "train") : null;
   hist = { points: [], markers: [] };
-  needFull = true;
   els.runError.textContent = "";
   chart.clear();
   renderRun();
-  queueTable.load(view.name);
-  if (m) loadRun();
-}
-
-async function loadRun() {
-  const mine = view.seq;
-  const name = view.name;
-  try {
-    const { jobs } = await api.get(`/api/jobs${api.query({ model_name: name })}`);
-    if (mine !== view.seq) return;
-    job = jobs.find((j) => j.kind === "train") || null;
-    renderRun();
-    await fetchHistory(true);
-  } catch (err) {
-    if (mine === view.seq && err.code !== "model_not_found") toastError(err);
+  queueTable.load(m ? m.model_name : null);
+  if (m) {
+    store.needJobs(m.id).catch(toastError);
+    fetchHistory(true).catch((err) => (err.code !== "model_not_found" ? toastError(err) : null));
   }
-  kick();
-}
-
-/** A job changed somewhere: when the model's latest training job is not the one shown (the
- * CLI started one, or one began and ended between two polls), show it; then poll at once. */
-async function refreshRun() {
-  const mine = view.seq;
-  const name = view.name;
-  if (name) {
-    const { jobs } = await api.get(`/api/jobs${api.query({ model_name: name })}`);
-    const newest = jobs.find((j) => j.kind === "train") || null;
-    if (mine === view.seq && newest && (!job || newest.id !== job.id)) {
-      job = newest;
-      needFull = true;
-      renderRun();
-      await fetchHistory(true);
-    }
-  }
-  kick();
 }
 
 // ---- model info ---------------------------------------------------------------------------
@@ -325,33 +287,30 @@ function showForm(model) {
   renderControls();
 }
 
-/** Fetch the model's details; `keepEdits`: leave the person's unsaved edits in the form. */
-async function load(name, { keepEdits = false } = {}) {
-  const mine = ++seq;
-  try {
-    await (fieldsReady ||= loadFields());
-    const askedAt = performance.now();
-    const model = await api.get(`/api/models/${api.seg(name)}`);
-    if (mine !== seq) return;
-    loadedAt = askedAt;
+/** Put the store's model in the form and the summary; `keepEdits`: leave the person's unsaved
+ * edits in the form (a field they have not touched follows the store: the CLI may have changed
+ * it; the field they are in is never written mid-keystroke). */
+function showModel(model, { keepEdits = false } = {}) {
+  (fieldsReady ||= loadFields()).then(() => {
+    if (viewModel()?.id !== model.id) return;
+    model = viewModel();
     const typing = Object.values(els.inputs).includes(document.activeElement);
     if (keepEdits && (dirty || typing) && loaded && loaded.id === model.id) {
-      // A field the person has not touched follows the store (the CLI may have changed it), so
-      // Start and Save send only their own edits; what they typed stays. The field they are in
-      // is never written: a value set under the caret mid-keystroke joins what they type next.
       for (const [field, input] of Object.entries(els.inputs)) {
         if (input === document.activeElement) continue;
         if (Number(input.value) === loaded[field] && input.value.trim() !== "") input.value = String(model[field]);
       }
       loaded = model;
+      els.inputs.sequence_length.max = String(model.block_size);
+      els.inputs.target_epochs.min = String(model.epochs_trained);
       renderInfo(model);
       renderControls();
     } else {
       showForm(model);
     }
-  } catch (err) {
-    if (mine === seq && err.code !== "model_not_found") els.error.textContent = errorText(err);
-  }
+  }, (err) => {
+    els.error.textContent = errorText(err);
+  });
 }
 
 async function save(event) {
@@ -365,9 +324,9 @@ async function save(event) {
   els.save.disabled = true;
   try {
     const model = await api.patch(`/api/models/${api.seg(loaded.model_name)}`, body);
-    showForm(model);
+    store.accept({ model: listed(model) });
+    showForm(store.model(model.id) || listed(model));
     toast(`Saved the training settings of ${model.model_name}`, { kind: "ok" });
-    await selection.refresh();
   } catch (err) {
     els.error.textContent = errorText(err);
     els.save.disabled = false;
@@ -475,28 +434,19 @@ async function startTraining(resume) {
   renderControls();
   try {
     const started = await api.post(`/api/models/${api.seg(name)}/train`, body);
-    if (view.name === name) {
-      job = started;
-      needFull = true;
-      renderRun();
-    }
+    dirty = false; // the settings sent are saved: the form follows the store again
+    store.accept({ job: started });
     toast(`${resume ? "Continuing" : "Started"} training ${name}`, { kind: "ok" });
-    starting = false;
-    await load(name);
-    await selection.refresh();
   } catch (err) {
     els.runError.textContent = refusalText(err);
     const field = err.code?.startsWith("invalid_") ? err.code.slice("invalid_".length) : null;
     if (field && els.inputs[field]) {
       els.inputs[field].setAttribute("aria-invalid", "true");
       els.inputs[field].focus();
-    } else if (Object.keys(body).length) {
-      await load(name); // the settings were saved before the refusal
     }
   } finally {
     starting = false;
     renderControls();
-    kick();
   }
 }
 
@@ -505,30 +455,25 @@ async function stopTraining(target = job) {
   stopping = true;
   renderControls();
   try {
-    const answer = await api.post(`/api/jobs/${target.id}/stop`, {});
-    if (job && job.id === answer.id) {
-      job = answer;
-      renderRun();
-    }
+    store.accept({ job: await api.post(`/api/jobs/${target.id}/stop`, {}) });
   } catch (err) {
     toastError(err);
   } finally {
     stopping = false;
     renderControls();
-    kick();
   }
 }
 
-// ---- progress, history, polling -----------------------------------------------------------
+// ---- progress and history ----------------------------------------------------------------
 
 function renderRun() {
-  renderJobProgress(els.progress, job, { model: loaded });
+  renderJobProgress(els.progress, job, { model: viewModel() });
   renderControls();
 }
 
 function renderJobs() {
-  renderJobsList(els.jobs, activeJobs, {
-    current: view.name,
+  renderJobsList(els.jobs, store.activeJobs(), {
+    current: viewModel()?.model_name ?? null,
     onSelect: (name) => selection.select(name),
     onStop: (j) => stopTraining(j),
   });
@@ -543,12 +488,12 @@ function resumedCount(markers) {
  * checkpoint; its training_resumed marker tells, and everything is fetched again. */
 async function fetchHistory(full = false) {
   const mine = view.seq;
-  const name = view.name;
-  if (!name) return;
+  const m = viewModel();
+  if (!m) return;
   const last = hist.points.length ? hist.points[hist.points.length - 1].step : 0;
-  const window = Math.min(MAX_WINDOW, Math.max(1, loaded?.eval_interval || 1));
+  const window = Math.min(MAX_WINDOW, Math.max(1, m.eval_interval || 1));
   const since = full ? 0 : Math.max(0, last - window);
-  const answer = await api.get(`/api/models/${api.seg(name)}/loss-history${api.query({ since_step: since })}`);
+  const answer = await api.get(`/api/models/${api.seg(m.model_name)}/loss-history${api.query({ since_step: since })}`);
   if (mine !== view.seq) return;
   if (!full && resumedCount(answer.markers) !== resumedCount(hist.markers)) {
     await fetchHistory(true);
@@ -561,80 +506,6 @@ async function fetchHistory(full = false) {
   chart.update(hist);
 }
 
-/** Poll now (or right after the poll in flight). */
-function kick() {
-  clearTimeout(pollTimer);
-  pollTimer = null;
-  if (polling) {
-    pollAgain = true;
-    return;
-  }
-  poll();
-}
-
-async function poll() {
-  polling = true;
-  let delay = null;
-  try {
-    delay = await pollOnce();
-  } catch (err) {
-    console.warn("training poll failed", err);
-    delay = POLL_IDLE_MS;
-  } finally {
-    polling = false;
-  }
-  if (pollAgain) {
-    pollAgain = false;
-    poll();
-  } else if (delay !== null) {
-    pollTimer = setTimeout(poll, delay);
-  }
-}
-
-/** One look at the jobs and the selected model's run; returns the delay until the next. */
-async function pollOnce() {
-  const visible = !panel.hidden;
-  const mine = view.seq;
-  const name = view.name;
-  pollCount += 1;
-  const { jobs } = await api.get(`/api/jobs${api.query({ active: 1 })}`);
-  const before = new Set(activeJobs.map((j) => j.id));
-  activeJobs = jobs;
-  renderJobs();
-  if (jobs.some((j) => !before.has(j.id)) || [...before].some((id) => !jobs.some((j) => j.id === id))) {
-    selection.refresh().catch(() => {}); // busy badges and epochs elsewhere in the app
-  }
-  if (name && mine === view.seq) {
-    const current = jobs.find((j) => j.model_name === name && j.kind === "train");
-    if (current) {
-      if (!job || job.id !== current.id) needFull = true;
-      job = current;
-      renderRun();
-      if (visible) {
-        const full = needFull;
-        await fetchHistory(full);
-        // Once the worker reports a step it has cleared what its checkpoint did not keep.
-        if (full && (current.detail?.step !== undefined || !isActive(current))) needFull = false;
-      }
-      if (pollCount % DETAILS_EVERY === 0) await load(name, { keepEdits: true });
-    } else if (isActive(job)) {
-      // It ended since the last look: its final state, every point, and the model's epochs.
-      const ended = await api.get(`/api/jobs/${job.id}`);
-      if (mine !== view.seq) return 0;
-      job = ended;
-      renderRun();
-      await fetchHistory(true);
-      await load(name, { keepEdits: true });
-      renderRun();
-      announceEnd(ended);
-    }
-  }
-  if (!name && !jobs.length && !visible) return null;
-  const running = jobs.length > 0 || isActive(job);
-  if (visible) return running ? POLL_ACTIVE_MS : POLL_IDLE_MS;
-  return running ? POLL_HIDDEN_MS : null; // shown() starts polling again
-}
-
 function announceEnd(ended) {
   const name = ended.model_name;
   if (ended.state === "done") toast(`${name} reached its target epochs`, { kind: "ok" });
@@ -643,10 +514,8 @@ function announceEnd(ended) {
 }
 
 function onQueueChanged() {
-  if (!view.name) return;
-  load(view.name, { keepEdits: true });
-  fetchHistory(isActive(job) ? false : true).catch(() => {}); // the data_added markers
-  selection.refresh().catch(() => {});
+  // The queue's counts come with the change feed; the chart's data_added markers do not.
+  if (view.id != null) fetchHistory(!isActive(job)).catch(() => {});
 }
 
 // ---- drag and drop ------------------------------------------------------------------------
@@ -660,8 +529,8 @@ function setUpDrop() {
   const show = () => {
     els.overlay.hidden = false;
     fill(els.overlay, h("div", { class: "drop-box" }, h("div", { class: "drop-message" },
-      view.name
-        ? [h("strong", {}, "Drop text files to add them"), h("span", { class: "muted" }, `to the training data of ${view.name}`)]
+      viewModel()
+        ? [h("strong", {}, "Drop text files to add them"), h("span", { class: "muted" }, `to the training data of ${viewModel()?.model_name}`)]
         : [h("strong", {}, "Select a model first"), h("span", { class: "muted" }, "Files dropped here go to the selected model's training data")])));
   };
   const hide = () => {
@@ -682,7 +551,7 @@ function setUpDrop() {
       e.dataTransfer.dropEffect = "none";
       return;
     }
-    e.dataTransfer.dropEffect = view.name ? "copy" : "none";
+    e.dataTransfer.dropEffect = viewModel() ? "copy" : "none";
     if (els.overlay.hidden) show();
   });
   window.addEventListener("dragleave", (e) => {
@@ -696,7 +565,7 @@ function setUpDrop() {
     e.preventDefault();
     hide();
     if (panel.hidden || !files.length) return;
-    if (!view.name) {
+    if (!viewModel()) {
       toast("Select a model first; dropped files go to its training data", { kind: "error" });
       return;
     }
