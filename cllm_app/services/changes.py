@@ -53,5 +53,9 @@ def jobs_of(model_id: int) -> list[dict]:
 
 
 def latest_crawl(model_id: int) -> dict | None:
-    crawl = Crawl.select().where(Crawl.model == model_id).order_by(Crawl.id.desc()).first()
+    """The model's crawl under way (a resumed older one too), else its newest."""
+    of_model = Crawl.model == model_id
+    live = Crawl.select().where(of_model & Crawl.state.in_(crawls.LIVE_STATES)).order_by(Crawl.id.desc())
+    crawl = next((c for c in live if crawls.state_of(c) != "interrupted"), None)
+    crawl = crawl or Crawl.select().where(of_model).order_by(Crawl.id.desc()).first()
     return crawls.describe(crawl) if crawl is not None else None

@@ -13,7 +13,7 @@ import * as events from "./events.js";
 
 const models = new Map(); // id -> the model as GET /api/models lists it
 const jobs = new Map(); // id -> job: every active job, and each model's newest of each kind
-const crawls = new Map(); // model id -> its newest crawl
+const crawls = new Map(); // model id -> its crawl under way, else its newest
 const seen = new Map(); // "model:1", "job:2", "crawl:1" -> the feed id that last set it
 const listeners = new Set();
 let loaded = false;
@@ -100,8 +100,6 @@ function putJob(j, asOf) {
 }
 
 function putCrawl(c, asOf) {
-  const current = crawls.get(c.model_id);
-  if (current && current.id > c.id) return false;
   if (!take(`crawl:${c.model_id}`, asOf)) return false;
   crawls.set(c.model_id, c);
   return true;
@@ -189,7 +187,8 @@ export async function needCrawl(modelId) {
   const asOf = lastEventId;
   try {
     const { crawls: list } = await api.get(`/api/models/${api.seg(m.model_name)}/crawls`);
-    if (list.length && putCrawl(list[0], asOf)) emit({ models: new Set(), jobs: false, crawls: true, all: false });
+    const shown = list.find((c) => ["queued", "running", "pausing", "stopping"].includes(c.state)) || list[0];
+    if (shown && putCrawl(shown, asOf)) emit({ models: new Set(), jobs: false, crawls: true, all: false });
   } catch (err) {
     crawlsAsked.delete(modelId);
     if (err.code !== "model_not_found") throw err;

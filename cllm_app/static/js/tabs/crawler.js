@@ -1,16 +1,17 @@
 // The Crawler tab: gather web pages into the selected model's training-data queue.
 //
 // A form starts a crawl (start URLs, same site or listed domains, limits, rate, user agent,
-// continuous mode); the crawl card shows the crawl being watched (the model's newest, or one
-// picked from its past crawls) with Pause / Stop / Resume, live counts, and its most recent
-// URLs with their outcome and reason. While a crawl is live the tab polls about once a second
-// (GET /api/crawls/<id> and its /urls); a reloaded page finds the live crawl the same way.
-// A crawl started, paused or ended anywhere (the CLI's `cllm crawl` too) shows at once: the
-// store's change feed (events.js) brings the model's crawls again.
+// continuous mode); the crawl card shows the model's newest crawl (or a past one picked from
+// the list) with Pause / Stop / Resume, live counts, and its most recent URLs with their
+// outcome and reason. The crawl under way (else the newest) is the window's store's (store.js), which the change
+// feed keeps true wherever the crawl was started (the CLI's `cllm crawl` too); the past crawls
+// and the recent URLs, which no event carries, are fetched when a crawl change concerns the
+// model. Nothing here polls.
 
 import * as api from "../api.js";
 import * as events from "../events.js";
 import * as selection from "../selection.js";
+import * as store from "../store.js";
 import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary } from "../components/model-summary.js";
 import { STATES as JOB_STATES, progressBar } from "../components/job-progress.js";
@@ -36,20 +37,23 @@ const FIELDS = [
   { field: "train_after_tokens", help: "continuous mode: queue training past this many untrained tokens; 0 = off", value: 0, step: "1", min: "0" },
 ];
 const COUNTS = ["queued", "fetched", "skipped", "failed", "tokens"];
-const POLL_MS = 1000;
 const URL_ROWS = 30;
 
 let els = {};
 let panel;
 let modelName = null;
 let modelId = null;
-let crawl = null; // the crawl the card shows
-let picked = false; // the person chose an older crawl from the past crawls; else the card follows the newest
+let picked = null; // a past crawl the person chose to look at; else the card shows the newest
 let newestId = null;
 let seq = 0;
-let timer = null;
-let polls = 0;
 let openTabFn = () => {};
+
+/** The crawl the card shows. */
+function shownCrawl() {
+  const newest = modelId != null ? store.crawlOf(modelId) : null;
+  if (picked && (!newest || picked.id !== newest.id)) return picked;
+  return newest;
+}
 
 export function mount(root, { openTab }) {
   panel = root;
@@ -97,13 +101,12 @@ export function mount(root, { openTab }) {
   );
   render();
   selection.subscribe(onSelection);
-  events.onChange(["crawls", "jobs"], (changes) => (modelName && changes.concerns(modelId) ? loadModel() : null));
+  store.subscribe((what) => (what.all || what.crawls ? render() : null));
+  events.onChange(["crawls"], (changes) => (modelName && changes.concerns(modelId) ? loadLists() : null));
 }
 
-/** The app shows this tab: catch up at once. */
-export function shown() {
-  if (modelName) loadModel();
-}
+/** The app shows this tab. (Everything it shows is kept true while it is hidden.) */
+export function shown() {}
 
 // ---- the form ------------------------------------------------------------------------------
 
@@ -187,11 +190,11 @@ async function start(event) {
   }
   els.start.disabled = true;
   try {
-    crawl = await api.post(`/api/models/${api.seg(modelName)}/crawls`, body);
-    picked = false;
-    toast(`Started crawl #${crawl.id} for ${modelName}`, { kind: "ok" });
-    render();
-    await loadModel();
+    const started = await api.post(`/api/models/${api.seg(modelName)}/crawls`, body);
+    picked = null;
+    store.accept({ crawl: started });
+    toast(`Started crawl #${started.id} for ${modelName}`, { kind: "ok" });
+    await loadLists();
   } catch (err) {
     els.error.textContent = errorText(err);
     const name = err.code?.startsWith("invalid_") ? err.code.slice("invalid_".length) : null;
@@ -213,17 +216,18 @@ function onSelection({ currentModel }) {
   modelName = currentModel ? currentModel.model_name : null;
   if (id !== modelId) {
     modelId = id;
-    crawl = null;
-    picked = false;
+    picked = null;
     els.error.textContent = "";
+    fill(els.urls);
     render();
-    loadModel();
+    if (id != null) store.needCrawl(id).catch(toastError);
+    loadLists();
   }
   renderControls();
 }
 
-/** The model's crawls: the list, and the newest one in the card unless one was picked. */
-async function loadModel() {
+/** What no event carries: the model's past crawls, and the shown crawl's recent URLs. */
+async function loadLists() {
   const mine = ++seq;
   if (!modelName) {
     fill(els.history, h("p", { class: "empty" }, "Select a model to see its crawls."));
@@ -233,9 +237,13 @@ async function loadModel() {
     const { crawls } = await api.get(`/api/models/${api.seg(modelName)}/crawls`);
     if (mine !== seq) return;
     renderHistory(crawls);
-    const same = crawl && crawls.find((c) => c.id === crawl.id);
-    crawl = (picked && same) || crawls[0] || null;
-    await refreshCrawl();
+    const c = shownCrawl();
+    if (!c) {
+      fill(els.urls);
+      return;
+    }
+    const { urls } = await api.get(`/api/crawls/${c.id}/urls${api.query({ limit: URL_ROWS })}`);
+    if (mine === seq && shownCrawl()?.id === c.id) renderUrls(urls);
   } catch (err) {
     if (mine === seq && err.code !== "model_not_found") toastError(err);
   }
@@ -247,8 +255,9 @@ function renderHistory(crawls) {
     fill(els.history, h("p", { class: "empty", dataset: { testid: "crawl-history-empty" } }, "No crawls yet."));
     return;
   }
+  const current = shownCrawl();
   fill(els.history, h("ul", { class: "jobs-list" }, crawls.map((c) => h("li", {
-    class: `jobs-item${crawl && crawl.id === c.id ? " is-current" : ""}`, dataset: { crawlId: String(c.id), testid: "crawl-history-item" },
+    class: `jobs-item${current && current.id === c.id ? " is-current" : ""}`, dataset: { crawlId: String(c.id), testid: "crawl-history-item" },
   },
     h("div", { class: "jobs-item-head" },
       h("button", { type: "button", class: "link jobs-model", title: "Show this crawl", onclick: () => show(c) }, `Crawl #${c.id}`),
@@ -260,10 +269,9 @@ function renderHistory(crawls) {
 }
 
 function show(c) {
-  crawl = c;
-  picked = c.id !== newestId;
-  refreshCrawl().catch(toastError);
-  loadHistoryOnly();
+  picked = c.id !== newestId ? c : null;
+  render();
+  loadLists();
 }
 
 // ---- the crawl card ------------------------------------------------------------------------
@@ -279,22 +287,27 @@ function render() {
 }
 
 function renderStatus() {
-  if (!crawl) {
+  const c = shownCrawl();
+  if (!c) {
     fill(els.status, h("p", { class: "empty", dataset: { testid: "crawl-none" } },
       modelName ? "No crawl yet. Give start URLs below and press Start crawl." : "Select a model to crawl for it."));
     fill(els.urls);
     els.status.dataset.state = "";
     return;
   }
-  const c = crawl;
   const s = c.settings;
   els.status.dataset.state = c.state;
   els.status.dataset.crawlId = String(c.id);
+  // A crawl that ran out of links before max_pages is done all the same: its bar is full.
+  const fraction = c.state === "done" ? 1 : Math.min(1, c.requested / s.max_pages);
+  const pages = c.state === "done" && c.requested < s.max_pages
+    ? `${formatInt(c.requested)} ${c.requested === 1 ? "page" : "pages"} (of at most ${formatInt(s.max_pages)})`
+    : `${formatInt(c.requested)} / ${formatInt(s.max_pages)} pages`;
   fill(els.status,
     h("div", { class: "run-status" }, badge(c.state),
       h("span", { class: "muted small" }, `Crawl #${c.id} · started ${formatAgo(c.created_at)}`),
-      h("span", { class: "push-right mono small" }, `${formatInt(c.requested)} / ${formatInt(s.max_pages)} pages`)),
-    progressBar(Math.min(1, c.requested / s.max_pages), { label: "Crawl progress" }),
+      h("span", { class: "push-right mono small", dataset: { testid: "crawl-pages" } }, pages)),
+    progressBar(fraction, { label: "Crawl progress" }),
     h("dl", { class: "run-stats" }, COUNTS.map((k) => h("div", { class: "run-stat" },
       h("dt", {}, k === "tokens" ? "Tokens added" : sentence(k)),
       h("dd", { dataset: { testid: `crawl-count-${k}` } }, formatInt(c[k]))))),
@@ -323,6 +336,7 @@ function renderUrls(urls) {
 }
 
 function renderControls() {
+  const crawl = shownCrawl();
   const live = Boolean(crawl && LIVE.includes(crawl.state));
   els.start.disabled = !modelName || live;
   els.pause.disabled = !crawl || !["queued", "running"].includes(crawl.state);
@@ -331,61 +345,17 @@ function renderControls() {
 }
 
 async function act(action) {
+  const crawl = shownCrawl();
   if (!crawl) return;
   const id = crawl.id;
   try {
     const answer = await api.post(`/api/crawls/${id}/${action}`, {});
-    if (crawl && crawl.id === answer.id) crawl = answer;
+    if (picked && picked.id === answer.id && action !== "resume") picked = answer;
+    else picked = null;
+    store.accept({ crawl: answer });
     render();
     if (action === "resume") toast(`Resumed crawl #${id}`, { kind: "ok" });
   } catch (err) {
     toastError(err);
   }
-  schedule(0);
-}
-
-/** Fetch the shown crawl and its recent URLs; keep polling while it is live. */
-async function refreshCrawl() {
-  clearTimeout(timer);
-  timer = null;
-  const mine = seq;
-  if (!crawl) {
-    render();
-    return;
-  }
-  const id = crawl.id;
-  const wasLive = LIVE.includes(crawl.state);
-  const [fresh, { urls }] = await Promise.all([
-    api.get(`/api/crawls/${id}`),
-    api.get(`/api/crawls/${id}/urls${api.query({ limit: URL_ROWS })}`),
-  ]);
-  if (mine !== seq || !crawl || crawl.id !== id) return;
-  crawl = fresh;
-  render();
-  renderUrls(urls);
-  const live = LIVE.includes(fresh.state);
-  polls += 1;
-  if ((wasLive && !live) || (live && polls % 5 === 0)) {
-    selection.refresh().catch(() => {}); // the queue's size in every tab's summary
-    loadHistoryOnly();
-  }
-  if (live) schedule(POLL_MS);
-}
-
-async function loadHistoryOnly() {
-  if (!modelName) return;
-  try {
-    const { crawls } = await api.get(`/api/models/${api.seg(modelName)}/crawls`);
-    renderHistory(crawls);
-  } catch {
-    // the next poll tries again
-  }
-}
-
-function schedule(ms) {
-  clearTimeout(timer);
-  timer = setTimeout(() => refreshCrawl().catch((err) => {
-    console.warn("crawl poll failed", err);
-    schedule(POLL_MS * 3);
-  }), ms);
 }
