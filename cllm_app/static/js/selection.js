@@ -89,7 +89,8 @@ async function persist(name) {
 
 /** The store changed: the list again, and a new current model where it was deleted (the one
  * after it in the list, else the one before). */
-function onStore() {
+function onStore(what) {
+  if (!what.all && !what.models.size) return; // a job's progress: the list is as it was
   const before = state.models;
   state.models = ordered();
   if (state.currentId != null && !store.model(state.currentId)) {

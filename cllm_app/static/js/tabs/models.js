@@ -7,6 +7,7 @@ import * as api from "../api.js";
 import { pickFiles } from "../bridge.js";
 import * as events from "../events.js";
 import * as selection from "../selection.js";
+import * as store from "../store.js";
 import { mountModelSelect } from "../components/model-select.js";
 import {
   confirmDialog, debounce, errorText, fill, formatBytes, formatAgo, formatDate, formatDay, formatInt, formatParams, h,
@@ -44,10 +45,16 @@ async function checkName(name, current) {
 
 let panel;
 let els = {};
-let details = null; // the last GET /api/models/<name> answer shown
+let details = null; // the model the details show: the store's, with its lineage
+let lineageOf = { id: null, stamp: null, lineage: null }; // GET /api/models/<name>'s lineage, and for which state
 let detailsSeq = 0;
 let renaming = false;
 let trashEntries = [];
+
+/** A model's details as the store keeps it (the listing's fields). */
+function listed({ lineage, ...model }) {
+  return model;
+}
 
 export function mount(root) {
   panel = root;
@@ -362,7 +369,8 @@ async function onCreate(event) {
     const model = await api.post("/api/models", { ...body, ...tokenizer });
     els.resetTokenizerFiles();
     els.nameIsDefault = true;
-    await selection.refresh({ select: model.model_name });
+    store.accept({ model: listed(model) });
+    await selection.select(model.model_name);
     toast(`Created ${model.model_name}`, { kind: "ok" });
     await loadDefaultName();
   } catch (err) {
@@ -375,29 +383,37 @@ async function onCreate(event) {
 
 // ---- details ------------------------------------------------------------------------------
 
-async function loadDetails(name) {
-  const mine = ++detailsSeq;
-  if (!name) {
+function loadDetails(name) {
+  const m = name ? store.byName(name) : null;
+  if (!m) {
     details = null;
     renaming = false;
     renderDetails();
     return;
   }
+  if (!details || details.id !== m.id) renaming = false;
+  const editing = details && details.id === m.id && details.model_name === m.model_name && beingEdited(m);
+  const lineage = lineageOf.id === m.id ? lineageOf.lineage : null;
+  details = { ...m, lineage };
+  // Fresh numbers arrive whenever the store changes; a name or a layer count being typed stays.
+  if (!editing) renderDetails();
+  // The lineage (no event carries it) is asked for again when the model's row has changed.
+  const stamp = `${m.model_name}|${m.updated_at}|${m.n_layer}|${m.steps_trained}`;
+  if (lineageOf.id !== m.id || lineageOf.stamp !== stamp) loadLineage(m, stamp);
+}
+
+async function loadLineage(m, stamp) {
+  const mine = ++detailsSeq;
   try {
-    const model = await api.get(`/api/models/${api.seg(name)}`);
+    const { lineage } = await api.get(`/api/models/${api.seg(m.model_name)}`);
     if (mine !== detailsSeq) return;
-    if (!details || details.id !== model.id) renaming = false;
-    const editing = details && details.id === model.id && details.model_name === model.model_name && beingEdited(model);
-    details = model;
-    // Fresh numbers arrive whenever the store changes; a name or a layer count being typed stays.
-    if (!editing) renderDetails();
-  } catch (err) {
-    if (mine !== detailsSeq) return;
-    if (err.code === "model_not_found") {
-      selection.refresh().catch(toastError);
-    } else {
-      toastError(err);
+    lineageOf = { id: m.id, stamp, lineage };
+    if (details && details.id === m.id) {
+      details = { ...details, lineage };
+      if (!beingEdited(details)) renderDetails();
     }
+  } catch (err) {
+    if (mine === detailsSeq && err.code !== "model_not_found") toastError(err);
   }
 }
 
@@ -432,15 +448,16 @@ function renderDetails() {
     return;
   }
   const m = details;
+  // What a job holds the model for cannot be done now: say why, rather than offer and refuse.
+  const held = heldBecause(m);
   fill(els.details,
-    renaming ? renameEditor(m) : titleRow(m),
+    renaming && !held ? renameEditor(m) : titleRow(m),
     h("div", { class: "details-actions" },
-      h("button", { type: "button", class: "btn", dataset: { testid: "rename-button" }, disabled: renaming, onclick: startRename }, "Rename"),
+      h("button", { type: "button", class: "btn", dataset: { testid: "rename-button" }, disabled: renaming || Boolean(held), title: held, onclick: startRename }, "Rename"),
       h("button", { type: "button", class: "btn", dataset: { testid: "duplicate-button" }, onclick: () => duplicate(m.model_name) }, "Duplicate"),
-      h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "delete-button" }, onclick: () => deleteModel(m.model_name) }, "Delete…"),
+      h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "delete-button" }, disabled: Boolean(held), title: held, onclick: () => deleteModel(m.model_name) }, "Delete…"),
     ),
-    m.busy ? h("p", { class: "notice notice-warn", dataset: { testid: "details-busy" } },
-      `Busy: ${m.busy.kind} job #${m.busy.job_id} is ${m.busy.state}.`) : null,
+    held ? h("p", { class: "notice notice-warn", dataset: { testid: "details-busy" } }, held) : null,
     section("Architecture", dl([
       ["vocab_size", m.vocab_size, "details-vocab_size"],
       ["n_layer", m.n_layer, "details-n_layer"],
@@ -468,6 +485,15 @@ function renderDetails() {
   );
 }
 
+const BUSY_WORDS = { train: "training", crawl: "crawling", ingest: "adding files", evaluate: "being evaluated" };
+
+/** Why renaming, deleting and adding layers wait: a job holds the model (or "" when none does). */
+function heldBecause(m) {
+  if (!m.busy) return "";
+  const doing = BUSY_WORDS[m.busy.kind] || `busy with a ${m.busy.kind} job`;
+  return `${m.model_name} is ${doing} (job #${m.busy.job_id}, ${m.busy.state}): rename, delete and add layers wait until it ends or is stopped.`;
+}
+
 function titleRow(m) {
   return h("div", { class: "details-title-row" },
     h("h3", {
@@ -475,7 +501,7 @@ function titleRow(m) {
       class: "model-title",
       title: "Double-click to rename",
       dataset: { testid: "details-name" },
-      ondblclick: startRename,
+      ondblclick: () => (heldBecause(m) ? null : startRename()),
     }, m.model_name),
   );
 }
@@ -534,7 +560,8 @@ function renameEditor(m) {
     try {
       const model = await api.post(`/api/models/${api.seg(oldName)}/rename`, { model_name: newName });
       renaming = false;
-      await selection.refresh({ select: model.model_name });
+      store.accept({ model: listed(model) });
+      await selection.select(model.model_name);
       toast(`Renamed to ${model.model_name}`, { kind: "ok" });
     } catch (err) {
       message.textContent = errorText(err);
@@ -551,9 +578,10 @@ function renameEditor(m) {
 }
 
 function addLayersControl(m) {
+  const held = heldBecause(m);
   const input = h("input", {
     type: "number", class: "input input-num", min: String(m.n_layer), max: "64", step: "1",
-    value: String(m.n_layer), id: "add-layers", dataset: { testid: "add-layers-input" },
+    value: String(m.n_layer), id: "add-layers", dataset: { testid: "add-layers-input" }, disabled: Boolean(held), title: held,
   });
   const apply = h("button", { type: "submit", class: "btn", dataset: { testid: "add-layers-apply" }, disabled: true }, "Apply");
   const message = h("p", { class: "field-message", role: "alert", dataset: { testid: "add-layers-message" } });
@@ -580,8 +608,8 @@ function addLayersControl(m) {
     apply.disabled = true;
     try {
       const model = await api.patch(`/api/models/${api.seg(m.model_name)}`, { n_layer: value });
+      store.accept({ model: listed(model) });
       toast(`${model.model_name} now has ${model.n_layer} layers`, { kind: "ok" });
-      await selection.refresh();
     } catch (err) {
       message.textContent = errorText(err);
       message.classList.add("is-error");
@@ -643,7 +671,8 @@ function lineage(m) {
 async function duplicate(name) {
   try {
     const copy = await api.post(`/api/models/${api.seg(name)}/duplicate`, {});
-    await selection.refresh({ select: copy.model_name });
+    store.accept({ model: listed(copy) });
+    await selection.select(copy.model_name);
     toast(`Duplicated as ${copy.model_name}`, { kind: "ok" });
   } catch (err) {
     toastError(err);
@@ -662,8 +691,10 @@ async function deleteModel(name) {
   });
   if (!ok) return;
   try {
+    const gone = store.byName(name);
     const { trash } = await api.del(`/api/models/${api.seg(name)}`, { confirm: true });
-    await Promise.all([selection.refresh(), loadTrash()]);
+    if (gone) store.accept({ model: { id: gone.id, deleted: true } }); // the selection moves to the next model
+    await loadTrash();
     toast(`Deleted ${trash.model_name}`, {
       action: { label: "Undo", onClick: () => restore(trash) },
     });
@@ -690,7 +721,8 @@ async function restore(entry) {
       if (name === null) return;
       model = await api.post(`/api/trash/${entry.id}/restore`, { model_name: name });
     }
-    await Promise.all([selection.refresh({ select: model.model_name }), loadTrash()]);
+    store.accept({ model: listed(model) });
+    await Promise.all([selection.select(model.model_name), loadTrash()]);
     toast(`Restored ${model.model_name}`, { kind: "ok" });
   } catch (err) {
     toastError(err);
