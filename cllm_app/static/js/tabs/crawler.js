@@ -217,6 +217,7 @@ function onSelection({ currentModel }) {
   if (id !== modelId) {
     modelId = id;
     picked = null;
+    pastCrawls = null;
     els.error.textContent = "";
     fill(els.urls);
     render();
@@ -249,7 +250,11 @@ async function loadLists() {
   }
 }
 
-function renderHistory(crawls) {
+let pastCrawls = null; // the last list fetched, drawn again when the shown crawl changes
+
+function renderHistory(crawls = pastCrawls) {
+  if (crawls === null) return;
+  pastCrawls = crawls;
   newestId = crawls.length ? crawls[0].id : null;
   if (!crawls.length) {
     fill(els.history, h("p", { class: "empty", dataset: { testid: "crawl-history-empty" } }, "No crawls yet."));
@@ -284,6 +289,7 @@ function badge(state) {
 function render() {
   renderStatus();
   renderControls();
+  renderHistory();
 }
 
 function renderStatus() {
