@@ -14,6 +14,8 @@ from cllm_app.store.schema import ACTIVE_JOB_STATES
 
 MODEL_TOPICS = {"models", "queue", "jobs"}  # a model's summary shows its queue counts and whether a job holds it
 JOB_TOPICS = {"jobs", "progress"}
+# A crawl's counts move with its pages (its job's progress, the queue), not with its own row.
+CRAWL_TOPICS = {"crawls", "progress", "queue"}
 RECENT_JOBS = 20  # a model's newest jobs looked at for the latest of each kind
 
 
@@ -29,7 +31,7 @@ class Changes:
             out["models"] = [self.model(i) for i in model_ids]
         if JOB_TOPICS & set(topics):
             out["jobs"] = [job for i in model_ids for job in jobs_of(i)]
-        if "crawls" in topics:
+        if CRAWL_TOPICS & set(topics):
             out["crawls"] = [c for c in (latest_crawl(i) for i in model_ids) if c is not None]
         return out
 

@@ -97,6 +97,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     load();
   }, 250));
   selection.subscribe(() => renderImport());
+  store.subscribe((what) => (what.all || what.models.size ? renderSummary() : null));
   container.append(root);
 
   input.addEventListener("change", async () => {
@@ -105,12 +106,23 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     if (files.length) await upload(files);
   });
 
+  /** The queue's counts are the store's (the same numbers every tab shows), the list's own
+   * answer only until the store has the model. */
+  function totals() {
+    return store.byName(name)?.queue || queueTotals;
+  }
+
+  function renderSummary() {
+    const t = totals();
+    summary.textContent = name ? `${plural(t.items, "item")} · ${plural(t.tokens, "token")}` : "";
+    clearButton.disabled = !name || busy || t.items === 0;
+  }
+
   function render() {
-    summary.textContent = name ? `${plural(queueTotals.items, "item")} · ${plural(queueTotals.tokens, "token")}` : "";
+    renderSummary();
     addButton.disabled = !name || busy;
     importButton.disabled = !name || busy || !importSelect.value;
     chooseButton.disabled = importButton.disabled;
-    clearButton.disabled = !name || busy || queueTotals.items === 0;
     fill(pager,
       total > PAGE ? [
         h("button", { type: "button", class: "btn btn-small", dataset: { testid: "queue-prev" }, disabled: offset === 0,
@@ -383,7 +395,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     const ok = await confirmDialog({
       title: `Clear the training data of ${target}?`,
       message: [
-        h("p", {}, `All ${plural(queueTotals.items, "item")} (${plural(queueTotals.tokens, "token")}) leave the queue.`),
+        h("p", {}, `All ${plural(totals().items, "item")} (${plural(totals().tokens, "token")}) leave the queue.`),
         h("p", { class: "muted" }, "What the model already learned stays. This cannot be undone."),
       ],
       confirmLabel: "Clear",

@@ -102,7 +102,8 @@ export function mount(root, { openTab }) {
   render();
   selection.subscribe(onSelection);
   store.subscribe((what) => (what.all || what.crawls ? render() : null));
-  events.onChange(["crawls"], (changes) => (modelName && changes.concerns(modelId) ? loadLists() : null));
+  // Each page the crawl takes is its job's progress: the recent URLs follow it.
+  events.onChange(["crawls", "progress"], (changes) => (modelName && changes.concerns(modelId) ? loadLists() : null));
 }
 
 /** The app shows this tab. (Everything it shows is kept true while it is hidden.) */

@@ -224,7 +224,7 @@ function renderNote() {
 
 // ---- conversations ------------------------------------------------------------------------
 
-async function loadConversations({ open = null } = {}) {
+async function loadConversations({ open = null, keepError = false } = {}) {
   const mine = ++seq;
   if (!model) {
     renderConversations();
@@ -237,7 +237,7 @@ async function loadConversations({ open = null } = {}) {
     conversations = listing.conversations;
     const id = open ?? conversation?.id ?? conversations[0]?.id ?? null;
     renderConversations();
-    if (id !== null && conversations.some((c) => c.id === id)) await openConversation(id);
+    if (id !== null && conversations.some((c) => c.id === id)) await openConversation(id, { keepError });
     else {
       conversation = null;
       renderChat();
@@ -247,13 +247,14 @@ async function loadConversations({ open = null } = {}) {
   }
 }
 
-async function openConversation(id) {
+/** `keepError`: the conversation is read again after a reply: a refusal said under the chat stays. */
+async function openConversation(id, { keepError = false } = {}) {
   const mine = ++seq;
   try {
     const c = await api.get(`/api/conversations/${id}`);
     if (mine !== seq) return;
     conversation = c;
-    els.chatError.textContent = "";
+    if (!keepError) els.chatError.textContent = "";
     renderConversations();
     renderChat();
   } catch (err) {
@@ -379,19 +380,28 @@ async function send() {
     return;
   }
   els.chatError.textContent = "";
+  let created = null; // a conversation started for this message: it goes again if the message is refused
   if (!conversation) {
     try {
-      conversation = await api.post(`/api/models/${api.seg(model.model_name)}/conversations`, {});
+      created = conversation = await api.post(`/api/models/${api.seg(model.model_name)}/conversations`, {});
       conversations = [conversation, ...conversations];
     } catch (err) {
-      toastError(err);
+      els.chatError.textContent = errorText(err);
       return;
     }
   }
   sampling.remember();
+  let started = false;
   const ok = await chatStream(`/api/conversations/${conversation.id}/messages`, { content, sampling: sampling.values() }, () => {
+    started = true;
     els.input.value = "";
-  });
+  }, { keep: Boolean(created) });
+  if (created && !started) {
+    // Refused before it began (a sampling setting out of range): no empty conversation stays behind.
+    await api.del(`/api/conversations/${created.id}`).catch(() => {});
+    if (conversation && conversation.id === created.id) conversation = null;
+    await loadConversations({ keepError: true });
+  }
   if (ok) els.input.focus();
 }
 
@@ -408,7 +418,7 @@ async function regenerate() {
 }
 
 /** Stream a chat reply into a new message bubble; returns true when the stream ended well. */
-async function chatStream(path, body, onStarted = () => {}) {
+async function chatStream(path, body, onStarted = () => {}, { keep = false } = {}) {
   const convId = conversation.id;
   const run = { kind: "chat", streamId: null, controller: new AbortController(), stopping: false };
   running = run;
@@ -436,8 +446,10 @@ async function chatStream(path, body, onStarted = () => {}) {
   } finally {
     if (running === run) running = null;
   }
-  if (conversation && conversation.id === convId) {
-    await loadConversations({ open: convId });
+  if (keep && !ok && !conversation?.messages?.length) {
+    renderButtons(); // send() takes the refused conversation away, keeping the error
+  } else if (conversation && conversation.id === convId) {
+    await loadConversations({ open: convId, keepError: true });
   } else {
     renderButtons();
   }

@@ -471,11 +471,11 @@ function renderDetails() {
     section("Add layers", addLayersControl(m)),
     section("Training", dl([
       ["Epochs", `${m.epochs_trained} trained of ${m.target_epochs} target`, "details-epochs"],
-      ["Steps", formatInt(m.steps_trained)],
+      ["Steps", formatInt(m.steps_trained), "details-steps"],
       ["Tokens trained", formatInt(m.tokens_trained)],
     ])),
     section("Queue and disk", dl([
-      ["Queue", `${formatInt(m.queue.items)} items · ${formatInt(m.queue.tokens)} tokens`, "details-queue"],
+      ["Queue", `${formatInt(m.queue.items)} ${m.queue.items === 1 ? "item" : "items"} · ${formatInt(m.queue.tokens)} ${m.queue.tokens === 1 ? "token" : "tokens"}`, "details-queue"],
       ["Queue folder", h("code", { class: "path" }, m.queue_directory)],
       ["Size on disk", formatBytes(m.disk_bytes), "details-disk"],
       ["Created", formatDate(m.created_at)],
