@@ -86,11 +86,47 @@ def test_ordinary_themes_pass(css):
     theme_css.check(css)
 
 
-def test_declarations_without_root_are_served_inside_root(client):
+def test_declarations_without_root_are_served_inside_root_over_the_base(client):
+    """`cllmStudio.themes.add('bare', '--bg: #123456;')` is a theme: its one variable, in a
+    :root, after every variable of its base, so the rest of the look stays."""
     assert client.post("/api/themes", json={"name": "bare", "css": "--bg: #123456;"}).status_code == 201
     served = client.get("/themes/bare.css").get_data(as_text=True)
-    assert served.startswith(":root {") and "--bg: #123456;" in served
-    theme_css.check(served)
+    light = builtin_css("light").decode()
+    assert served.startswith(light) and served.endswith(":root {\n--bg: #123456;\n}\n")
+    assert theme_css.declared(served)["--bg"] == "#123456"  # the override wins: it comes last
+    assert set(theme_css.declared(light)) <= set(theme_css.declared(served))
+
+
+def test_a_theme_names_its_base(client):
+    css = "--theme-base: dark;\n--accent: #c00;"
+    assert client.post("/api/themes", json={"name": "night", "css": css}).status_code == 201
+    served = client.get("/themes/night.css").get_data(as_text=True)
+    assert served.startswith(builtin_css("dark").decode()) and served.rstrip().endswith("}")
+    assert theme_css.declared(served)["--accent"] == "#c00"
+    client.put("/api/themes/current", json={"name": "night"})
+    assert client.get("/themes/current.css").get_data(as_text=True) == served
+
+
+@pytest.mark.parametrize("css, named", [
+    ("--accnt: #c00;", "--accnt"),
+    (":root { --accent: #c00; --bogus-a: 1px; --bogus-b: 2px }", "--bogus-a, --bogus-b"),
+    ("--accent: ;", "--accent has no value"),
+    ("--theme-base: sepia;", "--theme-base must be light or dark, not 'sepia'"),
+])
+def test_unknown_or_invalid_declarations_are_refused_by_name(client, home, css, named):
+    r = client.post("/api/themes", json={"name": "mine", "css": css})
+    assert r.status_code == 400
+    error = r.get_json()["error"]
+    assert error["code"] == "invalid_theme" and named in error["message"], error
+    assert not (home / "themes" / "mine.css").exists()
+
+
+def test_every_variable_the_stylesheets_read_may_be_set():
+    from cllm_app.services.themes import known_variables
+
+    known = known_variables()
+    assert {"--accent", "--bg", "--chart-train", "--border-width"} <= known
+    assert not any(n.startswith("--_") for n in known)
 
 
 @pytest.mark.parametrize("css, named", HOSTILE[:6])

@@ -134,8 +134,10 @@ def test_window_self_check_shows_the_ui_and_the_bridge(tmp_path):
     assert first["storage"] == {"previous": None}
     assert (tmp_path / "webview").is_dir()
     # Web storage lives in the data root and the origin is stable: it survives a restart.
-    second = self_check_summary(cmd, offscreen_env(tmp_path))
+    # This time a one-line theme goes through window.pywebview: its accent over the light base.
+    second = self_check_summary(cmd, {**offscreen_env(tmp_path), "CLLM_SELF_CHECK_THEME": "1"})
     assert second["storage"] == {"previous": "1"}
+    assert second["theme"] == {"current": "selfcheck", "accent": "rgb(204, 0, 0)", "bg": "rgb(246, 247, 249)"}
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ and closes it. Tests and the packaged binary use it to prove the whole stack
 
 import json
 import logging
+import os
 import socket
 import sys
 import threading
@@ -135,6 +136,8 @@ def _self_check(window, outcome: dict, timeout: float = SELF_CHECK_TIMEOUT) -> N
         if summary.get("api"):
             left = max(1.0, min(API_GRACE, deadline - time.monotonic()))
             summary["bridge"] = _bridge_round_trip(window, left)
+            if os.environ.get(THEME_CHECK_ENV) == "1":
+                summary["theme"] = _theme_round_trip(window, max(1.0, deadline - time.monotonic()))
         _say("SELF-CHECK OK " + json.dumps(summary, ensure_ascii=False, separators=(",", ":")))
         outcome["code"] = 0
     except Exception as e:  # noqa: BLE001 - report every failure as one line
@@ -165,6 +168,38 @@ def _bridge_round_trip(window, timeout: float):
         names = [t.get("name") for t in result["themes"]]
         return {"themes": names, "current": result.get("current")}
     return {"error": f"list_themes() answered {result!r}"}
+
+
+# The tests' check of the theme bridge in the real window: it saves a theme, so only on request.
+THEME_CHECK_ENV = "CLLM_SELF_CHECK_THEME"
+_THEME_JS = """window.cllmStudio.themes.add('selfcheck', '--accent: #c00;')
+  .then(() => window.cllmStudio.themes.use('selfcheck'))
+  .then((listing) => listing.current, (e) => 'refused: ' + e.message)"""
+_LOOK_JS = """({
+  accent: getComputedStyle(document.querySelector('[data-testid="create-button"]')).backgroundColor,
+  bg: getComputedStyle(document.body).backgroundColor,
+})"""
+
+
+def _theme_round_trip(window, timeout: float) -> dict:
+    """Save a one-variable theme and use it through `window.pywebview` (the console's way), then
+    report the look: the theme's accent over the light base, never an unstyled page."""
+    done = threading.Event()
+    box = {}
+
+    def landed(result):
+        box["current"] = result
+        done.set()
+
+    window.evaluate_js(_THEME_JS, callback=landed)
+    if not done.wait(timeout):
+        return {"error": f"the theme was not in use within {timeout:.0f} s"}
+    deadline = time.monotonic() + timeout
+    look = window.evaluate_js(_LOOK_JS)
+    while time.monotonic() < deadline and look.get("accent") != "rgb(204, 0, 0)":
+        time.sleep(0.1)  # the stylesheet is applying
+        look = window.evaluate_js(_LOOK_JS)
+    return {"current": box["current"], **look}
 
 
 def _toolkit_problem(gui) -> str | None:

@@ -70,6 +70,14 @@ def check(css: str) -> bool:
         raise InvalidInput(f"line {_line(css, e.pos)}: {e.message}", code="invalid_theme") from None
 
 
+_DECLARATION = re.compile(r"(--[A-Za-z0-9_-]+)\s*:\s*([^;{}]*)")
+
+
+def declared(css: str) -> dict[str, str]:
+    """The variables a checked theme sets, and their values (comments left out)."""
+    return {m.group(1): m.group(2).strip() for m in _DECLARATION.finditer(_blank_comments(css.removeprefix("\ufeff")))}
+
+
 def as_stylesheet(css: str) -> str:
     """A checked theme as the page loads it: its declarations in `:root`."""
     css = css.removeprefix("\ufeff")

@@ -5,8 +5,15 @@ over a file the person has edited); any other `NAME.css` there is a theme too.
 Every theme is checked (services/theme_css.py) on each way in: saved through the
 API or the desktop bridge, and read from the folder, where a file that fails the
 check is skipped (logged, and named in the listing) and never served.
+
+A custom theme is a set of overrides on a built-in base: `--theme-base: dark;` names
+it (light when it does not), and the page gets the base's variables followed by the
+theme's, so a theme that sets one colour changes that colour and leaves the rest of
+the look as it was. It may set only the app's own variables (those of the built-in
+themes and the ones the stylesheets read); any other name is refused, by name.
 """
 
+import functools
 import logging
 import re
 from importlib import resources
@@ -20,12 +27,46 @@ log = logging.getLogger(__name__)
 
 BUILTIN = ("light", "dark")
 DEFAULT_THEME = "light"
+BASE_PROPERTY = "--theme-base"  # which built-in theme a custom theme sits on
+_VAR_USE = re.compile(r"var\(\s*(--[A-Za-z0-9_-]+)")
 _THEME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 MAX_THEME_BYTES = 256 * 1024
 
 
 def builtin_css(name: str) -> bytes:
     return resources.files("cllm_app").joinpath("static", "themes", f"{name}.css").read_bytes()
+
+
+@functools.cache
+def known_variables() -> frozenset[str]:
+    """The variables a theme may set: the built-in themes' and those the stylesheets read."""
+    names = set()
+    for name in BUILTIN:
+        names.update(theme_css.declared(builtin_css(name).decode("utf-8")))
+    for sheet in resources.files("cllm_app").joinpath("static", "css").iterdir():
+        if sheet.name.endswith(".css"):
+            names.update(_VAR_USE.findall(sheet.read_text(encoding="utf-8")))
+    return frozenset(n for n in names if not n.startswith("--_"))  # --_*: the stylesheets' own
+
+
+def base_of(css: str) -> str:
+    """The built-in theme a (checked) custom theme sits on."""
+    return theme_css.declared(css).get(BASE_PROPERTY, DEFAULT_THEME)
+
+
+def _unknown_or_invalid(css: str) -> str | None:
+    values = theme_css.declared(css)
+    unknown = sorted(n for n in values if n not in known_variables() and n != BASE_PROPERTY)
+    if unknown:
+        return (f"{'it sets variables' if len(unknown) > 1 else 'it sets a variable'} the app does not have: "
+                f"{', '.join(unknown)} (a theme sets the variables of themes/light.css)")
+    empty = sorted(n for n, v in values.items() if not v)
+    if empty:
+        return f"{', '.join(empty)} {'have' if len(empty) > 1 else 'has'} no value"
+    base = values.get(BASE_PROPERTY)
+    if base is not None and base not in BUILTIN:
+        return f"{BASE_PROPERTY} must be {' or '.join(BUILTIN)}, not '{base}'"
+    return None
 
 
 def _problem(data: bytes) -> str | None:
@@ -42,7 +83,7 @@ def _problem(data: bytes) -> str | None:
         theme_css.check(css)
     except InvalidInput as e:
         return e.message
-    return None
+    return _unknown_or_invalid(css)
 
 
 class Themes:
@@ -118,7 +159,12 @@ class Themes:
             except OSError:
                 data = None
             if data is not None and _problem(data) is None:
-                return theme_css.as_stylesheet(data.decode("utf-8")).encode("utf-8")
+                css = theme_css.as_stylesheet(data.decode("utf-8"))
+                if name in BUILTIN:
+                    return css.encode("utf-8")
+                base = base_of(css)
+                return (self.css(base).decode("utf-8")
+                        + f"\n/* {name}: overrides on {base} */\n" + css).encode("utf-8")
         if name in BUILTIN:
             return builtin_css(name)
         raise NotFound(f"there is no theme named '{name}'", code="theme_not_found")

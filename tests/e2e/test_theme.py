@@ -140,3 +140,47 @@ def test_console_api_refuses_hostile_css_and_a_bad_file_does_not_stop_the_app(co
     )
     assert message.startswith("invalid_theme: the theme 'mine' was not saved: line 1: url(")
     assert not (app.home / "themes" / "mine.css").exists()
+
+
+ACCENT = "getComputedStyle(document.querySelector('[data-testid=\"create-button\"]')).backgroundColor"
+
+
+@pytest.mark.parametrize("css", ["--accent: #c00;", ":root { --accent: #c00; }"])
+def test_a_theme_of_one_variable_changes_that_and_keeps_the_rest(page, app, css):
+    """Issue 12, 4: a theme is overrides on its base. The console's one-line theme colours the
+    accent and leaves every other variable the base's; it survives a reload."""
+    expect(page.get_by_test_id("theme-select")).to_be_enabled()
+    page.evaluate("css => window.cllmStudio.themes.add('mine', css)", css)
+    page.evaluate("() => window.cllmStudio.themes.use('mine')")
+    page.wait_for_function(f"() => {ACCENT} === 'rgb(204, 0, 0)'")
+    assert page.evaluate(BG) == "rgb(246, 247, 249)"  # light's --bg, from the base
+    assert page.evaluate("getComputedStyle(document.querySelector('.app-header')).backgroundColor") == "rgb(255, 255, 255)"
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    page.wait_for_function(f"() => {ACCENT} === 'rgb(204, 0, 0)'")
+    wait_for_bg(page, "rgb(246, 247, 249)")
+    expect(page.get_by_test_id("theme-select")).to_have_value("mine")
+
+    # On the dark base: dark's background, the theme's accent.
+    page.evaluate("() => window.cllmStudio.themes.add('night', '--theme-base: dark; --accent: #c00;')")
+    page.evaluate("() => window.cllmStudio.themes.use('night')")
+    wait_for_bg(page, "rgb(20, 23, 29)")
+    assert page.evaluate(ACCENT) == "rgb(204, 0, 0)"
+
+
+def test_unknown_variables_are_refused_by_name_and_a_theme_that_will_not_load_falls_back(page, app):
+    expect(page.get_by_test_id("theme-select")).to_be_enabled()
+    message = page.evaluate(
+        "() => window.cllmStudio.themes.add('typo', '--acent: #c00; --bg: #000;')"
+        ".then(() => 'saved', e => e.code + ': ' + e.message)"
+    )
+    assert message == ("invalid_theme: the theme 'typo' was not saved: it sets a variable the app does not "
+                       "have: --acent (a theme sets the variables of themes/light.css)")
+    assert not (app.home / "themes" / "typo.css").exists()
+
+    # The window remembers a theme whose file is gone: it gets the light theme, never no styles.
+    page.evaluate("() => localStorage.setItem('cllm-theme', 'gone')")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    wait_for_bg(page, "rgb(246, 247, 249)")
+    expect(page.get_by_test_id("theme-select")).to_have_value("light")

@@ -13,18 +13,19 @@
 //
 //   await cllmStudio.themes.list()               // → {themes: [{name, builtin}], current}
 //   await cllmStudio.themes.use("dark")          // switch theme (and remember it)
-//   const css = await (await fetch("/themes/light.css")).text();
-//   await cllmStudio.themes.add("mine", css.replace("--accent: #2f6fde", "--accent: #c0392b"));
+//   await cllmStudio.themes.add("mine", "--theme-base: dark; --accent: #c0392b;");
 //                                                // (saved as themes/mine.css in the data root)
 //   await cllmStudio.themes.use("mine")
 //   cllmStudio.selection.current()               // the selected model's name
 //   await cllmStudio.selection.select("model_2") // select another model in every tab
 //
-// A theme is a CSS file of the custom properties in /themes/light.css: start from a full copy
-// and change values (a theme that leaves variables out leaves those parts unstyled). Every
-// colour, font and size in the app comes from those variables. It may hold nothing but those
-// declarations: the server checks every theme, whichever way it comes (services/theme_css.py),
-// and add() rejects with the server's message naming what is not allowed (a selector,
+// A theme is a set of overrides on a built-in theme: the custom properties of /themes/light.css
+// it changes, and `--theme-base: dark;` to start from the dark theme instead of the light one.
+// `cllmStudio.themes.add("mine", "--accent: #c00;")` is a whole theme: everything it does not
+// set comes from its base. Every colour, font and size in the app comes from those variables.
+// It may hold nothing but those declarations: the server checks every theme, whichever way it
+// comes (services/theme_css.py, services/themes.py), and add() rejects with the server's
+// message naming what is not allowed (a variable the app does not have, a selector,
 // `@import`, `url(`…).
 
 import * as api from "./api.js";
@@ -81,12 +82,17 @@ export function onThemes(fn) {
   window.addEventListener(THEME_EVENT, (e) => fn(e.detail));
 }
 
-/** Point the page's theme stylesheet at `name`; `reload` fetches it again (its file changed). */
+/** Point the page's theme stylesheet at `name`; `reload` fetches it again (its file changed).
+ * A theme that does not load (removed, or refused since it was chosen) gives way to the light
+ * theme: the page never goes without its variables. */
 export function applyThemeCss(name, { reload = false } = {}) {
   const link = document.getElementById("theme-css");
   const href = `/themes/${encodeURIComponent(name)}.css${reload ? `?v=${Date.now()}` : ""}`;
   const now = link?.getAttribute("href") || "";
-  if (link && (reload || now.split("?")[0] !== href)) link.setAttribute("href", href);
+  if (link) {
+    link.onerror = name === "light" ? null : () => applyThemeCss("light");
+    if (reload || now.split("?")[0] !== href) link.setAttribute("href", href);
+  }
   try {
     localStorage.setItem("cllm-theme", name);
   } catch {
