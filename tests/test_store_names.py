@@ -24,9 +24,10 @@ def test_allowed_names(name):
         (".hidden", "starts or ends"),
         ("dot.", "starts or ends"),
         ("a/b", "'/'"),
-        ("a\\b", "'\\\\'"),
-        ("tab\there", "'\\t'"),
-        ("new\nline", "'\\n'"),
+        ("a\\b", "contains '\\'."),  # one backslash, as typed
+        ("tab\there", "contains a tab"),
+        ("new\nline", "contains a line break"),
+        ("zero\u200bwidth", "U+200B (zero width space)"),
         ("colon:", "':'"),
         ("emoji🙂", "🙂"),
         ("CON", "reserved"),

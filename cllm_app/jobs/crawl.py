@@ -162,7 +162,7 @@ def run_crawl(studio: Studio, job_id: int, client=None) -> str:
         if refusal is None:
             raise
         left, summary = _summary(cid)
-        crawls.end(cid, "failed", f"{refusal.message} · {left} URLs left; Resume goes on from there · {summary}")
+        crawls.end(cid, "failed", f"{refusal.message} · {left} left; Resume goes on from there · {summary}")
         jobs.finish(job_id, "failed", error=refusal.message, message=f"crawl #{cid} failed · {summary}")
         return "failed"
     finally:
@@ -170,11 +170,11 @@ def run_crawl(studio: Studio, job_id: int, client=None) -> str:
     run.report(None, force=True)
     left, summary = _summary(cid)
     if signal == "pause":
-        crawls.end(cid, "paused", f"paused with {left} URLs left; Resume goes on from there · {summary}")
+        crawls.end(cid, "paused", f"paused with {left} left; Resume goes on from there · {summary}")
         jobs.finish(job_id, "stopped", message=f"crawl #{cid} paused · {summary}")
         return "stopped"
     if signal == "stop":
-        crawls.end(cid, "stopped", f"stopped with {left} URLs left · {summary}")
+        crawls.end(cid, "stopped", f"stopped with {left} left · {summary}")
         jobs.finish(job_id, "stopped", message=f"crawl #{cid} stopped · {summary}")
         return "stopped"
     crawls.end(cid, "done", f"{end_message} · {summary}")
@@ -182,6 +182,9 @@ def run_crawl(studio: Studio, job_id: int, client=None) -> str:
     return "done"
 
 
-def _summary(crawl_id: int) -> tuple[int, str]:
+def _summary(crawl_id: int) -> tuple[str, str]:
+    """("N URLs" still to fetch, what the crawl did), in words."""
     c = crawls.counts(crawl_id)
-    return c["queued"], f"{c['fetched']} pages fetched ({c['tokens']:,} tokens), {c['skipped']} skipped, {c['failed']} failed"
+    pages = "1 page" if c["fetched"] == 1 else f"{c['fetched']:,} pages"
+    left = "1 URL" if c["queued"] == 1 else f"{c['queued']:,} URLs"
+    return left, f"{pages} fetched ({c['tokens']:,} tokens), {c['skipped']:,} skipped, {c['failed']:,} failed"

@@ -26,6 +26,20 @@ def _allowed_char(ch: str) -> bool:
     return category.startswith("L") or category == "Nd"
 
 
+_INVISIBLE = {"\t": "a tab", "\n": "a line break", "\r": "a carriage return"}
+
+
+def _shown(ch: str) -> str:
+    """A refused character as a person reads it: itself in quotes (a backslash is one
+    backslash), or its code and name when it cannot be seen (a tab, a zero-width space)."""
+    if ch in _INVISIBLE:
+        return _INVISIBLE[ch]
+    if ch.isprintable() and not ch.isspace():
+        return f"'{ch}'"
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X}" + (f" ({name.lower()})" if name else "")
+
+
 def check_name(name) -> str:
     """Return the name, NFC-normalised, or raise InvalidInput saying what is allowed."""
     if not isinstance(name, str):
@@ -37,7 +51,7 @@ def check_name(name) -> str:
         raise InvalidInput(f"The name is {len(name)} characters long. {NAME_RULE}", code="invalid_name")
     bad = sorted({ch for ch in name if not _allowed_char(ch)})
     if bad:
-        shown = " ".join(repr(ch) for ch in bad[:5])
+        shown = " ".join(_shown(ch) for ch in bad[:5])
         raise InvalidInput(f"The name contains {shown}. {NAME_RULE}", code="invalid_name")
     if name[0] in " ." or name[-1] in " .":
         raise InvalidInput(f"The name starts or ends with a space or a dot. {NAME_RULE}", code="invalid_name")

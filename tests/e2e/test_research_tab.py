@@ -1,6 +1,8 @@
 """The Research tab in a real browser against the real app: evaluate a pasted text, compare two
 models, inspect a prompt's heatmap, see a duplicate's edge in the lineage, and keep a note."""
 
+import math
+
 import pytest
 from e2e_support import (
     ARTIFACTS,
@@ -89,6 +91,12 @@ def test_compare_two_models(page, app):
     best = app.api("GET", "/api/research/compare?model_name=Parent")[1]["models"][0]["best_val_loss"]
     assert best is not None
     expect(rows.filter(has_text="Parent").first.locator('[data-col="best val loss"]')).to_contain_text(f"{best:.3f}"[:4])
+    # The y-axis says as many decimals as its step needs ("5", "5.5"), not "5.000" (issue 12, 8).
+    labels = chart.locator('[data-tick="y"]').all_text_contents()
+    values = [float(t) for t in labels]
+    step = min(b - a for a, b in zip(values, values[1:], strict=False))
+    needed = max(0, -math.floor(math.log10(step) + 1e-9))
+    assert all(len(t.partition(".")[2]) == needed for t in labels), labels
     page.get_by_test_id("compare-x-tokens").click()
     page.get_by_test_id("compare-log").check()
     expect(chart).to_have_attribute("data-series", "4")

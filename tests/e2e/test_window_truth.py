@@ -281,3 +281,45 @@ def test_a_crawl_a_training_and_an_ingest_at_once_end_with_every_tab_equal_to_th
     final = app.api("GET", f"/api/crawls/{crawl['id']}", expect_status=200)[1]
     for key in ("fetched", "skipped", "failed", "queued", "tokens"):
         expect(page.get_by_test_id(f"crawl-count-{key}")).to_have_text(f"{final[key]:,}")
+
+
+def test_small_slips_say_what_is_wrong_once_and_where(page, app):
+    """8. A long name is refused with its length, not cut; a backslash reads as one; a refused
+    name is said once; a refusal of Start leaves once its field is fixed; an empty number is
+    flagged on its field; a target of 0 reads as reached against 0."""
+    app.create("Slips", **TINY_SHAPE)
+    ready(page, app, "Slips")
+    open_tab(page, "models")
+    name = page.get_by_test_id("create-name")
+    message = page.get_by_test_id("create-name-message")
+    name.fill("x" * 70)
+    expect(message).to_contain_text("The name is 70 characters long")
+    assert len(name.input_value()) == 70
+    name.fill("a\\b")
+    expect(message).to_contain_text("The name contains '\\'.")
+    name.press("Enter")
+    expect(page.get_by_test_id("create-error")).to_have_text("")
+    expect(page.get_by_text("The name contains '\\'.")).to_have_count(1)
+
+    open_tab(page, "training")
+    seq = page.get_by_test_id("training-sequence_length")
+    expect(seq).to_have_value("16")
+    seq.fill("64")
+    app.upload("Slips", {"s.txt": sample_text(2_000, seed=2).encode()})
+    page.get_by_test_id("training-start").click()
+    run_error = page.get_by_test_id("run-error")
+    expect(run_error).to_contain_text("sequence_length (64) cannot exceed the model's block_size (16)")
+    expect(seq).to_have_attribute("aria-invalid", "true")
+    seq.fill("16")
+    expect(run_error).to_have_text("")
+
+    lr = page.get_by_test_id("training-learning_rate")
+    lr.fill("")
+    expect(page.get_by_test_id("training-error")).to_have_text("learning_rate needs a number.")
+    expect(page.get_by_test_id("training-save")).to_be_disabled()
+    expect(lr).to_have_attribute("aria-invalid", "true")
+    lr.fill("0.001")
+
+    target = page.get_by_test_id("training-target_epochs")
+    target.fill("0")
+    expect(page.get_by_test_id("target-reached")).to_contain_text("The target is reached: 0 of 0 target epochs trained.")

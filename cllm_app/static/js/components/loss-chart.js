@@ -103,7 +103,8 @@ function logTicks(min, max, count) {
   return ticks;
 }
 
-function decimalsFor(ticks) {
+/** The decimals that tell a chart's ticks apart and no more (5, 5.5, 6 rather than 5.000). */
+export function decimalsFor(ticks) {
   if (ticks.length < 2) return 2;
   const step = Math.min(...ticks.slice(1).map((t, i) => Math.abs(t - ticks[i])).filter((d) => d > 0));
   return Math.min(6, Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));

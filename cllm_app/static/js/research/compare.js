@@ -5,7 +5,7 @@
 import * as api from "../api.js";
 import * as selection from "../selection.js";
 import { errorText, fill, formatBytes, formatInt, formatParams, h } from "../ui.js";
-import { formatLoss } from "../components/loss-chart.js";
+import { decimalsFor, formatLoss } from "../components/loss-chart.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = 8; // --research-series-1 … 8 in research.css
@@ -131,10 +131,12 @@ function draw() {
     y0 -= pad; y1 += pad;
     const px = (x) => PAD.left + ((x - x0) / (x1 - x0)) * (W - PAD.left - PAD.right);
     const py = (y) => H - PAD.bottom - ((y - y0) / (y1 - y0)) * (H - PAD.top - PAD.bottom);
-    for (const t of ticks(y0, y1, 5)) {
+    const yTicks = ticks(y0, y1, 5);
+    const decimals = decimalsFor(yTicks);
+    for (const t of yTicks) {
       root.append(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: py(t), y2: py(t), class: "svg-grid" }));
-      const label = svg("text", { x: PAD.left - 6, y: py(t) + 4, "text-anchor": "end", class: "svg-axis" });
-      label.textContent = prefs.log ? formatLoss(10 ** t) : formatLoss(t);
+      const label = svg("text", { x: PAD.left - 6, y: py(t) + 4, "text-anchor": "end", class: "svg-axis", "data-tick": "y" });
+      label.textContent = prefs.log ? formatLoss(10 ** t) : t.toFixed(decimals);
       root.append(label);
     }
     for (const t of ticks(x0, x1, 6)) {

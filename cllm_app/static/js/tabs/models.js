@@ -172,7 +172,7 @@ function renderTable({ models, current, sort, order }) {
 function buildCreateForm() {
   const name = h("input", {
     id: "create-name", class: "input", name: "model_name", autocomplete: "off", spellcheck: false,
-    maxLength: 64, dataset: { testid: "create-name" }, "aria-describedby": "create-name-message",
+    dataset: { testid: "create-name" }, "aria-describedby": "create-name-message",
   });
   const nameMessage = h("p", { id: "create-name-message", class: "field-message", "aria-live": "polite", dataset: { testid: "create-name-message" } });
   const button = h("button", { type: "submit", class: "btn btn-primary", dataset: { testid: "create-button" } }, "Create");
@@ -374,7 +374,9 @@ async function onCreate(event) {
     toast(`Created ${model.model_name}`, { kind: "ok" });
     await loadDefaultName();
   } catch (err) {
-    els.createError.textContent = err instanceof api.ApiError ? errorText(err) : err.message;
+    // A refused name is said once, under the name (validateCreateName); anything else here.
+    const aboutName = ["invalid_name", "name_taken"].includes(err.code);
+    els.createError.textContent = aboutName ? "" : err instanceof api.ApiError ? errorText(err) : err.message;
     await validateCreateName();
   } finally {
     els.createButton.textContent = label;
@@ -523,7 +525,7 @@ function cancelRename() {
 function renameEditor(m) {
   const oldName = m.model_name;
   const input = h("input", {
-    class: "input input-title", value: oldName, autocomplete: "off", spellcheck: false, maxLength: 64,
+    class: "input input-title", value: oldName, autocomplete: "off", spellcheck: false,
     "aria-label": "New name", id: "details-title", dataset: { testid: "rename-input" },
   });
   const message = h("p", { class: "field-message", "aria-live": "polite", dataset: { testid: "rename-message" } });

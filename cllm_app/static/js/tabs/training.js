@@ -37,6 +37,7 @@ let job = null;
 let hist = { points: [], markers: [] };
 let starting = false;
 let stopping = false;
+let runErrorField = null; // the setting a refusal of Start named, until it is edited
 let chart;
 let queueTable;
 
@@ -223,8 +224,17 @@ function fieldFor(setting) {
     dirty = true;
     input.removeAttribute("aria-invalid");
     els.error.textContent = "";
+    if (runErrorField === field) {
+      els.runError.textContent = ""; // the refusal was about this field: it is being fixed
+      runErrorField = null;
+    }
     const body = changed();
     els.save.disabled = body === null || Object.keys(body).length === 0;
+    // Text such as "abc" reads as no value in a number field: say so on the field at once.
+    if (input.validity.badInput || input.value.trim() === "" || Number.isNaN(Number(input.value))) {
+      input.setAttribute("aria-invalid", "true");
+      els.error.textContent = `${field} needs a number.`;
+    }
     renderControls();
   });
   els.inputs[field] = input;
@@ -265,6 +275,18 @@ function changed() {
 function badField() {
   const bad = Object.entries(els.inputs).find(([, input]) => input.value.trim() === "" || Number.isNaN(Number(input.value)));
   return bad ? bad[0] : null;
+}
+
+/** Say which field holds no number (text such as "abc" reads as empty in a number field),
+ * mark it and put the caret there; returns its name. */
+function flagBadField(where, after = "") {
+  const field = badField();
+  where.textContent = `${field || "Every setting"} needs a number${after}.`;
+  if (field) {
+    els.inputs[field].setAttribute("aria-invalid", "true");
+    els.inputs[field].focus();
+  }
+  return field;
 }
 
 function showForm(model) {
@@ -317,7 +339,7 @@ async function save(event) {
   event.preventDefault();
   const body = changed();
   if (body === null) {
-    els.error.textContent = `${badField() || "Every field"} needs a number.`;
+    flagBadField(els.error);
     return;
   }
   if (!Object.keys(body).length) return;
@@ -379,7 +401,7 @@ function renderControls() {
     }[job.state]);
   } else if (reached) {
     hint = h("p", { class: "notice notice-ok", dataset: { testid: "target-reached" } },
-      `The target is reached: ${m.epochs_trained} of ${m.target_epochs} target epochs trained. `,
+      `The target is reached: ${m.epochs_trained} of ${target} target ${target === 1 ? "epoch" : "epochs"} trained. `,
       "To train further, raise ",
       h("button", { type: "button", class: "link mono", onclick: focusTarget }, "target_epochs"),
       " in the settings below; Continue then resumes from the last checkpoint.");
@@ -426,10 +448,11 @@ async function startTraining(resume) {
   const name = loaded.model_name;
   const body = changed();
   if (body === null) {
-    els.runError.textContent = `${badField() || "Every setting"} needs a number before training can start.`;
+    runErrorField = flagBadField(els.runError, " before training can start");
     return;
   }
   els.runError.textContent = "";
+  runErrorField = null;
   starting = true;
   renderControls();
   try {
@@ -441,6 +464,7 @@ async function startTraining(resume) {
     els.runError.textContent = refusalText(err);
     const field = err.code?.startsWith("invalid_") ? err.code.slice("invalid_".length) : null;
     if (field && els.inputs[field]) {
+      runErrorField = field;
       els.inputs[field].setAttribute("aria-invalid", "true");
       els.inputs[field].focus();
     }
