@@ -4,11 +4,11 @@
 
 import * as api from "../api.js";
 import * as selection from "../selection.js";
+import * as store from "../store.js";
 import { errorText, fill, formatBytes, formatInt, h } from "../ui.js";
 import { formatLoss } from "../components/loss-chart.js";
 import { progressBar } from "../components/job-progress.js";
 
-const POLL_MS = 500;
 const FINAL = ["done", "failed", "stopped", "interrupted", "cancelled"];
 
 let els = {};
@@ -122,20 +122,33 @@ async function run() {
   }
 }
 
+/** Follow an evaluate job in the store (the change feed brings its progress) until it ends. */
 async function follow(job) {
   running = { jobId: job.id };
   els.stop.hidden = false;
-  for (;;) {
-    fill(els.progress,
-      progressBar(job.progress, { label: "Evaluation progress", testid: "eval-job-progress" }),
-      h("p", { class: "small muted", dataset: { testid: "eval-job-message" } }, `Job #${job.id}: ${job.message || job.state}`));
-    if (FINAL.includes(job.state)) break;
-    await new Promise((r) => setTimeout(r, POLL_MS));
-    job = await api.get(`/api/jobs/${job.id}`);
-  }
+  const show = (j) => fill(els.progress,
+    progressBar(j.progress, { label: "Evaluation progress", testid: "eval-job-progress" }),
+    h("p", { class: "small muted", dataset: { testid: "eval-job-message" } }, `Job #${j.id}: ${j.message || j.state}`));
+  store.accept({ job });
+  const ended = await new Promise((resolve) => {
+    let off = null;
+    let finished = false;
+    const look = () => {
+      const current = store.job(job.id) || job;
+      if (finished) return;
+      show(current);
+      if (FINAL.includes(current.state)) {
+        finished = true;
+        resolve(current);
+        if (off) off();
+      }
+    };
+    off = store.subscribe(look);
+    if (finished) off();
+  });
   fill(els.progress);
-  if (job.state === "done" || (job.state === "stopped" && job.detail?.tokens)) showResult(job.detail, job);
-  else throw new Error(job.error || job.message || `the evaluation ${job.state}`);
+  if (ended.state === "done" || (ended.state === "stopped" && ended.detail?.tokens)) showResult(ended.detail, ended);
+  else throw new Error(ended.error || ended.message || `the evaluation ${ended.state}`);
 }
 
 async function stop() {
