@@ -96,7 +96,9 @@ def chat(origin: str, token: str, conversation: int, stop, tokens) -> None:
 
 def follow_feed(origin: str, token: str, stop: threading.Event, seen: list[int]) -> None:
     """A window's line to the change feed: read every event until told to stop."""
-    with requests.get(f"{origin}/api/events", params={"token": token}, stream=True, timeout=(10, 30)) as r:
+    headers = {"X-CLLM-Token": token, "Accept": "text/event-stream"}
+    with requests.get(f"{origin}/api/events", headers=headers, stream=True, timeout=(10, 30)) as r:
+        r.raise_for_status()
         for line in r.iter_lines(decode_unicode=True):
             if line and line.startswith("event: change"):
                 seen[0] += 1
