@@ -106,6 +106,17 @@ def test_counts_added_elsewhere_catch_up_on_every_card(page, app, tmp_path):
     open_tab(page, "models")
     expect(page.get_by_test_id("details-queue")).to_have_text(shown)
 
+    # 8. The queue's search box shows its whole placeholder.
+    open_tab(page, "training")
+    room = page.get_by_test_id("queue-search").evaluate("""el => {
+      const style = getComputedStyle(el);
+      const ctx = document.createElement("canvas").getContext("2d");
+      ctx.font = `${style.fontSize} ${style.fontFamily}`;
+      const inner = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      return inner - ctx.measureText(el.placeholder).width;
+    }""")
+    assert room >= 0, room
+
 
 def test_steps_follow_a_running_job_and_stop_agrees_with_the_checkpoint(page, app):
     """2. While a job trains, the Models tab's Steps follow its checkpoints; after Stop the run's
@@ -167,6 +178,13 @@ def test_a_paused_crawl_reads_paused_and_a_finished_one_a_full_bar(page, app, si
     bar = page.locator('[data-testid="crawl-status"] [role="progressbar"]')
     expect(bar).to_have_attribute("aria-valuenow", "100.0")
     expect(page.get_by_test_id("crawl-pages")).to_have_text(f"{done['requested']} pages (of at most 40)")
+
+    # 8. A long title and URL wrap inside their cell: nothing runs over Outcome, Reason, Tokens.
+    cells = page.locator('[data-testid="crawl-urls-table"] td.path')
+    expect(cells.first).to_be_visible()
+    cells.first.evaluate("td => { td.textContent = 'A page title of many words '.repeat(12) + td.textContent; }")
+    overflowing = cells.evaluate_all("tds => tds.filter((td) => td.scrollWidth > td.clientWidth + 1).length")
+    assert overflowing == 0
 
 
 def test_what_a_running_job_forbids_is_disabled_with_the_reason(page, app):

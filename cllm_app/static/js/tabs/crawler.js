@@ -44,6 +44,7 @@ let panel;
 let modelName = null;
 let modelId = null;
 let picked = null; // a past crawl the person chose to look at; else the card shows the newest
+let urlsFor = null; // the crawl whose recent URLs the table was asked for
 let newestId = null;
 let seq = 0;
 let openTabFn = () => {};
@@ -101,7 +102,12 @@ export function mount(root, { openTab }) {
   );
   render();
   selection.subscribe(onSelection);
-  store.subscribe((what) => (what.all || what.crawls ? render() : null));
+  store.subscribe((what) => {
+    if (!what.all && !what.crawls) return;
+    render();
+    // The model's crawl arrived (or another one started): its URLs too.
+    if (modelName && (shownCrawl()?.id ?? null) !== urlsFor) loadLists();
+  });
   // Each page the crawl takes is its job's progress: the recent URLs follow it.
   events.onChange(["crawls", "progress"], (changes) => (modelName && changes.concerns(modelId) ? loadLists() : null));
 }
@@ -240,6 +246,7 @@ async function loadLists() {
     if (mine !== seq) return;
     renderHistory(crawls);
     const c = shownCrawl();
+    urlsFor = c ? c.id : null;
     if (!c) {
       fill(els.urls);
       return;
