@@ -65,6 +65,32 @@ export function activeJobs() {
 export const job = (id) => jobs.get(id) || null;
 export const crawlOf = (modelId) => crawls.get(modelId) || null;
 
+const FINAL_JOB_STATES = ["done", "failed", "stopped", "interrupted", "cancelled"];
+
+/** Resolves with the job once it has ended, calling onProgress(job) with each state before;
+ * `stillWanted()` false resolves null (the view moved on). The feed brings every change. */
+export function untilEnded(started, { onProgress = () => {}, stillWanted = () => true } = {}) {
+  accept({ job: started });
+  return new Promise((resolve) => {
+    let off = null;
+    let finished = false;
+    const finish = (value) => {
+      finished = true;
+      resolve(value);
+      if (off) off();
+    };
+    const look = () => {
+      if (finished) return;
+      const current = jobs.get(started.id) || started;
+      if (!stillWanted()) finish(null);
+      else if (FINAL_JOB_STATES.includes(current.state)) finish(current);
+      else onProgress(current);
+    };
+    off = subscribe(look);
+    if (finished) off();
+  });
+}
+
 // ---- applying what the server says ----------------------------------------------------------
 
 /** Take a value unless the feed has told something newer since `asOf` (the feed id when the

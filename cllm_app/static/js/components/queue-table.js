@@ -37,7 +37,6 @@ function plural(n, one, many = `${one}s`) {
  * `onChange()` runs after the queue changed (added or removed items).
  */
 const PAGE = 50;
-const FINAL = ["done", "failed", "stopped", "interrupted", "cancelled"];
 
 export function createQueueTable(container, { onChange = () => {} } = {}) {
   let name = null;
@@ -263,27 +262,10 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     busy = true;
     render();
     renderProgress(job);
-    store.accept({ job });
     try {
-      const ended = await new Promise((resolve) => {
-        let off = null;
-        let finished = false;
-        const look = () => {
-          if (finished) return;
-          const current = store.job(job.id);
-          if (!tracking || tracking.id !== job.id) {
-            finished = true;
-            resolve(null);
-          } else if (current && FINAL.includes(current.state)) {
-            finished = true;
-            resolve(current);
-          } else if (current) {
-            renderProgress(current);
-          }
-          if (finished && off) off();
-        };
-        off = store.subscribe(look);
-        if (finished) off();
+      const ended = await store.untilEnded(job, {
+        onProgress: renderProgress,
+        stillWanted: () => Boolean(tracking && tracking.id === job.id),
       });
       if (!ended) return;
       progress.hidden = true;

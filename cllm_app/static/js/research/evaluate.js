@@ -9,7 +9,6 @@ import { errorText, fill, formatBytes, formatInt, h } from "../ui.js";
 import { formatLoss } from "../components/loss-chart.js";
 import { progressBar } from "../components/job-progress.js";
 
-const FINAL = ["done", "failed", "stopped", "interrupted", "cancelled"];
 
 let els = {};
 let model = null;
@@ -129,23 +128,8 @@ async function follow(job) {
   const show = (j) => fill(els.progress,
     progressBar(j.progress, { label: "Evaluation progress", testid: "eval-job-progress" }),
     h("p", { class: "small muted", dataset: { testid: "eval-job-message" } }, `Job #${j.id}: ${j.message || j.state}`));
-  store.accept({ job });
-  const ended = await new Promise((resolve) => {
-    let off = null;
-    let finished = false;
-    const look = () => {
-      const current = store.job(job.id) || job;
-      if (finished) return;
-      show(current);
-      if (FINAL.includes(current.state)) {
-        finished = true;
-        resolve(current);
-        if (off) off();
-      }
-    };
-    off = store.subscribe(look);
-    if (finished) off();
-  });
+  show(job);
+  const ended = await store.untilEnded(job, { onProgress: show });
   fill(els.progress);
   if (ended.state === "done" || (ended.state === "stopped" && ended.detail?.tokens)) showResult(ended.detail, ended);
   else throw new Error(ended.error || ended.message || `the evaluation ${ended.state}`);
