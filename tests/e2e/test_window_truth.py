@@ -1,5 +1,7 @@
 """The window tells the truth (issue 12): every tab shows the store's current numbers, pushed by
-the change feed, whoever changed them, without a reload. One test a defect seen on an earlier
+the change feed, whoever changed them, without a reload. (How fast a change by another process
+shows is test_two_of_us.py's bar, 2 s; these tests wait the default 10 s, since a loaded CI
+machine is not what they are about.) One test a defect seen on an earlier
 main, and one that runs a crawl, a training job and an ingest at once and checks every tab
 against the API at the end."""
 
@@ -15,7 +17,6 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
-WITHIN_MS = 2_000
 
 
 def cllm(app, *args) -> str:
@@ -100,8 +101,8 @@ def test_counts_added_elsewhere_catch_up_on_every_card(page, app, tmp_path):
     q = model(app, "Counts")["queue"]
     shown = f"{q['items']} items · {q['tokens']:,} tokens"
     assert q["items"] == 3
-    expect(page.get_by_test_id("queue-summary")).to_have_text(shown, timeout=WITHIN_MS)
-    expect(page.get_by_test_id("info-queue")).to_have_text(shown, timeout=WITHIN_MS)
+    expect(page.get_by_test_id("queue-summary")).to_have_text(shown)
+    expect(page.get_by_test_id("info-queue")).to_have_text(shown)
     expect(page.get_by_test_id("run-hint")).to_contain_text(f"Start trains on the {q['tokens']:,} tokens")
     open_tab(page, "models")
     expect(page.get_by_test_id("details-queue")).to_have_text(shown)
@@ -136,9 +137,9 @@ def test_steps_follow_a_running_job_and_stop_agrees_with_the_checkpoint(page, ap
     assert stop["state"] in ("stopping", "stopped")
     final = app.wait_job(job["id"])
     steps = model(app, "Steps")["steps_trained"]
-    expect(details_steps).to_have_text(f"{steps:,}", timeout=WITHIN_MS)
+    expect(details_steps).to_have_text(f"{steps:,}")
     open_tab(page, "training")
-    expect(progress).to_have_attribute("data-state", final["state"], timeout=WITHIN_MS)
+    expect(progress).to_have_attribute("data-state", final["state"])
     expect(page.get_by_test_id("job-message")).to_contain_text(f"step {final['detail']['step']}")
     expect(page.get_by_test_id("run-hint")).to_contain_text(f"(step {steps:,})")
     assert final["detail"]["step"] == steps
@@ -166,7 +167,7 @@ def test_a_paused_crawl_reads_paused_and_a_finished_one_a_full_bar(page, app, si
     page.get_by_test_id("crawl-pause").click()
     expect(state).to_have_attribute("data-state", "paused", timeout=10_000)
     history = page.get_by_test_id("crawl-history-item").first.get_by_test_id("crawl-state")
-    expect(history).to_have_attribute("data-state", "paused", timeout=WITHIN_MS)
+    expect(history).to_have_attribute("data-state", "paused")
     crawl = app.api("GET", "/api/models/Web/crawls", expect_status=200)[1]["crawls"][0]
     assert crawl["state"] == "paused"
     expect(page.get_by_test_id("crawl-count-fetched")).to_have_text(f"{crawl['fetched']:,}")
@@ -199,7 +200,7 @@ def test_what_a_running_job_forbids_is_disabled_with_the_reason(page, app):
     layers = page.get_by_test_id("add-layers-input")
     expect(rename).to_be_enabled()
     job = app.api("POST", "/api/models/Busy/train", {**TINY_SETTINGS, "target_epochs": 500}, expect_status=202)[1]
-    expect(rename).to_be_disabled(timeout=WITHIN_MS)
+    expect(rename).to_be_disabled()
     expect(delete).to_be_disabled()
     expect(layers).to_be_disabled()
     reason = page.get_by_test_id("details-busy")
@@ -208,7 +209,7 @@ def test_what_a_running_job_forbids_is_disabled_with_the_reason(page, app):
     assert "training" in delete.get_attribute("title")
     app.api("POST", f"/api/jobs/{job['id']}/stop", {}, expect_status=200)
     app.wait_job(job["id"])
-    expect(rename).to_be_enabled(timeout=WITHIN_MS)
+    expect(rename).to_be_enabled()
     expect(delete).to_be_enabled()
     expect(layers).to_be_enabled()
     expect(reason).to_have_count(0)
@@ -243,7 +244,7 @@ def test_deleting_the_selected_model_selects_the_next(page, app):
     expect(page.get_by_test_id("details-name")).to_have_text("m2")
     page.get_by_test_id("delete-button").click()
     page.get_by_role("button", name="Move to trash").click()
-    expect(page.get_by_test_id("details-name")).to_have_text("m3", timeout=WITHIN_MS)
+    expect(page.get_by_test_id("details-name")).to_have_text("m3")
     for tab in ("training", "crawler", "llm"):
         open_tab(page, tab)
         expect(panel_select(page, tab)).to_have_value("m3")
@@ -276,7 +277,7 @@ def test_a_crawl_a_training_and_an_ingest_at_once_end_with_every_tab_equal_to_th
 
     models = {m["model_name"]: m for m in app.api("GET", "/api/models", expect_status=200)[1]["models"]}
     train = models["Train"]
-    expect(page.get_by_test_id("job-progress")).to_have_attribute("data-state", "done", timeout=WITHIN_MS)
+    expect(page.get_by_test_id("job-progress")).to_have_attribute("data-state", "done")
     expect(page.get_by_test_id("info-epochs")).to_have_text(f"{train['epochs_trained']} trained of {train['target_epochs']} target")
     expect(page.get_by_test_id("info-trained")).to_have_text(f"{train['steps_trained']:,} steps · {train['tokens_trained']:,} tokens")
     jobs = page.get_by_test_id("jobs")
