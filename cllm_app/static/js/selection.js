@@ -67,16 +67,8 @@ export function current() {
   return snapshot().current;
 }
 
-export function currentModel() {
-  return currentModelOf();
-}
-
 export function models() {
   return state.models;
-}
-
-export function getState() {
-  return snapshot();
 }
 
 async function persist(name) {
@@ -102,13 +94,6 @@ function onStore(what) {
   }
   state.loaded = store.isLoaded();
   if (state.loaded) emit();
-}
-
-/** Load the models again, then make `select` (a name) current if given. Views call this after
- * a change of their own whose answer they did not hand to store.accept. */
-export async function refresh({ select: name } = {}) {
-  await store.load();
-  if (name !== undefined) await select(name);
 }
 
 /** Make `name` the current model everywhere (null clears the selection). */

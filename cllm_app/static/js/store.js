@@ -16,6 +16,8 @@ const jobs = new Map(); // id -> job: every active job, and each model's newest 
 const crawls = new Map(); // model id -> its crawl under way, else its newest
 const seen = new Map(); // "model:1", "job:2", "crawl:1" -> the feed id that last set it
 const listeners = new Set();
+const ACTIVE_JOB_STATES = ["queued", "running", "stopping", "paused"];
+const LIVE_CRAWL_STATES = ["queued", "running", "pausing", "stopping"];
 let loaded = false;
 let lastEventId = 0; // the newest change applied
 let pending = null; // a load in flight
@@ -59,10 +61,9 @@ export function latestJob(modelId, kind) {
 }
 
 export function activeJobs() {
-  return [...jobs.values()].filter((j) => ["queued", "running", "stopping", "paused"].includes(j.state)).sort((a, b) => a.id - b.id);
+  return [...jobs.values()].filter((j) => ACTIVE_JOB_STATES.includes(j.state)).sort((a, b) => a.id - b.id);
 }
 
-export const job = (id) => jobs.get(id) || null;
 export const crawlOf = (modelId) => crawls.get(modelId) || null;
 
 const FINAL_JOB_STATES = ["done", "failed", "stopped", "interrupted", "cancelled"];
@@ -120,7 +121,7 @@ function putJob(j, asOf) {
   // Older finished jobs of the same model and kind are no longer "the newest": forget them.
   for (const [id, other] of jobs) {
     if (other.model_id === j.model_id && other.kind === j.kind && other.id < j.id
-        && !["queued", "running", "stopping", "paused"].includes(other.state)) jobs.delete(id);
+        && !ACTIVE_JOB_STATES.includes(other.state)) jobs.delete(id);
   }
   return true;
 }
@@ -135,7 +136,10 @@ function putCrawl(c, asOf) {
  * and the feed's event for the same change follows. */
 export function accept({ model: m, job, crawl } = {}) {
   const what = { models: new Set(), jobs: false, crawls: false, all: false };
-  if (m && putModel(m, lastEventId)) what.models.add(m.id);
+  if (m) {
+    const { lineage, ...summary } = m; // a details answer: the store keeps the listing's fields
+    if (putModel(summary, lastEventId)) what.models.add(m.id);
+  }
   if (job && putJob(job, lastEventId)) what.jobs = true;
   if (crawl && putCrawl(crawl, lastEventId)) what.crawls = true;
   if (what.models.size || what.jobs || what.crawls) emit(what);
@@ -182,43 +186,42 @@ export function load() {
   return pending;
 }
 
-/** Make sure the model's newest jobs are here (a tab shows its last run). */
-export async function needJobs(modelId) {
+/** Ask the API once per model (again after a failure) for what no event has brought yet. */
+async function askOnce(asked, modelId, fetch) {
   const m = models.get(modelId);
-  if (!m || jobsAsked.has(modelId)) return;
-  jobsAsked.add(modelId);
-  const asOf = lastEventId;
+  if (!m || asked.has(modelId)) return;
+  asked.add(modelId);
   try {
+    await fetch(m, lastEventId);
+  } catch (err) {
+    asked.delete(modelId);
+    if (err.code !== "model_not_found") throw err;
+  }
+}
+
+/** Make sure the model's newest jobs are here (a tab shows its last run). */
+export function needJobs(modelId) {
+  return askOnce(jobsAsked, modelId, async (m, asOf) => {
     const { jobs: list } = await api.get(`/api/jobs${api.query({ model_name: m.model_name })}`);
     let changed = false;
     const kinds = new Set();
     for (const j of list) {
-      if (["queued", "running", "stopping", "paused"].includes(j.state) || !kinds.has(j.kind)) {
+      if (ACTIVE_JOB_STATES.includes(j.state) || !kinds.has(j.kind)) {
         kinds.add(j.kind);
         changed = putJob(j, asOf) || changed;
       }
     }
     if (changed) emit({ models: new Set(), jobs: true, crawls: false, all: false });
-  } catch (err) {
-    jobsAsked.delete(modelId);
-    if (err.code !== "model_not_found") throw err;
-  }
+  });
 }
 
-/** Make sure the model's newest crawl is here (the Crawler tab shows it). */
-export async function needCrawl(modelId) {
-  const m = models.get(modelId);
-  if (!m || crawlsAsked.has(modelId)) return;
-  crawlsAsked.add(modelId);
-  const asOf = lastEventId;
-  try {
+/** Make sure the model's crawl is here (the Crawler tab shows it): the one under way, else the newest. */
+export function needCrawl(modelId) {
+  return askOnce(crawlsAsked, modelId, async (m, asOf) => {
     const { crawls: list } = await api.get(`/api/models/${api.seg(m.model_name)}/crawls`);
-    const shown = list.find((c) => ["queued", "running", "pausing", "stopping"].includes(c.state)) || list[0];
+    const shown = list.find((c) => LIVE_CRAWL_STATES.includes(c.state)) || list[0];
     if (shown && putCrawl(shown, asOf)) emit({ models: new Set(), jobs: false, crawls: true, all: false });
-  } catch (err) {
-    crawlsAsked.delete(modelId);
-    if (err.code !== "model_not_found") throw err;
-  }
+  });
 }
 
 /** Boot: follow the feed, then load. A feed that had to start over (changes missed) loads again. */

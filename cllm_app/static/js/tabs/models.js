@@ -51,11 +51,6 @@ let detailsSeq = 0;
 let renaming = false;
 let trashEntries = [];
 
-/** A model's details as the store keeps it (the listing's fields). */
-function listed({ lineage, ...model }) {
-  return model;
-}
-
 export function mount(root) {
   panel = root;
   const head = h("div", { class: "panel-head" },
@@ -369,7 +364,7 @@ async function onCreate(event) {
     const model = await api.post("/api/models", { ...body, ...tokenizer });
     els.resetTokenizerFiles();
     els.nameIsDefault = true;
-    store.accept({ model: listed(model) });
+    store.accept({ model: model });
     await selection.select(model.model_name);
     toast(`Created ${model.model_name}`, { kind: "ok" });
     await loadDefaultName();
@@ -562,7 +557,7 @@ function renameEditor(m) {
     try {
       const model = await api.post(`/api/models/${api.seg(oldName)}/rename`, { model_name: newName });
       renaming = false;
-      store.accept({ model: listed(model) });
+      store.accept({ model: model });
       await selection.select(model.model_name);
       toast(`Renamed to ${model.model_name}`, { kind: "ok" });
     } catch (err) {
@@ -610,7 +605,7 @@ function addLayersControl(m) {
     apply.disabled = true;
     try {
       const model = await api.patch(`/api/models/${api.seg(m.model_name)}`, { n_layer: value });
-      store.accept({ model: listed(model) });
+      store.accept({ model: model });
       toast(`${model.model_name} now has ${model.n_layer} layers`, { kind: "ok" });
     } catch (err) {
       message.textContent = errorText(err);
@@ -673,7 +668,7 @@ function lineage(m) {
 async function duplicate(name) {
   try {
     const copy = await api.post(`/api/models/${api.seg(name)}/duplicate`, {});
-    store.accept({ model: listed(copy) });
+    store.accept({ model: copy });
     await selection.select(copy.model_name);
     toast(`Duplicated as ${copy.model_name}`, { kind: "ok" });
   } catch (err) {
@@ -723,7 +718,7 @@ async function restore(entry) {
       if (name === null) return;
       model = await api.post(`/api/trash/${entry.id}/restore`, { model_name: name });
     }
-    store.accept({ model: listed(model) });
+    store.accept({ model: model });
     await Promise.all([selection.select(model.model_name), loadTrash()]);
     toast(`Restored ${model.model_name}`, { kind: "ok" });
   } catch (err) {

@@ -117,11 +117,6 @@ export function mount(root, { openTab }) {
 /** The app shows this tab. (Everything it shows is kept true while it is hidden.) */
 export function shown() {}
 
-/** A model's details as the store keeps it (the listing's fields). */
-function listed({ lineage, ...model }) {
-  return model;
-}
-
 function viewModel() {
   return view.id == null ? null : store.model(view.id);
 }
@@ -346,8 +341,8 @@ async function save(event) {
   els.save.disabled = true;
   try {
     const model = await api.patch(`/api/models/${api.seg(loaded.model_name)}`, body);
-    store.accept({ model: listed(model) });
-    showForm(store.model(model.id) || listed(model));
+    store.accept({ model: model });
+    showForm(store.model(model.id));
     toast(`Saved the training settings of ${model.model_name}`, { kind: "ok" });
   } catch (err) {
     els.error.textContent = errorText(err);
