@@ -96,6 +96,13 @@ function onStore(what) {
   if (state.loaded) emit();
 }
 
+/** Load the models again, then make `select` (a name) current if given. The console's
+ * `cllmStudio.selection.refresh()` (bridge.js): the page itself needs it no more. */
+export async function refresh({ select: name } = {}) {
+  await store.load();
+  if (name !== undefined) await select(name);
+}
+
 /** Make `name` the current model everywhere (null clears the selection). */
 export async function select(name) {
   const m = name ? find(name) || store.byName(name) : null;
