@@ -48,6 +48,38 @@ def test_stop_cancels_queued_and_asks_running(studio, model):
         studio.jobs.stop(999)
 
 
+def test_a_stop_between_the_runners_spawn_and_the_workers_start_holds(studio, model):
+    """The runner picks a queued job, spawns its worker, then marks it started; the worker marks
+    it again. A stop that lands anywhere in between must win (CI once trained on for minutes
+    after a stop that cancelled the job just before the runner's mark)."""
+    import os
+
+    cancelled = studio.jobs.submit("train", model)
+    studio.jobs.stop(cancelled["id"])  # while still queued: cancelled
+    assert studio.jobs.start(cancelled["id"], os.getpid()) is False  # the runner's mark
+    assert studio.jobs.start(cancelled["id"], os.getpid()) is False  # the worker's: it exits
+    assert studio.jobs.get(cancelled["id"])["state"] == "cancelled"
+
+    stopping = studio.jobs.submit("train", model)
+    assert studio.jobs.start(stopping["id"], os.getpid()) is True  # the runner's mark
+    studio.jobs.stop(stopping["id"])
+    assert studio.jobs.start(stopping["id"], os.getpid()) is True  # the worker runs, to checkpoint
+    assert studio.jobs.stop_requested(stopping["id"])
+
+
+def test_a_worker_for_a_cancelled_job_exits_without_work(studio, model, monkeypatch):
+    from cllm_app.jobs import worker
+
+    monkeypatch.setattr(worker, "lower_priority", lambda niceness: None)  # not this test process
+    run_job = worker.run_job
+
+    job = studio.jobs.submit("train", model)
+    studio.jobs.stop(job["id"])
+    assert run_job(job["id"]) == 0
+    after = studio.jobs.get(job["id"])
+    assert after["state"] == "cancelled" and after["started_at"] is None
+
+
 def test_a_job_holds_its_model(studio, model):
     studio.jobs.submit("train", model)
     with pytest.raises(Conflict) as e:

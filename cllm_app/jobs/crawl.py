@@ -44,8 +44,10 @@ class CrawlRun:
         self.seen = crawls.known_pages(self.crawl_id)
         self.requested = crawls.requested(self.crawl_id)
         self.fetched_now, self.started, self.last_report = 0, time.monotonic(), 0.0
-        if crawl.state == "queued":
-            Crawl.update(state="running", updated_at=utcnow()).where(Crawl.id == self.crawl_id).execute()
+        # Only from queued: a pause or stop asked for since this process was spawned must hold.
+        Crawl.update(state="running", updated_at=utcnow()).where(
+            (Crawl.id == self.crawl_id) & (Crawl.state == "queued")
+        ).execute()
 
     def control(self) -> str | None:
         """'pause' or 'stop' when the person (or `cllm crawl`'s Ctrl+C) asked for it, else None."""

@@ -36,7 +36,8 @@ def run_job(job_id: int) -> int:
     job = Job.get_or_none(Job.id == job_id)
     if job is None:
         return 2
-    studio.jobs.start(job_id, os.getpid())
+    if not studio.jobs.start(job_id, os.getpid()):
+        return 0  # cancelled before this process could start: nothing to do
     module, func = KINDS[job.kind].split(":")
     try:
         run = getattr(__import__(module, fromlist=[func]), func)

@@ -115,11 +115,17 @@ class Jobs:
         if values:
             Job.update(values).where(Job.id == job_id).execute()
 
-    def start(self, job_id: int, pid: int) -> None:
-        Job.update(pid=pid, pid_started=process_start(pid), started_at=utcnow()).where(Job.id == job_id).execute()
-        # The runner marks a job running when it spawns the worker, and the worker again when it
-        # starts; a stop asked for in between must survive the second mark.
-        Job.update(state="running").where((Job.id == job_id) & (Job.state != "stopping")).execute()
+    def start(self, job_id: int, pid: int) -> bool:
+        """Mark a job's worker started. False when the job ended before its worker could start
+        (cancelled while the runner was spawning it): that worker must then exit without work."""
+        with db.atomic():
+            # The runner marks a job running when it spawns the worker, and the worker again when
+            # it starts; a stop asked for in between must survive the second mark, and a job
+            # cancelled in between must stay cancelled.
+            live = (Job.id == job_id) & Job.state.in_(("queued", "running", "stopping"))
+            Job.update(pid=pid, pid_started=process_start(pid), started_at=utcnow()).where(live).execute()
+            Job.update(state="running").where(live & (Job.state != "stopping")).execute()
+            return Job.select(Job.state).where(Job.id == job_id).scalar() in ("running", "stopping")
 
     def finish(self, job_id: int, state: str, message: str | None = None, error: str | None = None) -> None:
         Job.update(state=state, message=message, error=error, finished_at=utcnow()).where(Job.id == job_id).execute()
