@@ -163,6 +163,10 @@ def _training_options(more_flags: dict | None = None):
     def decorate(func):
         for s in reversed(training_settings.SETTINGS):
             flags = [s.flag, *([more_flags[s.name]] if more_flags and s.name in more_flags else [])]
+            if s.type is str:
+                func = click.option(*flags, s.name, type=click.Choice(s.choices), default=None,
+                                    help=f"{s.help} (default {s.default}).")(func)
+                continue
             shown = (lambda v: f"{v:,}") if s.type is int else (lambda v: f"{v:g}")
             lo = f"more than {shown(s.minimum)}" if s.exclusive_minimum else shown(s.minimum)
             func = click.option(*flags, s.name, type=s.type, default=None,
@@ -565,11 +569,14 @@ def generate(name, prompt, **sampling):
 
 @cli.command(hidden=True)
 @click.argument("job_id", type=int)
-def worker(job_id):
-    """Run one background job (started by the app; not for people)."""
-    from cllm_app.jobs.worker import run_job
+@click.option("--rank", type=int, default=None)
+@click.option("--world", type=int, default=None)
+@click.option("--address", default=None)
+def worker(job_id, rank, world, address):
+    """Run one background job, or one rank of a many-process one (started by the app; not for people)."""
+    from cllm_app.jobs.worker import run_job, run_rank
 
-    sys.exit(run_job(job_id))
+    sys.exit(run_job(job_id) if rank is None else run_rank(job_id, rank, world, address))
 
 
 @cli.command(hidden=True)

@@ -14,15 +14,20 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Setting:
     name: str  # one word everywhere: store column, API field, form field
-    type: type  # int or float
-    default: int | float
-    minimum: int | float
-    maximum: int | float
+    type: type  # int, float, or str (one of `choices`)
+    default: int | float | str
+    minimum: int | float | None
+    maximum: int | float | None
     help: str
     flag: str  # the `cllm models set` / `cllm train` option
     exclusive_minimum: bool = False  # the minimum itself is refused (a learning rate of 0 learns nothing)
+    choices: tuple[str, ...] = ()  # a str setting's allowed values
+    group: str = "training"  # "engine": shown beside Start, not in the settings form
 
     def as_json(self) -> dict:
+        if self.type is str:
+            return {"name": self.name, "type": "string", "default": self.default, "enum": list(self.choices),
+                    "help": self.help, "group": self.group}
         return {
             "name": self.name,
             "type": "integer" if self.type is int else "number",
@@ -31,6 +36,7 @@ class Setting:
             "maximum": self.maximum,
             "exclusive_minimum": self.exclusive_minimum,
             "help": self.help,
+            "group": self.group,
         }
 
 
@@ -45,6 +51,13 @@ SETTINGS = (
     Setting("warmup_steps", int, 100, 0, 1_000_000, "steps of rising learning rate", "--warmup-steps"),
     Setting("weight_decay", float, 0.1, 0.0, 1.0, "AdamW weight decay", "--weight-decay"),
     Setting("seed", int, 1337, 0, 2**31 - 1, "random seed (the data order and the first weights)", "--seed"),
+    # Where the steps run. Any engine continues any checkpoint: a model may switch between runs.
+    Setting("engine", str, "builtin", None, None, "builtin (this CPU's own kernels) or torch (PyTorch: "
+            "GPUs, many processes)", "--engine", choices=("builtin", "torch"), group="engine"),
+    Setting("device", str, "auto", None, None, "the PyTorch engine's device (auto: a GPU if there is one)",
+            "--device", choices=("auto", "cpu", "cuda", "mps"), group="engine"),
+    Setting("nproc", int, 1, 1, 64, "processes the PyTorch engine trains with (one per GPU); batch_size is "
+            "split between them", "--nproc", group="engine"),
 )
 
 NAMES = tuple(s.name for s in SETTINGS)

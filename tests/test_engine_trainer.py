@@ -90,7 +90,7 @@ def test_gradient_accumulation_equals_a_larger_batch(tmp_path):
     acc = _trainer(tmp_path / "acc", settings=_settings(batch_size=2, grad_accum=2, target_epochs=1))
     _collect(big, max_steps=1)
     _collect(acc, max_steps=1)
-    np.testing.assert_allclose(acc.model.params.flat, big.model.params.flat, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acc.numerics.model.params.flat, big.numerics.model.params.flat, rtol=1e-5, atol=1e-6)
 
 
 def test_too_little_data_is_a_plain_refusal(tmp_path):
@@ -142,16 +142,16 @@ def test_plan_warms_up_decays_and_extends_without_a_jump():
 def test_layers_grown_after_training_keep_the_old_optimizer_state(tmp_path):
     t = _trainer(tmp_path, settings=_settings(target_epochs=1))
     _collect(t, max_steps=6)
-    old_m = {k: v.copy() for k, v in t.m.views.items()}
+    old_m = {k: v.copy() for k, v in t.numerics.m.views.items()}
     grown_cfg = GPTConfig(**{**CFG.to_dict(), "n_layer": 3})
     grown = grow_layers(t.weights(), CFG, 3)
     t2 = Trainer(grown_cfg, _settings(target_epochs=1), ops, lambda: _docs(), tmp_path / "ck", grown, EOT)
     assert t2.resumed_from == 6
     for k, v in old_m.items():
-        np.testing.assert_array_equal(t2.m.views[k], v)
-    assert not t2.m.views["h.2.attn.c_attn.weight"].any()
+        np.testing.assert_array_equal(t2.numerics.m.views[k], v)
+    assert not t2.numerics.m.views["h.2.attn.c_attn.weight"].any()
     x = np.frombuffer(b"the quick brown fox jumps", np.uint8).astype(np.int32)[None, :16]
-    before = t.model.forward(x, x)
-    assert math.isclose(t2.model.forward(x, x), before, rel_tol=1e-6)
+    before = t.numerics.loss(x, x)
+    assert math.isclose(t2.numerics.loss(x, x), before, rel_tol=1e-6)
     outcome, _ = _collect(t2)
     assert outcome == "done"

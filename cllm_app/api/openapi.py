@@ -63,7 +63,9 @@ _CONFIRM = {"type": "boolean", "const": True, "x-code": "confirmation_required",
             "x-message": 'this change needs confirmation: send {"confirm": true}'}
 _ARCH = {f: _int(*ARCH_LIMITS[f]) for f in ARCH_FIELDS}
 _TRAINING = {
-    s.name: {**(_num(s.minimum, s.maximum, lo_open=s.exclusive_minimum) if s.type is float else _int(s.minimum, s.maximum)),
+    s.name: {**({"type": "string", "enum": list(s.choices)} if s.type is str
+                else _num(s.minimum, s.maximum, lo_open=s.exclusive_minimum) if s.type is float
+                else _int(s.minimum, s.maximum)),
              "default": s.default, "description": s.help}
     for s in training_settings.SETTINGS
 }
@@ -393,9 +395,10 @@ ROUTES = {
     ("GET", "/api/jobs"): (None, 200, _obj({"jobs": {"type": "array", "items": _ref("Job")}})),
     ("GET", "/api/training-settings"): (None, 200, _obj({"settings": {"type": "array", "items": _obj({
         "name": {"type": "string", "enum": list(training_settings.NAMES)},
-        "type": {"type": "string", "enum": ["integer", "number"]},
-        "default": {"type": "number"}, "minimum": {"type": "number"}, "maximum": {"type": "number"},
-        "exclusive_minimum": {"type": "boolean"}, "help": _STR,
+        "type": {"type": "string", "enum": ["integer", "number", "string"]},
+        "default": {"type": ["number", "string"]}, "minimum": {"type": "number"}, "maximum": {"type": "number"},
+        "exclusive_minimum": {"type": "boolean"}, "help": _STR, "enum": {"type": "array", "items": _STR},
+        "group": {"type": "string", "enum": ["training", "engine"]},
     })}})),
     ("GET", "/api/jobs/{job_id}"): (None, 200, _ref("Job")),
     ("POST", "/api/jobs/{job_id}/stop"): (None, 200, _ref("Job")),

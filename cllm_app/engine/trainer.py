@@ -136,6 +136,68 @@ def optimizer_step(K, model: GPT, m: FlatTensors, v: FlatTensors, step: int, lr:
     return norm
 
 
+class BuiltinNumerics:
+    """The built-in engine's arithmetic: the model, its gradients and AdamW on the Cython
+    kernels of this CPU. engine/torch_numerics.py is its PyTorch twin; the Trainer drives
+    either, so the data order, the split, the plan and the checkpoints are one code."""
+
+    engine = "builtin"
+    rank, world = 0, 1
+
+    def __init__(self, cfg: GPTConfig, kernels):
+        self.K = kernels
+        self.model = GPT(cfg, kernels)
+        self.m, self.v = FlatTensors(cfg), FlatTensors(cfg)
+
+    def load(self, params: dict[str, np.ndarray], moments: dict[str, np.ndarray], step: int) -> None:
+        """Weights, and the AdamW moments ("m.NAME", "v.NAME"; absent ones start at zero)."""
+        self.model.params.load(params)
+        for prefix, flat in (("m.", self.m), ("v.", self.v)):
+            for name, view in flat.views.items():
+                if prefix + name in moments:
+                    view[...] = moments[prefix + name]
+
+    def forward_backward(self, micro_batches: list) -> float:
+        """The gradient of one step (its micro-batches averaged); returns the loss."""
+        A = len(micro_batches)
+        self.model.zero_grad()
+        loss = 0.0
+        for x, y in micro_batches:
+            loss += self.model.forward(x, y) / A
+            self.model.backward(scale=1.0 / A)
+        return loss
+
+    def optimizer_step(self, lr: float, step: int, s) -> float:
+        return optimizer_step(self.K, self.model, self.m, self.v, step, lr, s)
+
+    def loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        return self.model.forward(x, y)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """What a checkpoint keeps: "param.", "m." and "v." before the model's names."""
+        out = {"param." + k: v for k, v in self.model.params.views.items()}
+        out.update({"m." + k: v for k, v in self.m.views.items()})
+        out.update({"v." + k: v for k, v in self.v.views.items()})
+        return out
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return self.model.params.as_dict()
+
+    def decoding_params(self) -> FlatTensors:
+        """The weights as the built-in decoder reads them (the sample at each evaluation)."""
+        return self.model.params
+
+    def agree(self, code: int) -> int:
+        """One process decides alone (the PyTorch engine's ranks take rank 0's word)."""
+        return code
+
+    def agree_ids(self, ids: list[int]) -> list[int]:
+        return ids
+
+
+HALT_STOP, HALT_PAUSE = 1, 2  # what Trainer.run's ranks agree on before each step (0: go on)
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (no data, NaN, divergence); the message is for a person."""
 
@@ -150,10 +212,13 @@ class Trainer:
         checkpoint_dir: Path,
         initial_weights: dict[str, np.ndarray],
         eot: int,
+        numerics=None,
     ):
         """`docs_source` gives the queue's documents; it is asked again at each epoch's start,
-        so items added during an epoch join the next one."""
-        self.cfg, self.s, self.K = cfg, settings, kernels
+        so items added during an epoch join the next one. `numerics` does the arithmetic
+        (BuiltinNumerics on `kernels` unless given, e.g. the PyTorch engine's)."""
+        self.cfg, self.s = cfg, settings
+        self.numerics = numerics if numerics is not None else BuiltinNumerics(cfg, kernels)
         self.docs_source = docs_source
         self.ckpt_dir = Path(checkpoint_dir)
         self.eot = eot
@@ -161,9 +226,6 @@ class Trainer:
             raise TrainingError(
                 f"sequence_length {settings.sequence_length} is longer than the model's block_size {cfg.block_size}"
             )
-        self.model = GPT(cfg, kernels)
-        self.m = FlatTensors(cfg)
-        self.v = FlatTensors(cfg)
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0  # micro-batches of the current epoch already used
@@ -172,12 +234,19 @@ class Trainer:
         self.plan = Plan(settings.warmup_steps, settings.learning_rate, settings.learning_rate * settings.min_lr_ratio)
         self.rng = np.random.default_rng(settings.seed)
         self.resumed_from: int | None = None
+        self.resumed_engine: str | None = None  # the engine that wrote the checkpoint resumed from
         self.skipped_checkpoints: list[tuple[Path, str]] = []  # damaged ones, newest first, with why
         self._load(initial_weights)
         self._start_epoch(resuming=self.batch_in_epoch > 0)
 
     def _start_epoch(self, resuming: bool) -> None:
         docs = self.docs_source()
+        # Every rank of a many-process run trains on the documents rank 0 saw.
+        agreed = self.numerics.agree_ids(sorted(d.doc_id for d in docs))
+        by_id = {d.doc_id: d for d in docs}
+        if any(i not in by_id for i in agreed):
+            raise TrainingError("the training-data queue changed under a many-process run; Continue to start again")
+        docs = [by_id[i] for i in agreed]
         if resuming and self.epoch_doc_ids is not None:
             keep = set(self.epoch_doc_ids)  # the documents this epoch started with, no newcomers
             docs = [d for d in docs if d.doc_id in keep]
@@ -200,22 +269,20 @@ class Trainer:
     # ---- state ----------------------------------------------------------------------------
 
     def _load(self, initial_weights: dict[str, np.ndarray]) -> None:
-        clean_partials(self.ckpt_dir)
+        if self.numerics.rank == 0:
+            clean_partials(self.ckpt_dir)
         ck = load_latest(self.ckpt_dir, on_skip=lambda path, why: self.skipped_checkpoints.append((path, why)))
         if ck is None:
-            self.model.params.load(initial_weights)
+            self.numerics.load(initial_weights, {}, 0)
             return
         params = {k[len("param.") :]: v for k, v in ck.tensors.items() if k.startswith("param.")}
         # Layers added since the checkpoint come from the grown weights, with fresh moments.
-        for name in self.model.params.views:
+        for name in initial_weights:
             if name not in params:
                 params[name] = initial_weights[name]
-        self.model.params.load(params)
-        for prefix, flat in (("m.", self.m), ("v.", self.v)):
-            for name, view in flat.views.items():
-                if prefix + name in ck.tensors:
-                    view[...] = ck.tensors[prefix + name]
+        moments = {k: v for k, v in ck.tensors.items() if k.startswith(("m.", "v."))}
         meta = ck.meta
+        self.numerics.load(params, moments, meta["step"])
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
         self.tokens_seen = meta["tokens_seen"]
         self.epoch_doc_ids = meta["epoch_doc_ids"]
@@ -223,11 +290,12 @@ class Trainer:
         self.plan.peak_lr = self.s.learning_rate  # a changed rate takes effect from here on
         self.rng.bit_generator.state = meta["rng"]
         self.resumed_from = self.step
+        self.resumed_engine = meta.get("engine", "builtin")
 
-    def checkpoint(self) -> Path:
-        tensors = {"param." + k: v for k, v in self.model.params.views.items()}
-        tensors.update({"m." + k: v for k, v in self.m.views.items()})
-        tensors.update({"v." + k: v for k, v in self.v.views.items()})
+    def checkpoint(self) -> Path | None:
+        """Rank 0 writes the checkpoint (every rank holds the same state); None elsewhere."""
+        if self.numerics.rank != 0:
+            return None
         meta = {
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
@@ -237,11 +305,12 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "config": self.cfg.to_dict(),
             "settings": asdict(self.s),
+            "engine": self.numerics.engine,
         }
-        return save_checkpoint(self.ckpt_dir, self.step, tensors, meta, keep=self.s.keep_checkpoints)
+        return save_checkpoint(self.ckpt_dir, self.step, self.numerics.tensors(), meta, keep=self.s.keep_checkpoints)
 
     def weights(self) -> dict[str, np.ndarray]:
-        return self.model.params.as_dict()
+        return self.numerics.weights()
 
     @property
     def epochs_done(self) -> int:
@@ -251,11 +320,6 @@ class Trainer:
     def epoch_float(self) -> float:
         return self.epoch + self.batch_in_epoch / max(1, self.steps_per_epoch * self.s.grad_accum)
 
-    # ---- one optimizer step ---------------------------------------------------------------
-
-    def _optimizer_step(self, lr: float) -> float:
-        return optimizer_step(self.K, self.model, self.m, self.v, self.step + 1, lr, self.s)
-
     def evaluate(self) -> float | None:
         """Mean loss over the first eval_batches batches of the validation documents."""
         if not self.val_docs:
@@ -263,7 +327,7 @@ class Trainer:
         B, T = self.s.batch_size, self.s.sequence_length
         losses = []
         for x, y in EpochStream(self.val_docs, 0, 0, B, T, self.eot):
-            losses.append(self.model.forward(x, y))
+            losses.append(self.numerics.loss(x, y))
             if len(losses) >= self.s.eval_batches:
                 break
         if not losses:  # validation text shorter than one batch: evaluate it as one short window
@@ -271,7 +335,7 @@ class Trainer:
             n = min(tokens.size - 1, T)
             if n < 1:
                 return None
-            losses.append(self.model.forward(tokens[None, :n], tokens[None, 1 : n + 1]))
+            losses.append(self.numerics.loss(tokens[None, :n], tokens[None, 1 : n + 1]))
         return float(np.mean(losses))
 
     def run(
@@ -298,28 +362,23 @@ class Trainer:
             for _ in range(self.batch_in_epoch):  # skip what this epoch already used
                 next(batches)
             while self.batch_in_epoch + A <= stream.n_batches:
-                if should_stop():
+                # Every rank of a many-process run ends at the same step: rank 0's word holds.
+                halt = self.numerics.agree(
+                    HALT_STOP if should_stop() else HALT_PAUSE if budget is not None and budget <= 0 else 0
+                )
+                if halt:
                     self.checkpoint()
                     on_checkpoint(self)
-                    return "stopped"
-                if budget is not None and budget <= 0:
-                    self.checkpoint()
-                    on_checkpoint(self)
-                    return "paused"
+                    return "stopped" if halt == HALT_STOP else "paused"
                 t0 = time.perf_counter()
                 lr = self.plan.lr(self.step)
-                self.model.zero_grad()
-                loss = 0.0
-                for _ in range(A):
-                    x, y = next(batches)
-                    loss += self.model.forward(x, y) / A
-                    self.model.backward(scale=1.0 / A)
+                loss = self.numerics.forward_backward([next(batches) for _ in range(A)])
                 if not math.isfinite(loss) or loss > diverge_at:
                     raise TrainingError(
                         f"training diverged at step {self.step + 1} (loss {loss:.4g}); the last good "
                         "checkpoint is kept: lower learning_rate and continue"
                     )
-                norm = self._optimizer_step(lr)
+                norm = self.numerics.optimizer_step(lr, self.step + 1, s)
                 self.step += 1
                 self.batch_in_epoch += A
                 self.tokens_seen += B * T * A

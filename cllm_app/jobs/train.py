@@ -17,6 +17,7 @@ from cllm_app.engine.kernel_choice import decode_kernel, model_kernels
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.engine.trainer import StepReport, Trainer, TrainingError, TrainSettings
 from cllm_app.engine.weights import load_weights, save_weights
+from cllm_app.jobs import engines
 from cllm_app.services.models import WEIGHTS_FILE
 from cllm_app.services.sampling import PRESETS
 from cllm_app.services.studio import Studio
@@ -50,7 +51,9 @@ class TrainingRun:
     """One run of a training job: the trainer, and what each step, evaluation, checkpoint and
     epoch writes to the store (the window reads it from there)."""
 
-    def __init__(self, studio: Studio, job_id: int, kernels):
+    def __init__(self, studio: Studio, job_id: int, kernels, numerics=None):
+        """`numerics`: the engine's arithmetic (engines.numerics_for); the built-in engine's
+        on `kernels` when None."""
         self.jobs, self.job_id = studio.jobs, job_id
         self.row = LanguageModel.get_by_id(Job.get_by_id(job_id).model_id)
         self.folder = studio.models.folder(self.row)
@@ -61,7 +64,9 @@ class TrainingRun:
         self.trainer = Trainer(  # raises TrainingError (no usable weights, nothing to train on)
             self.cfg, self.settings, kernels, lambda: studio.training.documents(LanguageModel.get_by_id(model_id)),
             self.folder / "checkpoints", load_weights(self.folder / WEIGHTS_FILE), self.tok.eot,
+            numerics=numerics,
         )
+        self.engine = engines.describe(self.trainer.numerics)
         t, s = self.trainer, self.settings
         self.start_step = t.step
         self.total_steps = t.step + t.steps_per_epoch * (s.target_epochs - t.epoch) - t.batch_in_epoch // s.grad_accum
@@ -77,6 +82,10 @@ class TrainingRun:
             LossPoint.delete().where((LossPoint.model == model_id) & (LossPoint.step > self.start_step)).execute()
             if t.resumed_from is not None:
                 ModelEvent.create(model=model_id, kind="training_resumed", detail=json.dumps({"step": self.start_step}))
+            now = t.numerics.engine
+            if t.resumed_engine is not None and t.resumed_engine != now:
+                ModelEvent.create(model=model_id, kind="engine_changed", detail=json.dumps(
+                    {"step": self.start_step, "from": t.resumed_engine, "to": now, "engine": self.engine}))
             for path, why in t.skipped_checkpoints:
                 ModelEvent.create(model=model_id, kind="checkpoint_skipped",
                                   detail=json.dumps({"path": str(path), "reason": why}))
@@ -110,6 +119,7 @@ class TrainingRun:
                 "eta_seconds": max(0, self.total_steps - r.step) * seconds_per_step,
                 "grad_norm": r.grad_norm,
                 "samples": self.samples,
+                "engine": self.engine,
             },
         )
 
@@ -117,7 +127,7 @@ class TrainingRun:
         if val_loss is not None:
             LossPoint.update(val_loss=val_loss).where((LossPoint.model == self.row.id) & (LossPoint.step == step)).execute()
         # A short sample from the weights as they are now, so a person sees what the loss means.
-        params = self.trainer.model.params
+        params = self.trainer.numerics.decoding_params()
         step_fn, _ = decode_kernel(self.cfg, params)
         gen = Generator(self.cfg, params, self.tok, step_fn, context=self.settings.sequence_length)
         text = "".join(gen.text("", Sampling(**SAMPLE_SAMPLING, seed=step)))
@@ -142,19 +152,19 @@ class TrainingRun:
 
 
 def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | None = None) -> str:
-    """Train the job's model to its target epochs. Returns the final state of the job."""
+    """Train the job's model to its target epochs, on the engine the model names. Returns the
+    final state of the job."""
     jobs = studio.jobs
+    row = LanguageModel.get_by_id(Job.get_by_id(job_id).model_id)
+    settings, cfg = settings_of(row), GPTConfig.load(studio.models.folder(row) / "config.json")
     try:
-        run = TrainingRun(studio, job_id, kernels if kernels is not None else model_kernels())
-    except TrainingError as e:
-        jobs.finish(job_id, "failed", error=str(e))
-        return "failed"
-    skipped = run.record_start()
-    should_stop = _throttled(lambda: jobs.stop_requested(job_id), STOP_POLL_SECONDS)
-    try:
-        outcome = run.trainer.run(should_stop, run.on_step, run.on_eval, run.on_checkpoint, run.on_epoch,
-                                  max_steps=max_steps)
-    except TrainingError as e:
+        with engines.numerics_for_job(studio, job_id, cfg, settings) as numerics:
+            run = TrainingRun(studio, job_id, kernels if kernels is not None else model_kernels(), numerics)
+            skipped = run.record_start()
+            should_stop = _throttled(lambda: jobs.stop_requested(job_id), STOP_POLL_SECONDS)
+            outcome = run.trainer.run(should_stop, run.on_step, run.on_eval, run.on_checkpoint, run.on_epoch,
+                                      max_steps=max_steps)
+    except (TrainingError, engines.EngineUnavailable, engines.RankFailed) as e:
         jobs.finish(job_id, "failed", error=str(e))
         return "failed"
     t = run.trainer
@@ -166,3 +176,20 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
     }[outcome]
     jobs.finish(job_id, state, message=message + skipped)
     return state
+
+
+def run_rank(studio: Studio, job_id: int, rank: int, world: int, address: str) -> int:
+    """Another rank of a many-process PyTorch run (rank 0, the job's worker, started it): the
+    same steps on its own rows of each batch. Rank 0 alone reports, samples and checkpoints."""
+    import torch.distributed as dist
+
+    row = LanguageModel.get_by_id(Job.get_by_id(job_id).model_id)
+    settings, cfg = settings_of(row), GPTConfig.load(studio.models.folder(row) / "config.json")
+    numerics = engines.numerics(cfg, settings, rank, world, address)
+    try:
+        run = TrainingRun(studio, job_id, None, numerics)
+        run.trainer.run()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0

@@ -30,6 +30,14 @@ def run_here(studio: Studio, job_id: int, run: Callable[[Studio, int], str]) -> 
         return "failed"
 
 
+def run_rank(job_id: int, rank: int, world: int, address: str) -> int:
+    """One of the other processes of a many-process PyTorch training job (jobs/engines.py)."""
+    lower_priority(job_niceness())
+    from cllm_app.jobs.train import run_rank as run
+
+    return run(Studio(recover=False), job_id, rank, world, address)
+
+
 def run_job(job_id: int) -> int:
     lower_priority(job_niceness())
     studio = Studio(recover=False)

@@ -78,7 +78,11 @@ def _check_training(values: dict, block_size: int, epochs_trained: int) -> dict:
     checked = {}
     for field, value in values.items():
         s = training_settings.BY_NAME.get(field)
-        if s is not None and s.type is float:
+        if s is not None and s.type is str:
+            if value not in s.choices:
+                raise InvalidInput(f"{field} must be one of {', '.join(s.choices)}, not {value!r}", code=f"invalid_{field}")
+            checked[field] = value
+        elif s is not None and s.type is float:
             checked[field] = as_float(field, value, s.minimum, s.maximum, lo_open=s.exclusive_minimum)
         elif s is not None:
             checked[field] = as_int(field, value, s.minimum, s.maximum)

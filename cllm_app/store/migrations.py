@@ -281,7 +281,7 @@ def add_setting_columns(database: SqliteDatabase) -> list[str]:
         with database.atomic():
             migrate(*(
                 SqliteMigrator(database).add_column(
-                    "models", s.name, (IntegerField if s.type is int else FloatField)(default=s.default)
+                    "models", s.name, {int: IntegerField, float: FloatField, str: CharField}[s.type](default=s.default)
                 )
                 for s in missing
             ))

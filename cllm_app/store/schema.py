@@ -75,7 +75,9 @@ class LanguageModel(BaseModel):
 
 
 for _setting in SETTINGS:
-    LanguageModel._meta.add_field(_setting.name, IntegerField() if _setting.type is int else FloatField())
+    LanguageModel._meta.add_field(
+        _setting.name, {int: IntegerField, float: FloatField, str: CharField}[_setting.type](default=_setting.default)
+    )
 
 
 class ModelEvent(BaseModel):

@@ -1,6 +1,6 @@
 // The live loss chart of the Training tab: train loss (raw and EMA-smoothed) and validation
 // loss on a <canvas>, by step or by time, linear or log y, with vertical markers for events
-// (training resumed, layers added, data added) and a legend.
+// (training resumed, layers added, data added, engine changed) and a legend.
 //
 // Drawn with plain canvas calls. Every colour comes from the theme's CSS variables (resolved
 // through a hidden probe element, so any CSS colour a theme writes works) and the chart is
@@ -20,6 +20,7 @@ const MARKERS = {
   training_resumed: { label: "Training resumed", cls: "resumed" },
   layers_grown: { label: "Layers added", cls: "layers" },
   data_added: { label: "Data added", cls: "data" },
+  engine_changed: { label: "Engine changed", cls: "engine" },
 };
 const COLOR_VARS = {
   train: "--_chart-train",
@@ -31,6 +32,7 @@ const COLOR_VARS = {
   resumed: "--_chart-resumed",
   layers: "--_chart-layers",
   data: "--_chart-data",
+  engine: "--_chart-engine",
 };
 const TIME_STEPS = [
   1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
@@ -273,7 +275,7 @@ export function createLossChart(container, { toolbarHost = null } = {}) {
     const first = points[0];
     const last = points[points.length - 1];
     if (prefs.x === "time") return t >= first.t && t <= last.t ? t : null;
-    if (marker.kind === "training_resumed" && Number.isFinite(marker.detail?.step)) {
+    if ((marker.kind === "training_resumed" || marker.kind === "engine_changed") && Number.isFinite(marker.detail?.step)) {
       return marker.detail.step >= first.step && marker.detail.step <= last.step ? marker.detail.step : null;
     }
     if (!(t >= first.t && t <= last.t)) return null;

@@ -1,0 +1,130 @@
+"""The PyTorch engine as a training job (issue 13): chosen per model, shown in the job, one loss
+curve across engine changes; DDP over two gloo processes equals one process; a rank killed
+fails the job with a plain message and Continue resumes to the losses of a run never killed."""
+
+import io
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+
+from cllm_app.jobs.train import run_training
+from cllm_app.procs import spawn_worker
+from cllm_app.store import LanguageModel, LossPoint
+from tests.conftest import wait_until
+
+SHAPE = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
+SETTINGS = {"batch_size": 8, "sequence_length": 32, "target_epochs": 2, "eval_interval": 5,
+            "checkpoint_interval": 3, "warmup_steps": 4, "learning_rate": 0.003, "grad_accum": 2}
+TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, "
+        "it was the age of foolishness, it was the epoch of belief. ").encode()
+
+
+def _model(studio, name, docs=3):
+    studio.models.create(name, **SHAPE)
+    for i in range(docs):
+        studio.queue.add_stream(name, io.BytesIO(TEXT * (8 + i) + f" part {i}".encode()), f"part{i}.txt")
+
+
+def _losses(name) -> list[tuple[int, float]]:
+    row = LanguageModel.get(LanguageModel.model_name == name)
+    return [(p.step, p.train_loss) for p in row.loss_history.order_by(LossPoint.step)]
+
+
+def _run_worker(studio, job, log: Path, timeout=300) -> None:
+    proc = spawn_worker(job["id"], studio.root.path, log)
+    assert proc.wait(timeout=timeout) == 0, log.read_text()
+
+
+def _rank_pids(job_id: int, rank: int) -> list[int]:
+    """The processes of one rank of a job, found by their command lines."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"worker" in args and str(job_id).encode() in args and b"--rank" in args:
+            if args[args.index(b"--rank") + 1] == str(rank).encode():
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_model_trains_on_pytorch_and_the_job_says_so(studio):
+    _model(studio, "t")
+    job = studio.training.start("t", {**SETTINGS, "engine": "torch", "device": "cpu"}, foreground=True)
+    assert run_training(studio, job["id"]) == "done"
+    shown = studio.models.show("t")
+    assert (shown["engine"], shown["device"], shown["nproc"]) == ("torch", "cpu", 1)  # remembered
+    assert shown["epochs_trained"] == 2
+    engine = studio.jobs.get(job["id"])["detail"]["engine"]
+    assert engine["engine"] == "torch" and engine["label"] == "PyTorch · cpu · fp32"
+    losses = [loss for _, loss in _losses("t")]
+    assert losses[-1] < losses[0] - 0.5
+
+
+def test_switching_engines_keeps_one_curve_with_a_marker(studio):
+    _model(studio, "s")
+    first = studio.training.start("s", {**SETTINGS, "target_epochs": 1}, foreground=True)
+    assert run_training(studio, first["id"]) == "done"
+    steps = len(_losses("s"))
+    second = studio.training.start("s", {"target_epochs": 2, "engine": "torch", "device": "cpu"}, foreground=True)
+    assert run_training(studio, second["id"]) == "done"
+    assert [s for s, _ in _losses("s")] == list(range(1, 2 * steps + 1))  # one curve, no gap
+    markers = [m for m in studio.training.history("s")["markers"] if m["kind"] == "engine_changed"]
+    assert len(markers) == 1 and markers[0]["detail"]["step"] == steps
+    assert (markers[0]["detail"]["from"], markers[0]["detail"]["to"]) == ("builtin", "torch")
+
+
+def test_two_gloo_processes_give_the_losses_of_one(studio, tmp_path):
+    """batch_size is the global batch: 2 processes take 4 rows each of the 8 one process takes."""
+    _model(studio, "one")
+    studio.models.duplicate("one", "two")
+    _run_worker(studio, studio.training.start("one", {**SETTINGS, "engine": "torch", "device": "cpu"}), tmp_path / "1.log")
+    job = studio.training.start("two", {**SETTINGS, "engine": "torch", "device": "cpu", "nproc": 2})
+    _run_worker(studio, job, tmp_path / "2.log")
+    assert studio.jobs.get(job["id"])["detail"]["engine"]["processes"] == 2
+    one, two = _losses("one"), _losses("two")
+    assert [s for s, _ in one] == [s for s, _ in two] and len(one) >= 10
+    np.testing.assert_allclose([v for _, v in two], [v for _, v in one], rtol=1e-5)
+
+
+def test_a_killed_rank_fails_the_job_plainly_and_continue_gives_the_same_losses(studio, tmp_path):
+    _model(studio, "whole")
+    studio.models.duplicate("whole", "killed")
+    ddp = {**SETTINGS, "target_epochs": 3, "engine": "torch", "device": "cpu", "nproc": 2}
+    _run_worker(studio, studio.training.start("whole", ddp), tmp_path / "whole.log")
+    whole = _losses("whole")
+
+    # rank 1 killed: the job fails with a plain message, and does not hang
+    job = studio.training.start("killed", ddp)
+    proc = spawn_worker(job["id"], studio.root.path, tmp_path / "killed.log")
+    wait_until(lambda: studio.jobs.get(job["id"])["detail"].get("step", 0) >= 4 or proc.poll() is not None,
+               120, "steps before the kill")
+    assert proc.poll() is None, (tmp_path / "killed.log").read_text()
+    for pid in _rank_pids(job["id"], 1):
+        os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=120) != 0 or studio.jobs.get(job["id"])["state"] == "failed"
+    failed = studio.jobs.get(job["id"])
+    assert failed["state"] == "failed", failed
+    assert "training process 2 of 2 was killed (signal 9); Continue resumes from the last checkpoint" in failed["error"]
+
+    # rank 0 (the job's own process) killed: the other rank goes with it
+    job = studio.training.start("killed", {})
+    proc = spawn_worker(job["id"], studio.root.path, tmp_path / "killed-0.log")
+    wait_until(lambda: len(_rank_pids(job["id"], 1)) == 1 and studio.jobs.get(job["id"])["detail"].get("step", 0)
+               >= 9 or proc.poll() is not None, 120, "more steps before the second kill")
+    assert proc.poll() is None, (tmp_path / "killed-0.log").read_text()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_until(lambda: not _rank_pids(job["id"], 1), 30, "rank 1 to end with rank 0")
+    studio.jobs.recover_orphans()
+    assert studio.jobs.get(job["id"])["state"] == "interrupted"
+
+    _run_worker(studio, studio.training.start("killed", {}), tmp_path / "final.log")
+    killed = _losses("killed")
+    assert [s for s, _ in killed] == [s for s, _ in whole]
+    np.testing.assert_allclose([v for _, v in killed], [v for _, v in whole], rtol=1e-6)
