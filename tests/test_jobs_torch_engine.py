@@ -128,3 +128,47 @@ def test_a_killed_rank_fails_the_job_plainly_and_continue_gives_the_same_losses(
     killed = _losses("killed")
     assert [s for s, _ in killed] == [s for s, _ in whole]
     np.testing.assert_allclose([v for _, v in killed], [v for _, v in whole], rtol=1e-6)
+
+
+def test_the_engines_here_are_listed_with_their_devices(client):
+    listed = client.get("/api/engines?refresh=1").get_json()["engines"]
+    builtin, torch_engine = listed
+    assert builtin["name"] == "builtin" and builtin["available"] is True
+    assert torch_engine["available"] is True, torch_engine  # the test command installs the extra
+    assert torch_engine["version"].startswith("2.")
+    assert [d["name"] for d in torch_engine["devices"]][:2] == ["auto", "cpu"]
+    assert torch_engine["install"] == "pip install 'cllm-studio[torch]'"
+
+
+def test_start_refuses_what_the_engine_cannot_do_here(studio, monkeypatch):
+    import pytest
+
+    from cllm_app.errors import InvalidInput
+    from cllm_app.services import engines
+
+    _model(studio, "m")
+    with pytest.raises(InvalidInput) as refused:
+        studio.training.start("m", {"engine": "torch", "nproc": 3, "batch_size": 8})
+    assert refused.value.code == "invalid_nproc" and "choose a multiple of 3" in str(refused.value)
+    monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)  # as on a machine without torch
+    with pytest.raises(InvalidInput) as refused:
+        studio.training.start("m", {"nproc": 1})
+    assert refused.value.code == "engine_unavailable"
+    assert "pip install 'cllm-studio[torch]'" in str(refused.value)
+    assert studio.models.show("m")["engine"] == "torch"  # the choice is kept; the built-in engine still trains
+    assert studio.training.start("m", {"engine": "builtin"})["state"] == "queued"
+    assert not engines.engines(refresh=True)["engines"][1]["available"]
+    monkeypatch.undo()
+    assert engines.engines(refresh=True)["engines"][1]["available"]  # the next test sees this machine again
+
+
+def test_the_app_starts_without_torch(tmp_path):
+    """Nothing the app imports to start pulls in torch (it is an optional extra)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import cllm_app.cli, cllm_app.api, cllm_app.jobs.runner, cllm_app.jobs.train, "
+            "cllm_app.jobs.worker, cllm_app.services.studio; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

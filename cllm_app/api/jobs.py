@@ -5,6 +5,7 @@ from flask import Blueprint, jsonify, request
 from cllm_app import training_settings
 from cllm_app.api.body import json_body
 from cllm_app.api.context import studio
+from cllm_app.services import engines
 
 bp = Blueprint("jobs", __name__, url_prefix="/api")
 
@@ -20,6 +21,12 @@ def train(model_name):
 def list_training_settings():
     """The training settings every model has: name, type, default, range and help (the Training tab's form)."""
     return {"settings": [s.as_json() for s in training_settings.SETTINGS]}
+
+
+@bp.get("/engines")
+def list_engines():
+    """The engines that train here: built-in always, PyTorch with its devices where installed (`refresh=1` looks again)."""
+    return engines.engines(refresh=request.args.get("refresh") in ("1", "true"))
 
 
 @bp.get("/jobs")

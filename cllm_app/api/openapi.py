@@ -400,6 +400,12 @@ ROUTES = {
         "exclusive_minimum": {"type": "boolean"}, "help": _STR, "enum": {"type": "array", "items": _STR},
         "group": {"type": "string", "enum": ["training", "engine"]},
     })}})),
+    ("GET", "/api/engines"): (None, 200, _obj({"engines": {"type": "array", "items": _obj({
+        "name": {"type": "string", "enum": ["builtin", "torch"]}, "label": _STR, "available": {"type": "boolean"},
+        "version": _STR, "reason": _STR, "install": _STR,
+        "devices": {"type": "array", "items": _obj({"name": _STR, "label": _STR, "count": {"type": "integer"},
+                                                     "bf16": {"type": "boolean"}})},
+    })}})),
     ("GET", "/api/jobs/{job_id}"): (None, 200, _ref("Job")),
     ("POST", "/api/jobs/{job_id}/stop"): (None, 200, _ref("Job")),
     ("GET", "/api/models/{model_name}/loss-history"): (

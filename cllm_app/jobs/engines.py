@@ -13,8 +13,8 @@ import sys
 from contextlib import contextmanager
 
 from cllm_app.procs import worker_command
+from cllm_app.services.engines import INSTALL_HINT
 
-INSTALL_HINT = "pip install 'cllm-studio[torch]'"
 RANK_EXIT_WAIT = 15.0  # seconds the other ranks get to finish after rank 0 has
 
 

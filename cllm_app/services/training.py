@@ -5,6 +5,7 @@ import json
 
 from cllm_app.engine.trainer import Document
 from cllm_app.errors import Conflict, InvalidInput
+from cllm_app.services.engines import check_can_train
 from cllm_app.services.models import changing
 from cllm_app.services.orphans import recover_if_orphan
 from cllm_app.services.validate import as_int
@@ -39,6 +40,7 @@ class Training:
                 "raise target_epochs to train more",
                 code="target_reached",
             )
+        check_can_train({"engine": row.engine, "nproc": row.nproc, "batch_size": row.batch_size})
         if not QueueEntry.select().where((QueueEntry.model == row) & (QueueEntry.status == "ready")).exists():
             raise InvalidInput(
                 f"the training-data queue of '{row.model_name}' is empty: add text files first", code="empty_queue"

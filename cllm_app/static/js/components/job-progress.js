@@ -138,6 +138,7 @@ export function renderJobProgress(el, job, { model = null } = {}) {
       stat("ETA", active && job.state !== "queued" ? formatDuration(d.eta_seconds) : "–", "stat-eta"),
       stat("Learning rate", d.learning_rate ? Number(d.learning_rate).toExponential(2) : "–", "stat-lr"),
     ),
+    d.engine ? h("p", { class: "job-engine small muted", dataset: { testid: "job-engine" } }, `Engine: ${d.engine.label}`) : null,
     latestSample(d.samples),
     job.message && job.state !== "running" ? h("p", { class: "job-message small muted", dataset: { testid: "job-message" } }, sentence(job.message)) : null,
     job.state === "failed" ? errorBlock(job.error || job.message || "the job failed without saying why") : null,

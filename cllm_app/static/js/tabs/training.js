@@ -16,6 +16,7 @@ import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary } from "../components/model-summary.js";
 import { createLossChart } from "../components/loss-chart.js";
 import { createQueueTable } from "../components/queue-table.js";
+import { createEngineChoice } from "../components/engine-choice.js";
 import { isActive, renderJobProgress } from "../components/job-progress.js";
 import { renderJobsList } from "../components/jobs-list.js";
 import { errorText, fill, formatInt, formatParams, h, toast, toastError } from "../ui.js";
@@ -59,11 +60,13 @@ export function mount(root, { openTab }) {
   els.hint = h("div", { class: "run-hint", dataset: { testid: "run-hint" } });
   els.runError = h("p", { class: "form-error", role: "alert", dataset: { testid: "run-error" } });
   els.progress = h("div", { class: "job-progress", dataset: { testid: "job-progress" } });
+  els.engine = createEngineChoice({ onSaved: (model) => store.accept({ model }) });
   const runCard = h("section", { class: "card run-card", "aria-labelledby": "training-run-title" },
     h("div", { class: "card-head run-head" },
       h("h3", { id: "training-run-title" }, "Training run"),
       h("div", { class: "run-buttons push-right" }, els.start, els.cont, els.stop),
     ),
+    els.engine.el,
     els.hint,
     els.runError,
     els.progress,
@@ -182,6 +185,7 @@ function infoRow(label, value, testid) {
 }
 
 function renderInfo(m) {
+  els.engine.show(m);
   fill(els.info,
     h("dl", { class: "summary", dataset: { testid: "model-summary" } },
       infoRow("Name", m.model_name, "summary-name"),
@@ -200,7 +204,8 @@ function renderInfo(m) {
 
 function loadFields() {
   return api.get("/api/training-settings").then(({ settings }) => {
-    els.grid.append(...settings.map(fieldFor));
+    // engine, device and nproc are the Engine choice beside Start (components/engine-choice.js)
+    els.grid.append(...settings.filter((s) => s.group !== "engine").map(fieldFor));
   }, (err) => {
     fieldsReady = null; // the next model shown asks again
     throw err;
@@ -288,6 +293,7 @@ function showForm(model) {
   loaded = model;
   dirty = false;
   els.empty.hidden = Boolean(model);
+  if (!model) els.engine.show(null);
   els.grid.hidden = !model;
   els.actions.hidden = !model;
   els.error.textContent = "";
@@ -368,6 +374,7 @@ function renderControls() {
   const m = loaded;
   // Before the first look at the jobs, the model's own `busy` says whether a job holds it.
   const active = Boolean(m && (job ? isActive(job) : m.busy));
+  els.engine.setBusy(Boolean(active || starting));
   if (!m) {
     els.start.disabled = els.cont.disabled = els.stop.disabled = true;
     fill(els.hint, h("p", { class: "muted" }, "Select a model to train it."));
