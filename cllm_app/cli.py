@@ -589,6 +589,23 @@ def generator(channels):
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def engines(as_json):
+    """The engines that train here: built-in always; PyTorch with its devices where installed."""
+    from cllm_app.services.engines import engines as listed
+
+    found = listed()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for e in found["engines"]:
+        version = f" {e['version']}" if e.get("version") else ""
+        click.echo(f"{e['name']:8} {e['label']}{version}: " + ("available" if e["available"] else e.get("reason", "unavailable")))
+        for d in e["devices"] if e["name"] == "torch" else ():
+            click.echo(f"           --device {d['name']:5} {d['label']}")
+
+
+@cli.command()
 @click.argument("name")
 @_training_options(more_flags={"target_epochs": "--epochs", "sequence_length": "--context"})
 @refusals

@@ -24,7 +24,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -qq --upgrade pip
-.venv/bin/python -m pip install -qq -e '.[test,bench]'
+.venv/bin/python -m pip install -qq -e '.[test,bench,torch]'
 
 .venv/bin/ruff check cllm_app tests bench packaging
 exec .venv/bin/python -m pytest -n 2 --dist loadgroup "$@"

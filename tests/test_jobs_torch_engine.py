@@ -172,3 +172,29 @@ def test_the_app_starts_without_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_cllm_train_on_two_pytorch_processes(home, tmp_path):
+    """`cllm train NAME --engine torch --device cpu --nproc 2`, as a person types it."""
+    import subprocess
+    import sys
+
+    from cllm_app.services.studio import Studio
+
+    studio = Studio(home)
+    _model(studio, "c")
+    studio.close()
+    env = {**os.environ, "CLLM_HOME": str(home)}
+    cllm = [sys.executable, "-m", "cllm_app"]
+    done = subprocess.run([*cllm, "train", "c", "--engine", "torch", "--device", "cpu", "--nproc", "2",
+                           "--epochs", "1", "--batch-size", "4", "--warmup-steps", "2"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "trained to epoch 1 of 1" in done.stdout
+    shown = subprocess.run([*cllm, "models", "show", "c", "--json"], capture_output=True, text=True, env=env)
+    import json
+
+    model = json.loads(shown.stdout)
+    assert (model["engine"], model["device"], model["nproc"], model["epochs_trained"]) == ("torch", "cpu", 2, 1)
+    listed = subprocess.run([*cllm, "engines"], capture_output=True, text=True, env=env, timeout=120)
+    assert "PyTorch 2." in listed.stdout and "--device cpu" in listed.stdout
