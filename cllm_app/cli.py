@@ -588,6 +588,47 @@ def generator(channels):
     sys.exit(serve(channels))
 
 
+class _BundleGroup(click.Group):
+    """`cllm bundle NAME DIR` makes a bundle; `cllm bundle import DIR [NAME]` brings one back."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["make", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_BundleGroup)
+def bundle():
+    """Train a model outside the app: NAME DIR writes a training bundle (torchrun, any GPUs or
+    machines, nothing of ours installed); `import DIR [NAME]` brings its training back."""
+
+
+@bundle.command("make")
+@click.argument("name")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=str))
+@refusals
+def bundle_make(name, folder):
+    """Write model NAME's training bundle into FOLDER (new, or empty)."""
+    out = _studio().bundles.export(name, os.path.abspath(folder))
+    click.echo(f"wrote the training bundle of {out['model_name']} to {out['path']} ({out['documents']:,} documents, "
+               f"{out['tokens']:,} tokens, from step {out['start_step']:,})")
+    click.echo(f"train it: {out['path']}/launch.sh [--nproc N]   (see {out['path']}/README.md)")
+    click.echo(f"bring it back: cllm bundle import {out['path']}")
+
+
+@bundle.command("import")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=str))
+@click.argument("name", required=False)
+@refusals
+def bundle_import(folder, name):
+    """Bring the training of the bundle in FOLDER back into its model (NAME: the model's name now)."""
+    out = _studio().bundles.import_(os.path.abspath(folder), name)
+    got = out["imported"]
+    click.echo(f"{out['model_name']}: steps {got['from_step']:,} to {got['to_step']:,} imported ({got['points']:,} "
+               f"loss points; {got['processes']} process{'es' if got['processes'] > 1 else ''}, {got['device']}); "
+               f"epoch {out['epochs_trained']} of {out['target_epochs']}")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def engines(as_json):

@@ -372,6 +372,17 @@ ROUTES = {
         202,
         _ref("Job"),
     ),
+    ("POST", "/api/models/{model_name}/bundle"): (
+        _obj({"path": _TEXT}, ("path",)),
+        201,
+        _obj({"path": _STR, "model_name": _STR, "start_step": _INT, "tokens": _INT, "documents": _INT}),
+    ),
+    ("POST", "/api/bundles/import"): (
+        _obj({"path": _TEXT, "model_name": _TEXT}, ("path",)),
+        200,
+        {"allOf": [_ref("Model"), {"type": "object", "properties": {"imported": _obj({
+            "from_step": _INT, "to_step": _INT, "points": _INT, "processes": _INT, "device": _STR})}}]},
+    ),
     ("POST", "/api/models/{model_name}/queue/import"): (
         _obj({"from": {**_TEXT, "x-code": "invalid_source"}, "entry_ids": _list(_ID, 1)}, ("from",)),
         202,
@@ -570,6 +581,10 @@ RULES = {
     ("POST", "/api/models/{model_name}/train"): "sequence_length at most the model's block_size; target_epochs "
     "above epochs_trained, and something in the queue to train on",
     ("POST", "/api/models/{model_name}/queue/files"): "paths that exist and can be read",
+    ("POST", "/api/models/{model_name}/bundle"): "a folder that is new or empty, in a folder that exists; something "
+    "in the queue",
+    ("POST", "/api/bundles/import"): "a folder holding a bundle of this model, made from its current state, trained "
+    "beyond it (another model or an older state is 409)",
     ("POST", "/api/models/{model_name}/queue/upload"): "files within the size limits",
     ("POST", "/api/models/{model_name}/queue/import"): "not from the model itself; a source queue that is not empty",
     ("POST", "/api/models/{model_name}/crawls"): "start URLs are http(s) URLs with a host, inside allowed_domains "

@@ -63,6 +63,11 @@ def check_split(batch_size: int, world: int) -> None:
         )
 
 
+def init_from_env(device: torch.device) -> None:
+    """Join the group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)."""
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+
+
 class TorchNumerics:
     engine = "torch"
 

@@ -9,6 +9,7 @@ import functools
 from pathlib import Path
 
 from cllm_app.paths import DataRoot
+from cllm_app.services.bundles import Bundles
 from cllm_app.services.changes import Changes
 from cllm_app.services.chat import Chat
 from cllm_app.services.crawls import Crawls
@@ -58,6 +59,7 @@ class Studio:
         self.ingest = Ingest(self.models, self.queue, self.jobs)
         self.crawls = Crawls(self.models, self.queue, self.jobs, self.training)
         self.research = Research(self.models, self.training, self.jobs)
+        self.bundles = Bundles(self.models, self.training)
         self.streams = Streams(self.models)
         self.chat = Chat(self.models, self.streams)
 

@@ -75,7 +75,7 @@ class Training:
         ]
         markers = [
             {"kind": e.kind, "time": iso(e.created_at, "milliseconds"), "detail": json.loads(e.detail)}
-            for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown", "engine_changed"))).order_by(ModelEvent.id)
+            for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown", "engine_changed", "trained_outside"))).order_by(ModelEvent.id)
         ] + [
             {"kind": "data_added", "time": iso(q.added_at, "milliseconds"), "detail": {"origin": q.origin, "tokens": q.token_count}}
             for q in row.queue.order_by(QueueEntry.id)

@@ -21,6 +21,7 @@ const MARKERS = {
   layers_grown: { label: "Layers added", cls: "layers" },
   data_added: { label: "Data added", cls: "data" },
   engine_changed: { label: "Engine changed", cls: "engine" },
+  trained_outside: { label: "Trained outside the app", cls: "engine" },
 };
 const COLOR_VARS = {
   train: "--_chart-train",
@@ -34,6 +35,8 @@ const COLOR_VARS = {
   data: "--_chart-data",
   engine: "--_chart-engine",
 };
+// markers placed at the step they name rather than at their time
+const STEP_MARKERS = new Set(["training_resumed", "engine_changed", "trained_outside"]);
 const TIME_STEPS = [
   1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
 ].map((s) => s * 1000);
@@ -275,7 +278,7 @@ export function createLossChart(container, { toolbarHost = null } = {}) {
     const first = points[0];
     const last = points[points.length - 1];
     if (prefs.x === "time") return t >= first.t && t <= last.t ? t : null;
-    if ((marker.kind === "training_resumed" || marker.kind === "engine_changed") && Number.isFinite(marker.detail?.step)) {
+    if (STEP_MARKERS.has(marker.kind) && Number.isFinite(marker.detail?.step)) {
       return marker.detail.step >= first.step && marker.detail.step <= last.step ? marker.detail.step : null;
     }
     if (!(t >= first.t && t <= last.t)) return null;
