@@ -453,6 +453,11 @@ function renderDetails() {
       h("button", { type: "button", class: "btn", dataset: { testid: "rename-button" }, disabled: renaming || Boolean(held), title: held, onclick: startRename }, "Rename"),
       h("button", { type: "button", class: "btn", dataset: { testid: "duplicate-button" }, onclick: () => duplicate(m.model_name) }, "Duplicate"),
       h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "delete-button" }, disabled: Boolean(held), title: held, onclick: () => deleteModel(m.model_name) }, "Delete…"),
+      h("button", { type: "button", class: "btn", dataset: { testid: "bundle-button" }, disabled: Boolean(held),
+        title: held || "Write a folder that trains this model with PyTorch anywhere (torchrun: GPUs, clusters)",
+        onclick: () => makeBundle(m.model_name) }, "Bundle…"),
+      h("button", { type: "button", class: "btn", dataset: { testid: "import-bundle-button" }, disabled: Boolean(held),
+        title: held || "Bring back the training of a bundle of this model", onclick: () => importBundle(m.model_name) }, "Import bundle…"),
     ),
     held ? h("p", { class: "notice notice-warn", dataset: { testid: "details-busy" } }, held) : null,
     section("Architecture", dl([
@@ -642,6 +647,10 @@ function describeEvent(event) {
     }
     case "layers_grown":
       return `Layers grown from ${d.from} to ${d.to}${d.trained ? " (trained weights kept)" : ""}`;
+    case "trained_outside":
+      return `Steps ${formatInt(d.from_step)} to ${formatInt(d.to_step)} ${d.summary || "trained outside the app"}`;
+    case "engine_changed":
+      return `Training went on at step ${formatInt(d.step)} on ${d.engine?.label || d.to} (was ${d.from === "builtin" ? "the built-in engine" : d.from})`;
     case "reshaped":
       return `Shape changed: ${Object.entries(d).map(([k, v]) => `${k} ${v}`).join(", ")}`;
     default:
@@ -671,6 +680,44 @@ async function duplicate(name) {
     store.accept({ model: copy });
     await selection.select(copy.model_name);
     toast(`Duplicated as ${copy.model_name}`, { kind: "ok" });
+  } catch (err) {
+    toastError(err);
+  }
+}
+
+// ---- training bundles (services/bundles.py) ------------------------------------------------
+
+async function makeBundle(name) {
+  const folder = await promptDialog({
+    title: `Training bundle of ${name}`,
+    message: h("p", {}, "A folder that trains this model with PyTorch on any machine or cluster (torchrun), with nothing of CLLM Studio installed. Give the full path of a new or empty folder."),
+    label: "Folder",
+    confirmLabel: "Write bundle",
+    validate: (value) => ({ ok: value.trim().length > 0, message: "Give a folder." }),
+  });
+  if (folder === null) return;
+  try {
+    const out = await api.post(`/api/models/${api.seg(name)}/bundle`, { path: folder.trim() });
+    toast(`Wrote the training bundle of ${out.model_name} to ${out.path}: run its launch.sh, then Import bundle`, { kind: "ok" });
+  } catch (err) {
+    toastError(err);
+  }
+}
+
+async function importBundle(name) {
+  const folder = await promptDialog({
+    title: `Import a bundle into ${name}`,
+    message: h("p", {}, "The training done with a bundle of this model comes back: its newest checkpoint, the weights, the epochs and every step's loss."),
+    label: "Bundle folder",
+    confirmLabel: "Import",
+    validate: (value) => ({ ok: value.trim().length > 0, message: "Give the bundle's folder." }),
+  });
+  if (folder === null) return;
+  try {
+    const model = await api.post("/api/bundles/import", { path: folder.trim(), model_name: name });
+    store.accept({ model });
+    const got = model.imported;
+    toast(`${model.model_name}: steps ${formatInt(got.from_step)} to ${formatInt(got.to_step)} imported (${got.processes} ${got.processes === 1 ? "process" : "processes"}, ${got.device})`, { kind: "ok" });
   } catch (err) {
     toastError(err);
   }
