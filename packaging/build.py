@@ -7,6 +7,8 @@ into DIST/cllm-studio/ with:
     the Flask routes look for them;
   - every cllm_app module, including the compiled kernels (cllm_app/kernels/*.so),
     which nothing imports statically;
+  - what `cllm bundle` copies into a training bundle: cllm_app/bundle_kit and the source
+    of the modules that train (services/bundles.code_for_bundle);
   - pywebview's Qt backend (imported by name at runtime) and the PyQt6
     QtWebEngine parts it needs (QtWebEngineProcess, resources, locales).
 
@@ -60,6 +62,13 @@ def pyinstaller_args(dist: Path, work: Path) -> list[str]:
         "--add-data", f"{static}{os.pathsep}cllm_app/static",
         "--collect-submodules", "cllm_app",
     ]
+    # `cllm bundle` copies the source of our modules that train into each bundle; the binary
+    # holds them compiled, so their .py files come along as data too, with the bundle's kit.
+    from cllm_app.services.bundles import KIT, PACKAGE, code_for_bundle
+
+    args += ["--add-data", f"{KIT}{os.pathsep}cllm_app/bundle_kit"]
+    for rel in code_for_bundle():
+        args += ["--add-data", f"{PACKAGE / rel}{os.pathsep}{Path('cllm_app') / rel.parent}"]
     for module in HIDDEN_IMPORTS:
         args += ["--hidden-import", module]
     for package in COLLECT_DATA:

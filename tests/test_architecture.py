@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "cllm_app"
 # Top to bottom. A module may import its own floor and the floors below it, and the shared
 # modules (anyone may use them; they import only each other).
 FLOORS = [
-    {"__main__", "cli", "desktop", "server"},  # the ways in: the command, the window, the server
+    {"__main__", "cli", "desktop", "server", "bundle_kit"},  # the ways in: the command, the window, the
+                                                            # server, a training bundle's train.py
     {"api"},                                   # HTTP: thin routes over the services
     {"jobs"},                                  # background work, each in its own process
     {"services"},                              # the rules

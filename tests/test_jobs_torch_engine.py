@@ -64,6 +64,8 @@ def test_a_model_trains_on_pytorch_and_the_job_says_so(studio):
     assert engine["engine"] == "torch" and engine["label"] == "PyTorch · cpu · fp32"
     losses = [loss for _, loss in _losses("t")]
     assert losses[-1] < losses[0] - 0.5
+    samples = studio.jobs.get(job["id"])["detail"]["samples"]  # the text written at each evaluation
+    assert samples and all(isinstance(x["text"], str) for x in samples)
 
 
 def test_switching_engines_keeps_one_curve_with_a_marker(studio):
@@ -198,3 +200,42 @@ def test_cllm_train_on_two_pytorch_processes(home, tmp_path):
     assert (model["engine"], model["device"], model["nproc"], model["epochs_trained"]) == ("torch", "cpu", 2, 1)
     listed = subprocess.run([*cllm, "engines"], capture_output=True, text=True, env=env, timeout=120)
     assert "PyTorch 2." in listed.stdout and "--device cpu" in listed.stdout
+
+
+def test_sigkill_of_a_one_process_torch_run_then_continue_is_bit_for_bit(studio, tmp_path):
+    _model(studio, "whole")
+    studio.models.duplicate("whole", "killed")
+    torch_run = {**SETTINGS, "target_epochs": 3, "engine": "torch", "device": "cpu"}
+    _run_worker(studio, studio.training.start("whole", torch_run), tmp_path / "whole.log")
+    whole = _losses("whole")
+    for kill_after in (4, 11):
+        job = studio.training.start("killed", torch_run if kill_after == 4 else {})
+        proc = spawn_worker(job["id"], studio.root.path, tmp_path / f"killed-{kill_after}.log")
+        wait_until(lambda k=kill_after, p=proc, j=job["id"]: studio.jobs.get(j)["detail"].get("step", 0) >= k
+                   or p.poll() is not None, 120, "steps before the kill")
+        assert proc.poll() is None, (tmp_path / f"killed-{kill_after}.log").read_text()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        studio.jobs.recover_orphans()
+        assert studio.jobs.get(job["id"])["state"] == "interrupted"
+    _run_worker(studio, studio.training.start("killed", {}), tmp_path / "final.log")
+    assert _losses("killed") == whole  # bit for bit, step by step
+
+
+def test_stop_reaches_every_process_and_checkpoints(studio, tmp_path):
+    from cllm_app.jobs.runner import JobRunner
+
+    _model(studio, "s")
+    job = studio.training.start("s", {**SETTINGS, "target_epochs": 50, "engine": "torch", "device": "cpu",
+                                      "nproc": 2})
+    runner = JobRunner(studio).start()
+    try:
+        wait_until(lambda: studio.jobs.get(job["id"])["detail"].get("step", 0) >= 3, 120, "steps before the stop")
+        assert studio.jobs.get(job["id"])["state"] == "running"  # something to stop
+        studio.jobs.stop(job["id"])
+        wait_until(lambda: studio.jobs.get(job["id"])["state"] == "stopped", 60, "the stop")
+    finally:
+        runner.shutdown()
+    stopped_at = studio.models.show("s")["steps_trained"]
+    assert stopped_at == _losses("s")[-1][0]  # the stop wrote a checkpoint of the last step
+    assert not _rank_pids(job["id"], 1)  # the other process ended too

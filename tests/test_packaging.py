@@ -101,6 +101,10 @@ def test_binary_reads_every_format_and_makes_a_bpe_model(binary, tmp_path):
     assert json.loads(shown)["tokenizer"] == "bpe"
     text = cllm("generate", "b", "the", "--max-tokens", "5", "--seed", "1")
     assert isinstance(text, str)
+    # a training bundle: the binary carries the kit and the source of what trains
+    cllm("bundle", "m", str(tmp_path / "bundle"))
+    assert (tmp_path / "bundle" / "launch.sh").is_file() and (tmp_path / "bundle" / "train.py").is_file()
+    assert (tmp_path / "bundle" / "cllm_app" / "engine" / "trainer.py").is_file()
 
 
 def test_binary_writes_a_reply_in_its_generator_process(binary, tmp_path):

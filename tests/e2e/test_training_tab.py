@@ -30,11 +30,15 @@ def test_training_settings_save_reload_and_refusal(page, app):
     for field in FIELDS:  # labelled with their real names
         expect(panel.get_by_label(field, exact=True)).to_be_visible()
     # The form is the server's declaration of the settings (training_settings.py), field for field.
+    # The engine's settings are the Engine choice beside Start, not fields of the form.
     _, declared = app.api("GET", "/api/training-settings", expect_status=200)
-    assert [s["name"] for s in declared["settings"]] == list(FIELDS)
+    form = [s for s in declared["settings"] if s["group"] == "training"]
+    assert [s["name"] for s in form] == list(FIELDS)
+    assert [s["name"] for s in declared["settings"] if s["group"] == "engine"] == ["engine", "device", "nproc"]
+    expect(panel.get_by_test_id("engine-select")).to_have_value("builtin")
     inputs = panel.locator(".settings-grid input")
     assert inputs.evaluate_all("els => els.map((e) => e.name)") == list(FIELDS)
-    for s in declared["settings"]:
+    for s in form:
         field = panel.get_by_label(s["name"], exact=True)
         top = 128 if s["name"] == "sequence_length" else s["maximum"]  # no longer than the model's block_size
         assert float(field.get_attribute("max")) == top
