@@ -73,6 +73,14 @@ def api_app(studio, monkeypatch):
         return sampling
 
     monkeypatch.setattr(chat, "check_sampling", check_sampling)
+    # A bundle is written where its full path says; the fuzzer's paths ("/0", "/temperature")
+    # land under this test's own folder instead of the machine's root (the checks stay the same).
+    from cllm_app.services import bundles
+
+    real_folder = bundles._folder
+    root = studio.root.path.parent / "fuzz-root"
+    root.mkdir(exist_ok=True)
+    monkeypatch.setattr(bundles, "_folder", lambda path, what: root / real_folder(path, what).relative_to("/"))
     # The change feed streams until the window goes away; closed, GET /api/events answers its
     # ready event and ends, so the fuzzer can read whole responses.
     studio.events.close()
