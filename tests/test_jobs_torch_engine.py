@@ -152,6 +152,9 @@ def test_start_refuses_what_the_engine_cannot_do_here(studio, monkeypatch):
     with pytest.raises(InvalidInput) as refused:
         studio.training.start("m", {"engine": "torch", "nproc": 3, "batch_size": 8})
     assert refused.value.code == "invalid_nproc" and "choose a multiple of 3" in str(refused.value)
+    with pytest.raises(InvalidInput) as refused:
+        studio.training.start("m", {"device": "mps", "nproc": 2})
+    assert refused.value.code == "invalid_nproc" and "set nproc to 1" in str(refused.value)
     monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)  # as on a machine without torch
     with pytest.raises(InvalidInput) as refused:
         studio.training.start("m", {"nproc": 1})

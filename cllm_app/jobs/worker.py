@@ -31,8 +31,8 @@ def run_here(studio: Studio, job_id: int, run: Callable[[Studio, int], str]) -> 
 
 
 def run_rank(job_id: int, rank: int, world: int, address: str) -> int:
-    """One of the other processes of a many-process PyTorch training job (jobs/engines.py)."""
-    lower_priority(job_niceness())
+    """One of the other processes of a many-process PyTorch training job (jobs/engines.py). It
+    keeps the priority rank 0 gave it: lowered again, it would hold every rank back."""
     from cllm_app.jobs.train import run_rank as run
 
     return run(Studio(recover=False), job_id, rank, world, address)

@@ -77,6 +77,8 @@ def check_can_train(settings: dict) -> None:
         raise InvalidInput(f"the PyTorch engine needs PyTorch, which is not installed here: {INSTALL_HINT}",
                            code="engine_unavailable")
     nproc, batch = settings.get("nproc", 1), settings.get("batch_size", 1)
+    if nproc > 1 and settings.get("device") == "mps":
+        raise InvalidInput("Apple's GPU (mps) trains in one process: set nproc to 1", code="invalid_nproc")
     if batch % nproc:
         raise InvalidInput(
             f"batch_size {batch} does not split evenly over {nproc} processes; choose a multiple of {nproc}",

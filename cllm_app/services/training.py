@@ -40,7 +40,7 @@ class Training:
                 "raise target_epochs to train more",
                 code="target_reached",
             )
-        check_can_train({"engine": row.engine, "nproc": row.nproc, "batch_size": row.batch_size})
+        check_can_train({"engine": row.engine, "device": row.device, "nproc": row.nproc, "batch_size": row.batch_size})
         if not QueueEntry.select().where((QueueEntry.model == row) & (QueueEntry.status == "ready")).exists():
             raise InvalidInput(
                 f"the training-data queue of '{row.model_name}' is empty: add text files first", code="empty_queue"
