@@ -119,10 +119,16 @@ def browser() -> Browser:
 
 
 @pytest.fixture
-def app(tmp_path) -> App:
+def app_env() -> dict:
+    """More environment for the app's process; a test module may override it."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, app_env) -> App:
     home = tmp_path / "cllm-home"
     home.mkdir()
-    env = {**os.environ, "CLLM_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "CLLM_HOME": str(home), "PYTHONUNBUFFERED": "1", **app_env}
     stderr = open(tmp_path / "app-stderr.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cllm_app", "serve", "--port", "0"],

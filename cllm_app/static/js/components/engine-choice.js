@@ -43,7 +43,7 @@ export function createEngineChoice({ onSaved }) {
     const torch = torchInfo();
     const options = [h("option", { value: "builtin" }, "Built-in (CPU)")];
     options.push(h("option", { value: "torch", disabled: Boolean(known && !torch?.available && model?.engine !== "torch") },
-      torch && !torch.available ? "PyTorch (not installed)" : "PyTorch"));
+      torch && !torch.available ? "PyTorch (not available here)" : "PyTorch"));
     engine.replaceChildren(...options);
     const devices = torch?.devices?.length ? torch.devices : [{ name: "auto", label: "Auto" }, { name: "cpu", label: "CPU" }];
     const names = devices.map((d) => d.name);
@@ -62,7 +62,8 @@ export function createEngineChoice({ onSaved }) {
     engine.disabled = device.disabled = nproc.disabled = busy;
     torchOnly.hidden = model.engine !== "torch";
     if (model.engine === "torch" && torch && !torch.available) {
-      note.textContent = `${torch.reason || "PyTorch is not available here"}.`;
+      const reason = torch.reason || "PyTorch is not available here";
+      note.textContent = reason.includes(torch.install) ? `${reason}.` : `${reason}. To install it: ${torch.install}`;
     } else if (model.engine === "torch" && torch) {
       note.textContent = `PyTorch ${torch.version}. Any engine continues this model's last checkpoint.`;
     } else if (known && torch && !torch.available) {
