@@ -90,9 +90,7 @@ def run_side(config: str, engine: str, device: str, steps: int, rank: int = 0, w
         trainer.run(on_step=on_step, max_steps=total)
     label = "built-in" if numerics is None else f"torch {numerics.device} {numerics.precision}"
     if world > 1:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
+        tn.leave_ranks(together=True)
     return {"losses": losses, "seconds": seconds, "label": label}
 
 

@@ -57,8 +57,6 @@ def main() -> int:
     ap.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or mps")
     args = ap.parse_args()
 
-    import torch.distributed as dist
-
     from cllm_app.engine import torch_numerics as tn
 
     bundle = json.loads((HERE / "bundle.json").read_text())
@@ -101,14 +99,15 @@ def main() -> int:
         if history:
             history.sync()
 
+    ended_well = False
     try:
         outcome = trainer.run(lambda: stop[0], on_step, on_eval, on_checkpoint, max_steps=args.max_steps)
+        ended_well = True
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        tn.leave_ranks(together=ended_well)
     if rank == 0:
         run = {"started_from": start, "ended_at": trainer.step, "outcome": outcome, "processes": world,
                "device": device.type, "precision": numerics.precision, "seconds": round(time.monotonic() - t0, 1),

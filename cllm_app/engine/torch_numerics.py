@@ -56,6 +56,20 @@ def init_ranks(rank: int, world: int, address: str, device: torch.device) -> Non
                             timeout=COLLECTIVE_TIMEOUT)
 
 
+def leave_ranks(together: bool) -> None:
+    """Leave the group. `together` (the run ended as planned on every rank): wait for all first,
+    since a rank that tore down its connections while rank 0 still wrote the last checkpoint
+    aborted inside gloo ("terminate called without an active exception"). After a failure a
+    peer may be gone, so nobody waits for it."""
+    if not dist.is_initialized():
+        return
+    try:
+        if together:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
 def check_split(batch_size: int, world: int) -> None:
     if batch_size % world:
         raise ValueError(

@@ -115,9 +115,12 @@ def numerics_for_job(studio, job_id: int, cfg, settings):
               for r in range(1, world)]
     import torch.distributed as dist
 
+    tn = import_torch_numerics()
+    ended_well = False
     try:
         try:
             yield numerics(cfg, settings, 0, world, address)
+            ended_well = True
         except EngineUnavailable:
             raise
         except Exception as e:
@@ -125,8 +128,7 @@ def numerics_for_job(studio, job_id: int, cfg, settings):
                 raise RankFailed(_rank_failure(others, world, e)) from e
             raise
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        tn.leave_ranks(together=ended_well)
         for p in others:
             try:
                 p.wait(timeout=RANK_EXIT_WAIT)

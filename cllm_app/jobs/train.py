@@ -181,15 +181,14 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
 def run_rank(studio: Studio, job_id: int, rank: int, world: int, address: str) -> int:
     """Another rank of a many-process PyTorch run (rank 0, the job's worker, started it): the
     same steps on its own rows of each batch. Rank 0 alone reports, samples and checkpoints."""
-    import torch.distributed as dist
-
     row = LanguageModel.get_by_id(Job.get_by_id(job_id).model_id)
     settings, cfg = settings_of(row), GPTConfig.load(studio.models.folder(row) / "config.json")
     numerics = engines.numerics(cfg, settings, rank, world, address)
+    ended_well = False
     try:
         run = TrainingRun(studio, job_id, None, numerics)
         run.trainer.run()
+        ended_well = True
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        engines.import_torch_numerics().leave_ranks(together=ended_well)
     return 0
