@@ -37,17 +37,20 @@ def _run_worker(studio, job, log: Path, timeout=300) -> None:
     assert proc.wait(timeout=timeout) == 0, log.read_text()
 
 
-def _rank_pids(job_id: int, rank: int) -> list[int]:
-    """The processes of one rank of a job, found by their command lines."""
+def _rank_pids(studio, job_id: int, rank: int) -> list[int]:
+    """The processes of one rank of a job of this data root (job ids repeat across the tests
+    running beside this one), found by their command lines and CLLM_HOME."""
+    home = f"CLLM_HOME={studio.root.path}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             args = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"worker" in args and str(job_id).encode() in args and b"--rank" in args:
+        if b"worker" in args and str(job_id).encode() in args and b"--rank" in args and home in env:
             if args[args.index(b"--rank") + 1] == str(rank).encode():
                 found.append(int(entry.name))
     return found
@@ -107,7 +110,7 @@ def test_a_killed_rank_fails_the_job_plainly_and_continue_gives_the_same_losses(
     wait_until(lambda: studio.jobs.get(job["id"])["detail"].get("step", 0) >= 4 or proc.poll() is not None,
                120, "steps before the kill")
     assert proc.poll() is None, (tmp_path / "killed.log").read_text()
-    for pid in _rank_pids(job["id"], 1):
+    for pid in _rank_pids(studio, job["id"], 1):
         os.kill(pid, signal.SIGKILL)
     assert proc.wait(timeout=120) != 0 or studio.jobs.get(job["id"])["state"] == "failed"
     failed = studio.jobs.get(job["id"])
@@ -117,12 +120,12 @@ def test_a_killed_rank_fails_the_job_plainly_and_continue_gives_the_same_losses(
     # rank 0 (the job's own process) killed: the other rank goes with it
     job = studio.training.start("killed", {})
     proc = spawn_worker(job["id"], studio.root.path, tmp_path / "killed-0.log")
-    wait_until(lambda: len(_rank_pids(job["id"], 1)) == 1 and studio.jobs.get(job["id"])["detail"].get("step", 0)
+    wait_until(lambda: len(_rank_pids(studio, job["id"], 1)) == 1 and studio.jobs.get(job["id"])["detail"].get("step", 0)
                >= 9 or proc.poll() is not None, 120, "more steps before the second kill")
     assert proc.poll() is None, (tmp_path / "killed-0.log").read_text()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    wait_until(lambda: not _rank_pids(job["id"], 1), 30, "rank 1 to end with rank 0")
+    wait_until(lambda: not _rank_pids(studio, job["id"], 1), 30, "rank 1 to end with rank 0")
     studio.jobs.recover_orphans()
     assert studio.jobs.get(job["id"])["state"] == "interrupted"
 
@@ -241,4 +244,4 @@ def test_stop_reaches_every_process_and_checkpoints(studio, tmp_path):
         runner.shutdown()
     stopped_at = studio.models.show("s")["steps_trained"]
     assert stopped_at == _losses("s")[-1][0]  # the stop wrote a checkpoint of the last step
-    assert not _rank_pids(job["id"], 1)  # the other process ended too
+    assert not _rank_pids(studio, job["id"], 1)  # the other process ended too
