@@ -64,10 +64,7 @@ def main() -> int:
     device = tn.pick_device(args.device)
     if world > 1:
         tn.init_from_env(device)
-    if device.type == "cpu" and world > 1:
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
+    tn.share_cpu(device, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     cfg = GPTConfig(**bundle["config"])
     settings = TrainSettings(**{**bundle["settings"], "engine": "torch", "device": args.device, "nproc": world})
     numerics = tn.TorchNumerics(cfg, settings, args.device)

@@ -56,6 +56,12 @@ def init_ranks(rank: int, world: int, address: str, device: torch.device) -> Non
                             timeout=COLLECTIVE_TIMEOUT)
 
 
+def share_cpu(device: torch.device, processes_here: int) -> None:
+    """Processes sharing one CPU share its cores, rather than each taking them all."""
+    if device.type == "cpu" and processes_here > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes_here))
+
+
 def leave_ranks(together: bool) -> None:
     """Leave the group. `together` (the run ended as planned on every rank): wait for all first,
     since a rank that tore down its connections while rank 0 still wrote the last checkpoint

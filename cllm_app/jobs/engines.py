@@ -75,14 +75,6 @@ def _spawn_rank(job_id: int, rank: int, world: int, address: str, root, log_path
         )
 
 
-def _cpu_threads(tn, device, world: int) -> None:
-    """Processes sharing one CPU share its cores, rather than each taking them all."""
-    if device.type == "cpu" and world > 1:
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-
-
 def numerics(cfg, settings, rank: int = 0, world: int = 1, address: str | None = None):
     """The PyTorch engine's arithmetic for `settings`, joining a group first when world > 1."""
     tn = import_torch_numerics()
@@ -90,7 +82,7 @@ def numerics(cfg, settings, rank: int = 0, world: int = 1, address: str | None =
         device = tn.pick_device(settings.device)
         if world > 1:
             tn.init_ranks(rank, world, address, device)
-        _cpu_threads(tn, device, world)
+        tn.share_cpu(device, world)
         return tn.TorchNumerics(cfg, settings, settings.device)
     except (RuntimeError, ValueError) as e:
         raise EngineUnavailable(str(e)) from e
@@ -107,7 +99,7 @@ def numerics_for_job(studio, job_id: int, cfg, settings):
     if world == 1:
         yield numerics(cfg, settings)
         return
-    import_torch_numerics()  # a missing torch is said before any process starts
+    tn = import_torch_numerics()  # a missing torch is said before any process starts
     address = _free_address()
     log_dir = studio.root.path / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +107,6 @@ def numerics_for_job(studio, job_id: int, cfg, settings):
               for r in range(1, world)]
     import torch.distributed as dist
 
-    tn = import_torch_numerics()
     ended_well = False
     try:
         try:

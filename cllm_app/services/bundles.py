@@ -91,12 +91,6 @@ class Bundles:
     def __init__(self, models, training):
         self.models, self.training = models, training
 
-    def _refuse_if_busy(self, row, action: str) -> None:
-        job = self.models.active_job(row)
-        if job is not None:
-            raise Conflict(f"cannot {action} '{row.model_name}' while its {job.kind} job #{job.id} is {job.state}; "
-                           "stop the job first", code="model_busy")
-
     # ---- out --------------------------------------------------------------------------------
 
     def export(self, model_name: str, path: str) -> dict:
@@ -108,7 +102,7 @@ class Bundles:
             raise InvalidInput(f"the folder {target.parent} does not exist", code="invalid_path")
         with changing:  # no training starts while its checkpoint is read
             row = self.models.get(model_name)
-            self._refuse_if_busy(row, "bundle")
+            self.models.refuse_if_busy(row, "bundle")
             folder = self.models.folder(row)
             docs = self.training.documents(row)
             if not docs:
@@ -116,18 +110,18 @@ class Bundles:
                                    code="empty_queue")
             staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
             try:
-                self._write(row, folder, docs, staging, target)
+                bundle = self._write(row, folder, docs, staging, target)
                 if target.exists():
                     target.rmdir()
                 os.replace(staging, target)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
-        bundle = json.loads((target / "bundle.json").read_text())
         return {"path": str(target), "model_name": row.model_name, "start_step": bundle["start"]["step"],
                 "tokens": bundle["tokens"], "documents": len(docs)}
 
-    def _write(self, row, folder: Path, docs, staging: Path, target: Path) -> None:
+    def _write(self, row, folder: Path, docs, staging: Path, target: Path) -> dict:
+        """Fill `staging` with the bundle; returns its bundle.json."""
         config = self.models.config_of(row)
         (staging / "model").mkdir(parents=True)
         shutil.copy2(folder / "config.json", staging / "model" / "config.json")
@@ -164,6 +158,7 @@ class Bundles:
             epochs_trained=row.epochs_trained, target_epochs=row.target_epochs, batch_size=row.batch_size,
             path=target, tokens=f"{tokens:,}", dtype=dtype_for(config.vocab_size).name)
         (staging / "README.md").write_text(readme)
+        return bundle
 
     # ---- back -------------------------------------------------------------------------------
 
@@ -189,7 +184,7 @@ class Bundles:
             if row.id != made_from["id"] or iso(row.created_at) != made_from["created_at"]:
                 raise Conflict(f"this bundle was made from the model '{made_from['name']}', not from "
                                f"'{row.model_name}': it is not merged into another model", code="bundle_other_model")
-            self._refuse_if_busy(row, "import a bundle into")
+            self.models.refuse_if_busy(row, "import a bundle into")
             folder = self.models.folder(row)
             now = _checkpoint_id(folder / "checkpoints")
             if now != start or self.models.config_of(row).to_dict() != bundle["config"]:

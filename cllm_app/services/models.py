@@ -449,7 +449,7 @@ class ModelLifecycle:
 
     # ---- changing ------------------------------------------------------------------------
 
-    def _refuse_if_busy(self, row: LanguageModel, action: str) -> None:
+    def refuse_if_busy(self, row: LanguageModel, action: str) -> None:
         job = self.active_job(row)
         if job is not None:
             raise Conflict(
@@ -472,7 +472,7 @@ class ModelLifecycle:
             {k: v for k, v in fields.items() if k in training_settings.NAMES}, block_size, row.epochs_trained
         )
         if arch:
-            self._refuse_if_busy(row, "change the shape of")
+            self.refuse_if_busy(row, "change the shape of")
             if new.n_layer < old.n_layer:
                 raise InvalidInput(
                     f"layers can be added, never removed: '{row.model_name}' has {old.n_layer} and "
@@ -543,7 +543,7 @@ class ModelLifecycle:
                 "tokens. Create a new model to use another tokenizer.",
                 code="tokenizer_locked",
             )
-        self._refuse_if_busy(row, "change the tokenizer of")
+        self.refuse_if_busy(row, "change the tokenizer of")
 
     @_one_change_at_a_time
     def _replace_tokenizer(self, model_name: str, bpe) -> dict:
@@ -589,7 +589,7 @@ class ModelLifecycle:
         with space_needed(what, self.root.path), FileSteps() as files, db.atomic():
             # Inside the write transaction: a job another process (the window, the CLI) queues
             # for this model lands either before (refused here) or after the move, never between.
-            self._refuse_if_busy(row, "rename")
+            self.refuse_if_busy(row, "rename")
             row.model_name, row.name_key, row.updated_at = new_name, name_key(new_name), utcnow()
             row.save()
             failpoint("rename.row")
@@ -636,7 +636,7 @@ class ModelLifecycle:
         from cllm_app.engine.checkpoint import load_latest
 
         row = self.get(model_name)
-        self._refuse_if_busy(row, "repair")
+        self.refuse_if_busy(row, "repair")
         folder = self.folder(row)
         path = folder / WEIGHTS_FILE
         try:
@@ -713,7 +713,7 @@ class ModelLifecycle:
         stamp = utcnow()
         trash = self.root.trash_dir / f"{row.id}-{stamp:%Y%m%dT%H%M%S%f}"
         with FileSteps() as files, db.atomic():
-            self._refuse_if_busy(row, "delete")  # in the transaction, as in rename
+            self.refuse_if_busy(row, "delete")  # in the transaction, as in rename
             row.deleted_at, row.trash_dir = stamp, trash.name
             row.save()
             failpoint("delete.row")
