@@ -145,7 +145,7 @@ def _job_from_another_process_meets(studio, monkeypatch, change, failpoint_name)
     submitted = threading.Event()
     checked = threading.Event()
     seen = {}
-    real_check = models_module.ModelLifecycle._refuse_if_busy
+    real_check = models_module.ModelLifecycle.refuse_if_busy
     real_failpoint = models_module.failpoint
 
     def check_then_wait(self, row, action):
@@ -159,7 +159,7 @@ def _job_from_another_process_meets(studio, monkeypatch, change, failpoint_name)
                 seen["job_committed"] = other.execute("SELECT count(*) FROM jobs").fetchone()[0] > 0
         real_failpoint(name)
 
-    monkeypatch.setattr(models_module.ModelLifecycle, "_refuse_if_busy", check_then_wait)
+    monkeypatch.setattr(models_module.ModelLifecycle, "refuse_if_busy", check_then_wait)
     monkeypatch.setattr(models_module, "failpoint", at_failpoint)
 
     def submit():
