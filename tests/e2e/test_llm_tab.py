@@ -180,6 +180,40 @@ def test_presets_fill_the_controls_and_are_remembered_per_model(app, page: Page)
     expect(page.get_by_test_id("sampling-top_p")).to_have_value("0.5")
 
 
+def test_what_is_typed_before_the_saved_settings_arrive_is_kept(app, page: Page):
+    """The model's saved settings load after the tab shows; a value typed before they arrive is
+    newer, so it stays in the field and is what gets saved (CI once saw -1 turn back into 0.8)."""
+    app.create("late", n_layer=1, n_head=2, n_embd=16, block_size=16)
+    held = []
+
+    def hold_the_load(route):
+        if route.request.method == "GET":
+            held.append(route)
+        else:
+            route.continue_()
+
+    pattern = re.compile(r"/api/models/late/sampling$")
+    page.route(pattern, hold_the_load)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    open_tab(page, "llm")
+    for _ in range(200):  # the route handler runs while Playwright has the page's turn
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the saved settings were never asked for"
+    page.get_by_test_id("sampling-temperature").fill("0.3")
+    with page.expect_response(lambda r: r.url.endswith("/api/models/late/sampling")
+                              and r.request.method == "GET") as arrived:
+        held[0].continue_()
+    page.unroute(pattern)  # the save that follows goes straight through
+    arrived.value.finished()
+    page.evaluate("() => new Promise((done) => setTimeout(() => setTimeout(done, 0), 0))")
+    expect(page.get_by_test_id("sampling-temperature")).to_have_value("0.3")
+    expect(page.get_by_test_id("sampling-preset")).to_have_value("Custom")
+    eventually(lambda: app.api("GET", "/api/models/late/sampling")[1]["sampling"]["temperature"] == 0.3)
+
+
 def test_openai_key_is_shown_copied_and_regenerated(app, page: Page):
     import requests
 

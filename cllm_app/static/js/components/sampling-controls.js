@@ -19,6 +19,7 @@ export function createSamplingControls(card) {
   let presets = [];
   let modelName = null;
   let seq = 0;
+  let edits = 0; // counts the person's edits, so a load that lands after one does not undo it
   const inputs = {};
   const preset = h("select", { id: "sampling-preset", class: "input", dataset: { testid: "sampling-preset" } });
   const error = h("p", { class: "form-error", role: "alert", dataset: { testid: "sampling-error" } });
@@ -30,6 +31,7 @@ export function createSamplingControls(card) {
         placeholder: field === "seed" ? "random" : null,
       });
       input.addEventListener("input", () => {
+        edits += 1;
         preset.value = matchingPreset();
         save();
       });
@@ -42,6 +44,7 @@ export function createSamplingControls(card) {
     }),
   );
   preset.addEventListener("change", () => {
+    edits += 1;
     const chosen = presets.find((p) => p.name === preset.value);
     if (chosen) show(chosen.sampling);
     save();
@@ -93,6 +96,7 @@ export function createSamplingControls(card) {
 
   async function load(name) {
     const mine = ++seq;
+    const editsBefore = edits;
     modelName = name;
     error.textContent = "";
     try {
@@ -103,6 +107,9 @@ export function createSamplingControls(card) {
       if (!name) return;
       const saved = await api.get(`/api/models/${api.seg(name)}/sampling`);
       if (mine !== seq) return;
+      // The person typed while this was on its way: what they typed is newer than what was
+      // saved, and the debounced save is already taking it to the store.
+      if (edits !== editsBefore) return;
       show(saved.sampling);
       preset.value = saved.preset;
     } catch (err) {
