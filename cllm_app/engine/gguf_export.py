@@ -89,7 +89,8 @@ def write_gguf(path: Path, name: str, cfg: GPTConfig, weights: dict[str, np.ndar
     writer.add_block_count(cfg.n_layer)
     writer.add_head_count(cfg.n_head)
     writer.add_layer_norm_eps(LAYERNORM_EPS)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type({"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}.get(
+        dtype, gguf.LlamaFileType.ALL_F32))
     tokens, types, merges, eot = tokenizer_tables(kind, bpe_json)
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(PRE_TOKENIZER)
@@ -102,8 +103,13 @@ def write_gguf(path: Path, name: str, cfg: GPTConfig, weights: dict[str, np.ndar
     writer.add_bos_token_id(eot)
     writer.add_eos_token_id(eot)
     writer.add_add_bos_token(False)
-    for tname, value in gguf_tensors(cfg, weights, dtype).items():
-        writer.add_tensor(tname, value)
+    for tname, value in gguf_tensors(cfg, weights, "f32" if dtype == "q8_0" else dtype).items():
+        if dtype == "q8_0" and value.ndim == 2 and value.shape[1] % 32 == 0:
+            # q8_0 blocks hold 32 values of a row: rows of another length stay f32
+            packed = gguf.quants.quantize(value, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(tname, packed, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(tname, value)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
