@@ -104,7 +104,7 @@ def write_gguf(path: Path, name: str, cfg: GPTConfig, weights: dict[str, np.ndar
     writer.add_eos_token_id(eot)
     writer.add_add_bos_token(False)
     for tname, value in gguf_tensors(cfg, weights, "f32" if dtype == "q8_0" else dtype).items():
-        if dtype == "q8_0" and value.ndim == 2 and value.shape[1] % 32 == 0:
+        if dtype == "q8_0" and tname.startswith("blk.") and value.ndim == 2 and value.shape[1] % 32 == 0:
             # q8_0 blocks hold 32 values of a row: rows of another length stay f32
             packed = gguf.quants.quantize(value, gguf.GGMLQuantizationType.Q8_0)
             writer.add_tensor(tname, packed, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
