@@ -6,7 +6,8 @@ from cllm_app.engine.torch_model import TorchGPT
 from cllm_app.engine.tokenizer import tokenizer_for
 from cllm_app.engine.gguf_export import write_gguf
 import gguf
-cfg = GPTConfig(vocab_size=257, n_layer=3, n_head=4, n_embd=128, block_size=128)
+import os
+cfg = GPTConfig(vocab_size=257, n_layer=3, n_head=4, n_embd=int(os.environ.get("EMBD", "128")), block_size=128)
 rng = np.random.default_rng(0)
 w = {k: v + rng.normal(0, 0.2, v.shape).astype(np.float32) for k, v in init_weights(cfg, seed=1).items()}
 tok = tokenizer_for("byte")
@@ -18,7 +19,8 @@ with torch.no_grad():
         seq.append(int(m(torch.tensor([seq]))[0][0, -1].argmax()))
 ours = seq[len(ids):]
 from llama_cpp import Llama
-for dtype in ("f32", "f16", "q8_0"):
+DTYPES = sys.argv[1:] or ("f32", "f16", "q8_0")
+for dtype in DTYPES:
     write_gguf(pathlib.Path(f"/tmp/g-{dtype}.gguf"), "g", cfg, w, "byte", None, dtype)
     llm = Llama(model_path=f"/tmp/g-{dtype}.gguf", n_ctx=128, n_threads=2, verbose=False)
     theirs = []
