@@ -526,13 +526,23 @@ def data_clear(name, yes):
 
 @cli.command("export")
 @click.argument("name")
-@click.argument("out_dir", type=click.Path(file_okay=False, path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
-              help="hf: Hugging Face GPT-2 (config.json, model.safetensors, tokenizer files).")
+@click.argument("target", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["hf", "gguf"]), default="hf", show_default=True,
+              help="hf: a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files); "
+                   "gguf: one file for llama.cpp, Ollama and LM Studio.")
+@click.option("--dtype", type=click.Choice(["f32", "f16", "q8_0"]), default="f32", show_default=True,
+              help="gguf: the matrices' type.")
+@click.option("--overwrite", is_flag=True, help="gguf: replace an existing file.")
 @refusals
-def export_cmd(name, out_dir, fmt):
-    """Export model NAME to OUT_DIR (loads with transformers' GPT2LMHeadModel)."""
-    path = _studio().models.export_hf(name, out_dir)
+def export_cmd(name, target, fmt, dtype, overwrite):
+    """Export model NAME to TARGET: a folder (hf) or a file (gguf)."""
+    models = _studio().models
+    if fmt == "gguf":
+        path = models.export_gguf(name, os.path.abspath(target), dtype, overwrite)
+        click.echo(f"exported {name} to {path}")
+        click.echo(f'run it: llama-cli -m {path} -p "Once upon a time"')
+        return
+    path = models.export_hf(name, target)
     click.echo(f"exported {name} to {path}")
 
 

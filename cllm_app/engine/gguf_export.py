@@ -18,6 +18,7 @@ from cllm_app.engine.bpe import EOT_TEXT, bytes_to_unicode
 from cllm_app.engine.config import GPTConfig
 
 LAYERNORM_EPS = 1e-5
+DTYPES = ("f32", "f16", "q8_0")
 ARCH = "gpt2"
 # llama.cpp's pre-tokenizer name for GPT-2's split (our BPE's pre-tokenization; the byte
 # tokenizer has no merges, so any split gives the same bytes)

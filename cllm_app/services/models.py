@@ -414,6 +414,34 @@ class ModelLifecycle:
                     shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
             raise
 
+    def export_gguf(self, model_name: str, path: Path, dtype: str = "f32", overwrite: bool = False) -> Path:
+        """Model NAME as one GGUF file for llama.cpp, Ollama and LM Studio (engine/gguf_export.py),
+        written under a temporary name, fsynced, then renamed into place. WIP (issue 14)."""
+        from cllm_app.engine.gguf_export import DTYPES, write_gguf
+
+        if dtype not in DTYPES:
+            raise InvalidInput(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}", code="invalid_dtype")
+        row = self.get(model_name)
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise Conflict(f"{path} already exists; choose another file or overwrite it", code="file_exists")
+        if not path.parent.is_dir():
+            raise InvalidInput(f"the folder {path.parent} does not exist", code="invalid_path")
+        folder = self.folder(row)
+        bpe_json = (folder / TOKENIZER_FILE).read_text(encoding="utf-8") if row.tokenizer == "bpe" else None
+        weights = load_weights(folder / WEIGHTS_FILE)
+        what = f"exporting '{row.model_name}'"
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            with space_needed(what, path.parent, (folder / WEIGHTS_FILE).stat().st_size * 2 + (1 << 20)):
+                write_gguf(tmp, row.model_name, self.config_of(row), weights, row.tokenizer, bpe_json, dtype)
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
     def _create(self, model_name, config: GPTConfig, training: dict, make_weights, event: str, detail: dict, bpe=None) -> dict:
         model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()
         settings = training_settings.defaults_for(config.block_size)
