@@ -1,12 +1,19 @@
-import sys, numpy as np, torch, pathlib
+import pathlib
+import sys
+
+import numpy as np
+import torch
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+from cllm_app.engine.bpe import BPETokenizer, train_bpe
 from cllm_app.engine.config import GPTConfig
-from cllm_app.engine.weights import init_weights
-from cllm_app.engine.torch_model import TorchGPT
-from cllm_app.engine.bpe import train_bpe, BPETokenizer
 from cllm_app.engine.gguf_export import write_gguf
+from cllm_app.engine.torch_model import TorchGPT
+from cllm_app.engine.weights import init_weights
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "tests"))
 from bpe_support import corpus
+
 tok = train_bpe(corpus(), 600)
 tok = BPETokenizer.from_hf(tok)
 cfg = GPTConfig(vocab_size=600, n_layer=2, n_head=2, n_embd=64, block_size=128)
@@ -16,6 +23,7 @@ write_gguf(pathlib.Path("/tmp/b.gguf"), "b", cfg, w, "bpe", tok.json_text, "f32"
 text = "The river runs, déjà vu à Paris 😀\n\tdef f(x):  return x**2 <|endoftext|> end  123 4567"
 ids = [int(i) for i in tok.encode(text)]
 from llama_cpp import Llama
+
 llm = Llama(model_path="/tmp/b.gguf", n_ctx=128, n_threads=2, verbose=False, logits_all=True)
 theirs = llm.tokenize(text.encode(), add_bos=False, special=False)
 print("tokens equal:", theirs == ids, len(ids), len(theirs))
