@@ -527,32 +527,36 @@ def data_clear(name, yes):
 @cli.command("export")
 @click.argument("name")
 @click.argument("target", type=click.Path(path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["hf", "gguf"]), default="hf", show_default=True,
-              help="hf: a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer files); "
-                   "gguf: one file for llama.cpp, Ollama and LM Studio.")
+@click.option("--format", "fmt", type=click.Choice(["hf", "gguf", "ollama"]), default="hf", show_default=True,
+              help="hf: a Hugging Face GPT-2 folder; gguf: one file for llama.cpp, Ollama and LM Studio; "
+                   "ollama: a folder with the GGUF and a Modelfile. Each gets a model card.")
 @click.option("--dtype", type=click.Choice(["f32", "f16", "q8_0"]), default="f32", show_default=True,
-              help="gguf: the matrices' type.")
-@click.option("--overwrite", is_flag=True, help="gguf: replace an existing file.")
+              help="gguf and ollama: the matrices' type (f32 is exact; f16 and q8_0 are smaller).")
+@click.option("--overwrite", is_flag=True, help="gguf: replace an existing file; ollama: a non-empty folder.")
 @refusals
 def export_cmd(name, target, fmt, dtype, overwrite):
-    """Export model NAME to TARGET: a folder (hf) or a file (gguf)."""
-    models = _studio().models
-    if fmt == "gguf":
-        path = models.export_gguf(name, os.path.abspath(target), dtype, overwrite)
-        click.echo(f"exported {name} to {path}")
-        click.echo(f'run it: llama-cli -m {path} -p "Once upon a time"')
-        return
-    path = models.export_hf(name, target)
-    click.echo(f"exported {name} to {path}")
+    """Export model NAME to TARGET: a folder (hf, ollama), or a .gguf file or a folder (gguf)."""
+    out = _studio().exports.export(name, fmt, os.path.abspath(target), dtype, overwrite)
+    click.echo(f"exported {out['model_name']} to {out['path']}")
+    for f in out["files"]:
+        click.echo(f"  {f}")
+    if out["checkpoint"] is not None:
+        c = out["checkpoint"]
+        busy = "; it is training now" if out["training"] else ""
+        click.echo(f"from its checkpoint at step {c['step']:,} (epoch {c['epoch']}){busy}")
+    click.echo(f"run it: {out['command']}")
 
 
 @cli.command("import")
-@click.argument("src_dir", type=click.Path(file_okay=False, exists=True, path_type=str))
+@click.argument("src", type=click.Path(exists=True, path_type=str))
 @click.argument("name", required=False)
 @refusals
-def import_cmd(src_dir, name):
-    """Import a Hugging Face GPT-2 folder as a new model (named NAME or model_N)."""
-    m = _studio().models.import_hf(src_dir, name)
+def import_cmd(src, name):
+    """Import SRC as a new model (named NAME or model_N): a Hugging Face GPT-2 folder, or a
+    llama.cpp GPT-2 GGUF file (f32 or f16)."""
+    models = _studio().models
+    # A file can only be a GGUF; the reader checks its content, not its name.
+    m = models.import_gguf(src, name) if os.path.isfile(src) else models.import_hf(src, name)
     click.echo(f"imported {m['model_name']} ({m['n_params']:,} parameters)")
 
 

@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from crawl_site import WORDS, CrawlSite
@@ -200,10 +201,10 @@ def test_an_export_to_a_full_disk_fails_plainly_and_leaves_no_half_export(studio
         s = Studio(disk.path / "home")
         try:
             with pytest.raises(DiskFull, match="^the disk is full: exporting 'm'"):
-                s.models.export_hf("m", usb.path / "out")
+                s.exports.export("m", "hf", str(usb.path / "out"))
             assert not (usb.path / "out").exists() and leftovers(usb.path) == []
             usb.make_room()
-            assert (s.models.export_hf("m", usb.path / "out") / "model.safetensors").exists()
+            assert (Path(s.exports.export("m", "hf", str(usb.path / "out"))["path"]) / "model.safetensors").exists()
         finally:
             s.close()
 

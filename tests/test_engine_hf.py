@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ def _our_logits(cfg, weights, tokens):
 def test_export_then_import_gives_identical_weights_and_logits(studio, tmp_path):
     studio.models.create("src", **SHAPE)
     w = _noisy(studio, "src")
-    out = studio.models.export_hf("src", tmp_path / "hf")
+    out = Path(studio.exports.export("src", "hf", str(tmp_path / "hf"))["path"])
     assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
     m = studio.models.import_hf(out, "back")
     assert (m["n_layer"], m["n_embd"], m["block_size"], m["vocab_size"]) == (2, 16, 16, 257)
@@ -54,7 +55,7 @@ def test_transformers_gpt2_computes_our_logits(studio, tmp_path):
 
     studio.models.create("hfm", **SHAPE)
     w = _noisy(studio, "hfm")
-    out = studio.models.export_hf("hfm", tmp_path / "hf")
+    out = Path(studio.exports.export("hfm", "hf", str(tmp_path / "hf"))["path"])
     hf = GPT2LMHeadModel.from_pretrained(out).eval()
     text = "Héllo, wörld!"
     tok = AutoTokenizer.from_pretrained(out)
@@ -80,7 +81,7 @@ def test_import_refuses_what_it_cannot_read(studio, tmp_path):
     with pytest.raises(InvalidInput, match="only GPT-2"):
         studio.models.import_hf(bad)
     studio.models.create("x", **SHAPE)
-    out = studio.models.export_hf("x", tmp_path / "x")
+    out = Path(studio.exports.export("x", "hf", str(tmp_path / "x"))["path"])
     (out / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(InvalidInput, match="cannot be read"):
         studio.models.import_hf(out)
@@ -88,7 +89,7 @@ def test_import_refuses_what_it_cannot_read(studio, tmp_path):
     from cllm_app.errors import Conflict
 
     with pytest.raises(Conflict):
-        studio.models.export_hf("x", out)  # not empty
+        studio.exports.export("x", "hf", str(out))  # not empty
 
 
 def test_cli_export_import(home, tmp_path):

@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,7 +200,7 @@ def test_hf_export_loads_in_transformers_and_imports_back_the_same(studio, data_
     studio.models.create("h", tokenizer="bpe", vocab_size=800, tokenizer_data=data_files, **SHAPE)
     w = _noisy(studio, "h")
     ours = _bpe_of(studio, "h")
-    out = studio.models.export_hf("h", tmp_path / "hf")
+    out = Path(studio.exports.export("h", "hf", str(tmp_path / "hf"))["path"])
     assert {p.name for p in out.iterdir()} >= {
         "config.json", "model.safetensors", "tokenizer.json", "vocab.json", "merges.txt",
         "tokenizer_config.json", "special_tokens_map.json",
@@ -225,7 +226,7 @@ def test_hf_export_loads_in_transformers_and_imports_back_the_same(studio, data_
 
 def test_import_refuses_a_vocabulary_without_its_tokenizer(studio, data_files, tmp_path):
     studio.models.create("h", tokenizer="bpe", vocab_size=600, tokenizer_data=data_files, **SHAPE)
-    out = studio.models.export_hf("h", tmp_path / "hf")
+    out = Path(studio.exports.export("h", "hf", str(tmp_path / "hf"))["path"])
     (out / "tokenizer.json").unlink()
     with pytest.raises(InvalidInput, match="no usable byte-level BPE tokenizer.json"):
         studio.models.import_hf(out, "again")

@@ -10,6 +10,7 @@ from cllm_app.api import body, errors, security
 from cllm_app.api.bundles import bp as bundles_bp
 from cllm_app.api.crawls import bp as crawls_bp
 from cllm_app.api.events import bp as events_bp
+from cllm_app.api.exports import bp as exports_bp
 from cllm_app.api.jobs import bp as jobs_bp
 from cllm_app.api.llm import bp as llm_bp
 from cllm_app.api.models import bp as models_bp
@@ -59,7 +60,7 @@ def create_app(
     security.install(app, for_window=for_window)
     app.before_request(body.check_query)  # after the guard: a stranger learns nothing of the rules
     errors.install(app)
-    for bp in (models_bp, queue_bp, jobs_bp, bundles_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp, events_bp):
+    for bp in (models_bp, queue_bp, jobs_bp, bundles_bp, exports_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp, events_bp):
         app.register_blueprint(bp)
     app.register_blueprint(llm_bp)
     app.register_blueprint(openai_bp)

@@ -13,6 +13,8 @@ from flask import Blueprint, current_app
 from cllm_app import __version__, training_settings
 from cllm_app.services import crawls
 from cllm_app.services.chat import MAX_MESSAGE, MAX_TITLE
+from cllm_app.services.exports import DTYPES as EXPORT_DTYPES
+from cllm_app.services.exports import FORMATS as EXPORT_FORMATS
 from cllm_app.services.models import ARCH_FIELDS, ARCH_LIMITS, SORT_KEYS
 from cllm_app.services.names import MAX_NAME_LENGTH
 from cllm_app.services.queue import PAGE_LIMIT
@@ -377,6 +379,16 @@ ROUTES = {
         201,
         _obj({"path": _STR, "model_name": _STR, "start_step": _INT, "tokens": _INT, "documents": _INT}),
     ),
+    ("GET", "/api/export-formats"): (None, 200, _obj({"formats": {"type": "array", "items": _obj(
+        {"format": _STR, "label": _STR, "dtypes": {"type": "array", "items": _STR}, "writes": _STR})}})),
+    ("POST", "/api/models/{model_name}/export"): (
+        _obj({"format": {"type": "string", "enum": list(EXPORT_FORMATS), "x-code": "invalid_format"},
+              "path": {**_TEXT, "x-code": "invalid_path"},
+              "dtype": {"type": "string", "enum": list(EXPORT_DTYPES), "x-code": "invalid_dtype"},
+              "overwrite": {"type": "boolean", "x-code": "invalid_overwrite"}}, ("format", "path")),
+        202,
+        _ref("Job"),
+    ),
     ("POST", "/api/bundles/import"): (
         _obj({"path": _TEXT, "model_name": _TEXT}, ("path",)),
         200,
@@ -583,6 +595,9 @@ RULES = {
     ("POST", "/api/models/{model_name}/queue/files"): "paths that exist and can be read",
     ("POST", "/api/models/{model_name}/bundle"): "a folder that is new or empty, in a folder that exists; something "
     "in the queue",
+    ("POST", "/api/models/{model_name}/export"): "a full path; gguf: a .gguf file (refused if it exists, unless "
+    "overwrite) or a folder that exists; ollama and hf: a folder that is new or empty (ollama: or overwrite), in "
+    "a folder that exists",
     ("POST", "/api/bundles/import"): "a folder holding a bundle of this model, made from its current state, trained "
     "beyond it (another model or an older state is 409)",
     ("POST", "/api/models/{model_name}/queue/upload"): "files within the size limits",

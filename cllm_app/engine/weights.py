@@ -4,12 +4,13 @@ Tensor names and layouts follow Hugging Face's GPT-2 (`h.{i}.attn.c_attn.weight`
 is (n_embd, 3*n_embd), used as x @ W), so export is a copy, not a transpose.
 """
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save
+from safetensors.numpy import load, load_file, save
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.errors import DamagedFile
@@ -71,12 +72,28 @@ def grow_layers(w: Weights, cfg: GPTConfig, n_layer: int, seed: int = 1337) -> W
     return grown
 
 
-def weights_bytes(w: Weights) -> bytes:
-    return save({k: np.ascontiguousarray(v) for k, v in w.items()})
+def weights_bytes(w: Weights, meta: dict | None = None) -> bytes:
+    tensors = {k: np.ascontiguousarray(v) for k, v in w.items()}
+    return save(tensors, metadata={k: str(v) for k, v in meta.items()} if meta else None)
 
 
-def save_weights(path: Path, w: Weights) -> None:
-    atomic_write_bytes(path, weights_bytes(w))
+def save_weights(path: Path, w: Weights, meta: dict | None = None) -> None:
+    """`meta` (e.g. the step and epoch a training checkpoint reached) goes in the file's
+    safetensors header, so whoever reads the file knows which state it holds."""
+    atomic_write_bytes(path, weights_bytes(w, meta))
+
+
+def read_weights(path: Path) -> tuple[Weights, dict[str, str]]:
+    """The tensors and the header metadata of a weights file, from one read: a file replaced
+    meanwhile (training saving a checkpoint) is read whole, old or new, never a mix."""
+    data = Path(path).read_bytes()
+    try:
+        tensors = load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError) as e:
+        raise damaged_weights(Path(path), str(e)) from None
+    return tensors, meta
 
 
 def load_weights(path: Path) -> Weights:

@@ -15,7 +15,8 @@ POLL_SECONDS = 0.3
 def lane(kind: str) -> str:
     """Jobs of one lane run one at a time per model. Training writes the weights, so it has a
     lane of its own; crawling and ingesting only add to the queue (which training reads at each
-    epoch's start), so they run beside training, one crawl and one ingest per model at a time."""
+    epoch's start), so they run beside training, one crawl and one ingest per model at a time.
+    An export reads the weights file, which training replaces whole, so it runs beside it too."""
     return kind
 
 

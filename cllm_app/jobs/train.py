@@ -137,7 +137,9 @@ class TrainingRun:
         self.jobs.report(self.job_id, detail={**detail, "samples": self.samples})
 
     def on_checkpoint(self, t: Trainer) -> None:
-        save_weights(self.folder / WEIGHTS_FILE, t.weights())  # what the LLM tab talks to
+        # What the LLM tab talks to and exports read; the header says which checkpoint it is.
+        save_weights(self.folder / WEIGHTS_FILE, t.weights(),
+                     {"step": t.step, "epoch": t.epoch, "tokens": t.tokens_seen, "saved_at": utcnow().isoformat()})
         LanguageModel.update(
             steps_trained=t.step, tokens_trained=t.tokens_seen, epochs_trained=t.epoch, updated_at=utcnow()
         ).where(LanguageModel.id == self.row.id).execute()

@@ -14,6 +14,7 @@ KINDS = {
     "crawl": "cllm_app.jobs.crawl:run_crawl",
     "evaluate": "cllm_app.jobs.evaluate:run_evaluation",
     "ingest": "cllm_app.jobs.ingest:run_ingest",
+    "export": "cllm_app.jobs.export:run_export",
 }
 
 

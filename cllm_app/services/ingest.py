@@ -33,9 +33,14 @@ def discard_staging(root: Path, staging: str | None) -> None:
 
 def discard_leftovers(root: Path, job) -> None:
     """What a job leaves behind goes when it ends, in any state (done, failed, stopped,
-    cancelled before it started, interrupted): an ingest's staged uploads."""
+    cancelled before it started, interrupted): an ingest's staged uploads, the temporary file
+    of an export killed mid-write."""
     if job.kind == "ingest":
         discard_staging(root, json.loads(job.params or "{}").get("staging"))
+    elif job.kind == "export":
+        from cllm_app.services.exports import discard_partial
+
+        discard_partial(json.loads(job.params or "{}"))
 
 
 class Ingest:

@@ -15,7 +15,7 @@ from cllm_app.services.orphans import recover_if_orphan, recover_orphans
 from cllm_app.store import Job, LanguageModel, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
-JOB_KINDS = ("train", "crawl", "evaluate", "ingest")
+JOB_KINDS = ("train", "crawl", "evaluate", "ingest", "export")
 
 
 def describe(job: Job) -> dict:

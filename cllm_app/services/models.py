@@ -19,7 +19,7 @@ from peewee import IntegrityError, fn
 
 from cllm_app import training_settings
 from cllm_app.engine.config import GPTConfig
-from cllm_app.engine.tokenizer import TOKENIZER_FILE, TOKENIZER_KINDS, load_tokenizer
+from cllm_app.engine.tokenizer import TOKENIZER_FILE, TOKENIZER_KINDS
 from cllm_app.engine.weights import grow_layers, init_weights, load_weights, weights_bytes
 from cllm_app.errors import (
     ConfirmationRequired,
@@ -385,62 +385,19 @@ class ModelLifecycle:
         _check_arch(config.to_dict())
         return self._create(model_name, config, {}, lambda: weights, "imported", {"from": str(Path(src).resolve())}, bpe)
 
-    def export_hf(self, model_name: str, out_dir: Path) -> Path:
-        from cllm_app.engine.hf import export_hf
+    @_one_change_at_a_time
+    def import_gguf(self, src: Path, model_name: str | None = None) -> dict:
+        """A new model from a llama.cpp `gpt2` GGUF file, f32 or f16 (see engine/gguf_import.py)."""
+        from cllm_app.engine.gguf_import import ImportRefused, read_gguf
 
-        row = self.get(model_name)
-        out_dir = Path(out_dir)
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise Conflict(f"{out_dir} is not empty; choose a new or empty folder", code="folder_not_empty")
-        folder = self.folder(row)
-        bpe = load_tokenizer(folder, "bpe") if row.tokenizer == "bpe" else None
-        weights = load_weights(folder / WEIGHTS_FILE)
-        what = f"exporting '{row.model_name}'"
-        tokenizer_file = folder / TOKENIZER_FILE
-        # The weights, the tokenizer twice (tokenizer.json, and vocab.json with merges.txt), small JSON files.
-        need = (folder / WEIGHTS_FILE).stat().st_size + 2 * (tokenizer_file.stat().st_size if bpe else 0) + (64 << 10)
-        if need > free_bytes(out_dir):
-            raise disk_full(what, out_dir, need)
-        created = not out_dir.exists()
+        if model_name is not None:
+            self.check_new_name(model_name)  # before reading what may be a large file
         try:
-            with space_needed(what, out_dir, need):
-                return export_hf(self.config_of(row), weights, out_dir, row.tokenizer, bpe)
-        except BaseException:
-            # Half an export is no export: the folder goes back to how it was (absent, or empty).
-            if created:
-                shutil.rmtree(out_dir, ignore_errors=True)
-            elif out_dir.is_dir():
-                for child in out_dir.iterdir():
-                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
-            raise
-
-    def export_gguf(self, model_name: str, path: Path, dtype: str = "f32", overwrite: bool = False) -> Path:
-        """Model NAME as one GGUF file for llama.cpp, Ollama and LM Studio (engine/gguf_export.py),
-        written under a temporary name, fsynced, then renamed into place. WIP (issue 14)."""
-        from cllm_app.engine.gguf_export import DTYPES, write_gguf
-
-        if dtype not in DTYPES:
-            raise InvalidInput(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}", code="invalid_dtype")
-        row = self.get(model_name)
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise Conflict(f"{path} already exists; choose another file or overwrite it", code="file_exists")
-        if not path.parent.is_dir():
-            raise InvalidInput(f"the folder {path.parent} does not exist", code="invalid_path")
-        folder = self.folder(row)
-        bpe_json = (folder / TOKENIZER_FILE).read_text(encoding="utf-8") if row.tokenizer == "bpe" else None
-        weights = load_weights(folder / WEIGHTS_FILE)
-        what = f"exporting '{row.model_name}'"
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            with space_needed(what, path.parent, (folder / WEIGHTS_FILE).stat().st_size * 2 + (1 << 20)):
-                write_gguf(tmp, row.model_name, self.config_of(row), weights, row.tokenizer, bpe_json, dtype)
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+            config, weights, bpe = read_gguf(Path(src))
+        except ImportRefused as e:
+            raise InvalidInput(str(e), code="import_refused") from None
+        _check_arch(config.to_dict())
+        return self._create(model_name, config, {}, lambda: weights, "imported", {"from": str(Path(src).resolve())}, bpe)
 
     def _create(self, model_name, config: GPTConfig, training: dict, make_weights, event: str, detail: dict, bpe=None) -> dict:
         model_name = self.check_new_name(model_name) if model_name is not None else self.default_name()

@@ -22,6 +22,7 @@ _RESUME_HINTS = {
     "train": "Continue resumes from the last checkpoint",
     "crawl": "Resume continues the crawl from its saved frontier",
     "ingest": "add the files again: those already added are kept and skipped as duplicates",
+    "export": "export it again (the model was not changed, and nothing half-written was left)",
 }
 
 

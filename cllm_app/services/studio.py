@@ -14,6 +14,7 @@ from cllm_app.services.changes import Changes
 from cllm_app.services.chat import Chat
 from cllm_app.services.crawls import Crawls
 from cllm_app.services.events import Events
+from cllm_app.services.exports import Exports
 from cllm_app.services.ingest import Ingest
 from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
@@ -62,6 +63,7 @@ class Studio:
         self.bundles = Bundles(self.models, self.training)
         self.streams = Streams(self.models)
         self.chat = Chat(self.models, self.streams)
+        self.exports = Exports(self.models, self.chat, self.jobs)
 
     @functools.cached_property
     def events(self) -> Events:
