@@ -20,6 +20,7 @@ from cllm_app.errors import Conflict, InvalidInput
 from cllm_app.jobs.export import run_export
 from cllm_app.services import exports as exports_service
 from cllm_app.services.chat import build_prompt
+from cllm_app.services.export_paths import discard_partial
 from tests.conftest import snapshot
 
 SHAPE = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
@@ -294,7 +295,7 @@ def test_a_stopped_export_writes_nothing_and_a_killed_one_leaves_no_temporary_fi
     params = json.loads(json.dumps(studio.exports.check("m", "gguf", str(out))))
     left = out / ".m-f32.gguf.tmp-1234abcd"
     left.write_bytes(b"half")
-    exports_service.discard_partial(params)
+    discard_partial(params)
     assert not left.exists()
 
 

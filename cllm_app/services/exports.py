@@ -11,12 +11,10 @@ fsynced and renamed into place; a refused or stopped export leaves the target as
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import uuid
 from collections.abc import Callable
-from glob import escape as glob_escape
 from pathlib import Path
 
 from cllm_app.engine.config import GPTConfig
@@ -24,6 +22,7 @@ from cllm_app.engine.tokenizer import TOKENIZER_FILE, load_tokenizer
 from cllm_app.engine.weights import read_weights
 from cllm_app.errors import Conflict, InvalidInput, disk_full, free_bytes
 from cllm_app.fsutil import atomic_write_bytes, fsync_dir, space_needed
+from cllm_app.services.export_paths import slug as _slug
 
 FORMATS = ("gguf", "ollama", "hf")
 DTYPES = ("f32", "f16", "q8_0")  # engine/gguf_export.py writes these
@@ -39,12 +38,6 @@ Progress = Callable[[float, str], None]
 
 class ExportStopped(Exception):
     """A Stop asked for while exporting: the target is left as it was."""
-
-
-def _slug(name: str) -> str:
-    """A file and Ollama model name: Ollama takes lowercase letters, digits, '-', '_' and '.'."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.")
-    return slug or "model"
 
 
 def _full_path(path) -> Path:
@@ -237,16 +230,6 @@ class Exports:
                 shutil.rmtree(out_dir, ignore_errors=True)
             raise
         return [gguf, out_dir / "Modelfile", out_dir / "README.md"]
-
-
-def discard_partial(params: dict) -> None:
-    """An export whose process was killed mid-write leaves its temporary GGUF: it goes."""
-    target = Path(params.get("path") or "")
-    if params.get("format") == "ollama":
-        target = target / f"{_slug(params.get('model_name', ''))}.gguf"
-    if target.parent.is_dir():
-        for tmp in target.parent.glob(f".{glob_escape(target.name)}.tmp-*"):
-            tmp.unlink(missing_ok=True)
 
 
 def _card_beside(gguf: Path) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cllm_app.data.limits import MAX_INGEST_BYTES
 from cllm_app.errors import InvalidInput
+from cllm_app.services.export_paths import discard_partial
 
 # The most one upload may carry (the API sets it on the request): the ingest's own limit.
 MAX_UPLOAD_BYTES = MAX_INGEST_BYTES
@@ -38,8 +39,6 @@ def discard_leftovers(root: Path, job) -> None:
     if job.kind == "ingest":
         discard_staging(root, json.loads(job.params or "{}").get("staging"))
     elif job.kind == "export":
-        from cllm_app.services.exports import discard_partial
-
         discard_partial(json.loads(job.params or "{}"))
 
 
