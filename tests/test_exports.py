@@ -100,6 +100,8 @@ def test_an_export_during_training_says_which_checkpoint_it_read(studio, tmp_pat
     out = studio.exports.export("m", "gguf", str(tmp_path / "m.gguf"))
     assert out["checkpoint"] == {"step": 120, "epoch": 3, "tokens": 4096, "saved_at": "now"}
     assert out["training"] == {"job_id": job["id"]}
+    # The card beside it speaks of that checkpoint too, not of the store's count (still 0 here).
+    assert "Trained for 120 steps" in (tmp_path / "m.md").read_text()
     studio.jobs.finish(job["id"], "done")
 
 

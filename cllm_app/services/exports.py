@@ -23,6 +23,7 @@ from cllm_app.engine.weights import read_weights
 from cllm_app.errors import Conflict, InvalidInput, disk_full, free_bytes
 from cllm_app.fsutil import atomic_write_bytes, fsync_dir, space_needed
 from cllm_app.services.export_paths import slug as _slug
+from cllm_app.services.model_card import model_card, run_prompt
 
 FORMATS = ("gguf", "ollama", "hf")
 DTYPES = ("f32", "f16", "q8_0")  # engine/gguf_export.py writes these
@@ -31,7 +32,6 @@ FORMAT_LABELS = {
     "ollama": "Ollama folder (GGUF and Modelfile)",
     "hf": "Hugging Face folder",
 }
-EXAMPLE_PROMPT = "Once upon a time"
 
 Progress = Callable[[float, str], None]
 
@@ -119,11 +119,15 @@ class Exports:
         target = Path(req["path"])
         if fmt == "hf":
             files = self._hf(row, source, target, tick)
-            command = (f"python -c \"from transformers import pipeline; "
-                       f"print(pipeline('text-generation', model={str(target)!r})({EXAMPLE_PROMPT!r})[0]['generated_text'])\"")
+            prompt, new = run_prompt(source["cfg"].block_size)
+            script = (f"from transformers import pipeline; print(pipeline('text-generation', model={str(target)!r})"
+                      f"({prompt!r}, max_new_tokens={new})[0]['generated_text'])")
+            command = f"python -c {shlex.quote(script)}"
         elif fmt == "gguf":
             files = self._gguf(row, source, target, dtype, tick)
-            command = f"llama-cli -m {shlex.quote(str(target))} -p {shlex.quote(EXAMPLE_PROMPT)} -n 200"
+            prompt, new = run_prompt(source["cfg"].block_size)
+            command = (f"llama-cli -m {shlex.quote(str(target))} -c {source['cfg'].block_size} -n {new} "
+                       f"-p {shlex.quote(prompt)}")
         else:
             files = self._ollama(row, source, target, dtype, tick)
             name = _slug(row.model_name)
@@ -156,10 +160,8 @@ class Exports:
         return {"cfg": cfg, "weights": weights, "bpe_json": bpe_json, "checkpoint": checkpoint,
                 "training": {"job_id": job.id} if training else None}
 
-    def _card(self, row, kind: str, file_name: str | None = None) -> bytes:
-        from cllm_app.services.model_card import model_card
-
-        return model_card(self.models, row, kind, file_name).encode("utf-8")
+    def _card(self, row, source: dict, kind: str, file_name: str, modelfile: str | None = None) -> bytes:
+        return model_card(self.models, row, kind, file_name, modelfile, source["checkpoint"]).encode("utf-8")
 
     def _hf(self, row, source: dict, out_dir: Path, tick) -> list[Path]:
         from cllm_app.engine.hf import export_hf
@@ -175,7 +177,7 @@ class Exports:
                 tick(0.1, "writing the Hugging Face folder")
                 export_hf(source["cfg"], source["weights"], out_dir, row.tokenizer, bpe)
                 tick(0.9, "writing the model card")
-                atomic_write_bytes(out_dir / "README.md", self._card(row, "hf"))
+                atomic_write_bytes(out_dir / "README.md", self._card(row, source, "hf", out_dir.name))
         except BaseException:
             # Half an export is no export: the folder goes back to how it was (absent, or empty).
             if created:
@@ -210,7 +212,7 @@ class Exports:
     def _gguf(self, row, source: dict, path: Path, dtype: str, tick) -> list[Path]:
         self._write_gguf(row, source, path, dtype, tick, 0.02, 0.95)
         card = _card_beside(path)
-        atomic_write_bytes(card, self._card(row, "gguf", path.name))
+        atomic_write_bytes(card, self._card(row, source, "gguf", path.name))
         return [path, card]
 
     def _ollama(self, row, source: dict, out_dir: Path, dtype: str, tick) -> list[Path]:
@@ -224,7 +226,7 @@ class Exports:
             tick(0.95, "writing the Modelfile and the model card")
             sampling = self.chat.sampling_settings(row.model_name)["sampling"]
             atomic_write_bytes(out_dir / "Modelfile", modelfile(gguf.name, sampling, source["cfg"].block_size).encode("utf-8"))
-            atomic_write_bytes(out_dir / "README.md", self._card(row, "gguf", gguf.name))
+            atomic_write_bytes(out_dir / "README.md", self._card(row, source, "gguf", gguf.name, "Modelfile"))
         except BaseException:
             if created:
                 shutil.rmtree(out_dir, ignore_errors=True)
