@@ -1,27 +1,49 @@
-"""Generation speed: batch 1, KV cache, 200 greedy tokens, ours against PyTorch eager.
+"""Generation speed: batch 1, KV cache, 200 greedy tokens, ours against llama.cpp and PyTorch.
 
-    python bench/bench_generate.py [--config A|B|all] [--tokens N]
+    python bench/bench_generate.py [--config A|B|all] [--tokens N] [--threads 1,2] [--repeat R]
 
-Both sides decode one token at a time with a KV cache from the same weights and
-prompt; the greedy tokens must agree for the first tokens (float rounding can split
-them later). PyTorch runs with the thread count that is fastest for it (1 on A, 2 on B,
-as measured on this machine).
+The anchor for generation speed is llama.cpp (llama-cpp-python) on the same model: the same
+config and seed, exported to GGUF f32 with engine.gguf_export.write_gguf, its KV cache f32.
+Every side runs in a process of its own, one at a time, with its thread count set both
+ways (OMP_NUM_THREADS, and the side's own knob: decode_step's threads=, torch.set_num_threads,
+llama.cpp's n_threads and n_threads_batch). Each side takes the prompt untimed (ours and
+PyTorch token by token, llama.cpp as one batch), then the timed loop is the same for all:
+argmax of the last logits in numpy or torch, then one decode step with that token, N times.
+Model loading and the GGUF export are not timed. The sides run in turn, R rounds, and the
+table shows each side's median tokens/s.
+
+The prompt and the N tokens must fit the context (prompt + N <= block_size), so no side
+slides or truncates its window. The greedy tokens of llama.cpp and PyTorch are checked
+against ours for the first AGREE tokens (float rounding can split them later); a
+disagreement is reported, not raised.
+
+Config A's vocabulary is 257, the byte tokenizer's (256 bytes and <|endoftext|>), exported
+with it; config B's 4096 tokens get a made-up byte-level BPE table of that size (llama.cpp
+wants a token list as long as the embedding), whose text is never used: every side is
+fed token ids.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 CONFIGS = {
-    "A": {"vocab_size": 256, "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 256, "torch_threads": 1},
-    "B": {"vocab_size": 4096, "n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "torch_threads": 2},
+    "A": {"vocab_size": 257, "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 256},
+    "B": {"vocab_size": 4096, "n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256},
 }
 PROMPT = [5, 17, 42, 99, 3, 7, 11, 13]
+AGREE = 20
+SIDES = ("ours", "llama.cpp", "torch")
 
 
 def _cfg(c):
@@ -38,33 +60,89 @@ def _weights(cfg):
     return {k: v + rng.normal(0, 0.02, v.shape).astype(np.float32) for k, v in init_weights(cfg, seed=0).items()}
 
 
-def run_ours(c, n):
+def _bpe_table(vocab_size: int) -> str:
+    """A byte-level BPE tokenizer JSON of exactly vocab_size tokens: the 256 bytes, pairs of
+    bytes merged in order, <|endoftext|> last. Only its length matters here."""
+    from cllm_app.engine.bpe import EOT_TEXT, bytes_to_unicode
+
+    chars = [bytes_to_unicode()[b] for b in range(256)]
+    pairs = [(a, b) for a in chars for b in chars][: vocab_size - 257]
+    vocab = {c: i for i, c in enumerate(chars)} | {a + b: 256 + i for i, (a, b) in enumerate(pairs)}
+    vocab[EOT_TEXT] = vocab_size - 1
+    return json.dumps({"model": {"type": "BPE", "vocab": vocab, "merges": [f"{a} {b}" for a, b in pairs]}})
+
+
+def export_gguf(c, path: Path) -> None:
+    """The model every side runs, as GGUF f32 for llama.cpp."""
+    from cllm_app.engine.gguf_export import write_gguf
+
+    cfg = _cfg(c)
+    byte = cfg.vocab_size == 257
+    write_gguf(path, "bench", cfg, _weights(cfg), "byte" if byte else "bpe",
+               None if byte else _bpe_table(cfg.vocab_size), "f32")
+
+
+def run_ours(c, n, threads, gguf=None):
+    try:
+        from cllm_app.kernels import decode
+    except ImportError as exc:
+        raise SystemExit(f"The Cython kernels are not built ({exc}): pip install -e . --no-build-isolation") from None
     from cllm_app.engine.generate import KVCache
-    from cllm_app.engine.kernel_choice import decode_kernel
     from cllm_app.engine.model import FlatTensors
 
     cfg = _cfg(c)
     P = FlatTensors(cfg)
     P.load(_weights(cfg))
-    step, name = decode_kernel(cfg, P)
     logits = np.empty(cfg.vocab_size, np.float32)
     cache = KVCache(cfg)
+    shape = (cfg.vocab_size, cfg.block_size, cfg.n_embd, cfg.n_layer, cfg.n_head)
+
+    def step(token):
+        decode.decode_step(logits, P.flat, cache.k, cache.v, token, cache.length, *shape, threads=threads)
+        cache.length += 1
+
     for t in PROMPT:
-        step(logits, t, cache)
+        step(t)
     out = []
     t0 = time.perf_counter()
     for _ in range(n):
         nxt = int(np.argmax(logits))
         out.append(nxt)
-        step(logits, nxt, cache)
-    return {"tokens": out, "seconds": time.perf_counter() - t0, "variant": name}
+        step(nxt)
+    return {"tokens": out, "seconds": time.perf_counter() - t0, "variant": f"compiled decode, {decode.isa()}"}
 
 
-def run_torch(c, n):
+def run_llama(c, n, threads, gguf):
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=gguf, n_ctx=c["block_size"], n_batch=len(PROMPT), n_threads=threads,
+                          n_threads_batch=threads, type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32,
+                          logits_all=False, verbose=False)
+    if llm.n_vocab() != c["vocab_size"] or llm.n_ctx() < len(PROMPT) + n:
+        raise SystemExit(f"llama.cpp loaded n_vocab={llm.n_vocab()}, n_ctx={llm.n_ctx()}: not the model asked for")
+    ctx = llm.ctx
+
+    def last_logits():
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(c["vocab_size"],))
+
+    llm.eval(PROMPT)
+    out = []
+    t0 = time.perf_counter()
+    for _ in range(n):
+        nxt = int(np.argmax(last_logits()))
+        out.append(nxt)
+        llm.eval([nxt])
+    seconds = time.perf_counter() - t0
+    system = llama_cpp.llama_print_system_info().decode()
+    isa = "avx512" if "AVX512 = 1" in system else "avx2" if "AVX2 = 1" in system else "no avx2"
+    return {"tokens": out, "seconds": seconds, "variant": f"llama-cpp-python {llama_cpp.__version__}, {isa}"}
+
+
+def run_torch(c, n, threads, gguf=None):
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(c["torch_threads"])
+    torch.set_num_threads(threads)
     cfg = _cfg(c)
     w = {k: torch.from_numpy(v) for k, v in _weights(cfg).items()}
     C, NH = cfg.n_embd, cfg.n_head
@@ -104,34 +182,105 @@ def run_torch(c, n):
     return {"tokens": out, "seconds": time.perf_counter() - t0, "variant": f"torch {torch.__version__}"}
 
 
-def side(name, config, n):
+RUNNERS = {"ours": run_ours, "llama.cpp": run_llama, "torch": run_torch}
+
+
+def side(name, config, n, threads, gguf):
     out = subprocess.run(
-        [sys.executable, __file__, "--side", name, "--config", config, "--tokens", str(n)],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"}, check=True,
+        [sys.executable, __file__, "--side", name, "--config", config, "--tokens", str(n),
+         "--threads", str(threads), "--gguf", str(gguf)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
     )
+    if out.returncode != 0:
+        raise SystemExit(f"the {name} side failed (config {config}, {threads} threads):\n{out.stderr.strip()}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def agreement(ours, other) -> str:
+    same = next((i for i, (a, b) in enumerate(zip(ours, other, strict=True)) if a != b), len(ours))
+    head = "agree" if same >= min(AGREE, len(ours)) else f"DISAGREE at token {same}"
+    return f"{head} ({same}/{len(ours)} identical)"
+
+
+def missing() -> str | None:
+    """Why the comparison cannot run, or None."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "PyTorch is not installed: pip install -e '.[bench]' (torch 2.13.0, CPU build)"
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return ("llama-cpp-python is not installed, so there is no llama.cpp to compare against:\n"
+                "    pip install llama-cpp-python  (measured with 0.3.36; the test environment installs it)")
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        return "the gguf package is not installed (it writes the model for llama.cpp): pip install gguf"
+    try:
+        from cllm_app.kernels import decode  # noqa: F401
+    except ImportError as exc:
+        return f"The Cython kernels are not built ({exc}): pip install -e . --no-build-isolation"
+    return None
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="all", choices=["A", "B", "all"])
     ap.add_argument("--tokens", type=int, default=200)
-    ap.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--threads", default="1,2", help="thread counts to run every side with (default 1,2)")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of all sides; the table shows medians")
+    ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    ap.add_argument("--gguf", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.side:
-        print(json.dumps((run_ours if args.side == "ours" else run_torch)(CONFIGS[args.config], args.tokens)))
-        return 0
+    names = ["A", "B"] if args.config == "all" else [args.config]
     try:
-        import torch  # noqa: F401
-    except ImportError:
-        print("PyTorch is not installed: pip install -e '.[bench]' (torch 2.13.0, CPU build)")
+        thread_counts = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        ap.error(f"--threads takes whole numbers separated by commas, not {args.threads!r}")
+    if args.tokens < 1 or args.repeat < 1 or min(thread_counts) < 1:
+        ap.error("--tokens, --repeat and --threads must be at least 1")
+    room = min(CONFIGS[n]["block_size"] for n in names) - len(PROMPT)
+    if args.tokens > room:
+        ap.error(f"--tokens {args.tokens} does not fit the context: block_size - {len(PROMPT)} prompt tokens "
+                 f"leaves {room}, and no side should slide its window in a like-for-like run")
+    if args.side:
+        print(json.dumps(RUNNERS[args.side](CONFIGS[args.config], args.tokens, thread_counts[0], args.gguf)))
+        return 0
+    why = missing()
+    if why:
+        print(why)
         return 2
-    print(f"{'config':<7}{'ours tok/s':>12}{'torch tok/s':>13}{'ours/torch':>12}  agreement")
-    for name in (["A", "B"] if args.config == "all" else [args.config]):
-        ours, ref = side("ours", name, args.tokens), side("torch", name, args.tokens)
-        same = next((i for i, (a, b) in enumerate(zip(ours["tokens"], ref["tokens"], strict=True)) if a != b), len(ours["tokens"]))
-        r_ours, r_torch = args.tokens / ours["seconds"], args.tokens / ref["seconds"]
-        print(f"{name:<7}{r_ours:>12,.0f}{r_torch:>13,.0f}{r_ours / r_torch:>12.2f}  first {same} greedy tokens identical ({ours['variant']})")
+
+    head = (f"{'config':<7}{'threads':>8}{'ours tok/s':>12}{'llama.cpp tok/s':>17}{'torch tok/s':>13}"
+            f"{'ours/llama.cpp':>16}{'ours/torch':>12}")
+    rows, notes, variants = [], [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            gguf = Path(tmp) / f"{name}.gguf"
+            export_gguf(CONFIGS[name], gguf)
+            for threads in thread_counts:
+                rates = {s: [] for s in SIDES}
+                tokens = {}
+                for _ in range(args.repeat):
+                    for s in SIDES:
+                        res = side(s, name, args.tokens, threads, gguf)
+                        rates[s].append(args.tokens / res["seconds"])
+                        tokens.setdefault(s, res["tokens"])
+                        variants[s] = res["variant"]
+                med = {s: statistics.median(r) for s, r in rates.items()}
+                rows.append(f"{name:<7}{threads:>8}{med['ours']:>12,.0f}{med['llama.cpp']:>17,.0f}{med['torch']:>13,.0f}"
+                            f"{med['ours'] / med['llama.cpp']:>16.2f}{med['ours'] / med['torch']:>12.2f}")
+                notes.append(f"{name}, {threads} thread{'s' * (threads > 1)}: greedy tokens vs ours: "
+                             f"llama.cpp {agreement(tokens['ours'], tokens['llama.cpp'])}, "
+                             f"torch {agreement(tokens['ours'], tokens['torch'])}; tok/s range "
+                             + ", ".join(f"{s} {min(r):,.0f}-{max(r):,.0f}" for s, r in rates.items()))
+                print(rows[-1] if len(rows) > 1 else f"{head}\n{rows[-1]}", flush=True)
+    print()
+    for line in notes:
+        print(line)
+    print(f"{args.tokens} tokens after a {len(PROMPT)}-token prompt, median of {args.repeat} rounds; "
+          + "; ".join(f"{s}: {v}" for s, v in variants.items()))
     return 0
 
 
