@@ -21,7 +21,7 @@ import requests
 from cllm_app.desktop.bridge import Bridge
 
 TABS = ["Models", "Training", "Crawler", "LLM", "Research"]
-BRIDGE_METHODS = ["import_theme", "list_themes", "pick_files", "use_theme"]
+BRIDGE_METHODS = ["import_theme", "list_themes", "pick_files", "pick_folder", "use_theme"]
 URL_LINE = re.compile(r"CLLM Studio is serving at (http://127\.0\.0\.1:(\d+)/#token=(\S+))")
 NO_DISPLAY_VARS = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
 
@@ -158,7 +158,7 @@ class FakeWindow:
     def create_file_dialog(self, dialog_type, directory="", allow_multiple=False,
                            save_filename="", file_types=()):
         self.calls.append({"dialog_type": dialog_type, "allow_multiple": allow_multiple,
-                           "file_types": tuple(file_types)})
+                           "file_types": tuple(file_types), "directory": directory})
         return self.answer
 
 
@@ -230,6 +230,21 @@ def test_bridge_pick_files(studio, window):
         assert bridge.pick_files(bad)["error"]["code"] == "invalid_input"
 
 
+def test_bridge_pick_folder(studio, window, tmp_path):
+    import webview
+
+    bridge = Bridge(studio)
+    assert bridge.pick_folder() is None  # cancelled
+    assert window.calls[-1]["dialog_type"] == webview.FileDialog.FOLDER
+    assert window.calls[-1]["directory"] == ""
+
+    window.answer = (str(tmp_path),)
+    assert bridge.pick_folder(str(tmp_path)) == str(tmp_path)
+    assert window.calls[-1]["directory"] == str(tmp_path)
+    bridge.pick_folder(str(tmp_path / "gone"))  # a start that is not a folder: the dialog's own
+    assert window.calls[-1]["directory"] == ""
+
+
 def test_bridge_without_a_window(studio, monkeypatch):
     import webview
 
@@ -237,6 +252,7 @@ def test_bridge_without_a_window(studio, monkeypatch):
     bridge = Bridge(studio)
     assert bridge.pick_files()["error"]["code"] == "no_window"
     assert bridge.import_theme()["error"]["code"] == "no_window"
+    assert bridge.pick_folder()["error"]["code"] == "no_window"
 
 
 # The window's server: the policy pywebview needs, and a stable origin.

@@ -12,6 +12,7 @@ with `_`.
 
 import functools
 import logging
+import os
 import re
 
 from cllm_app.errors import CllmError
@@ -97,12 +98,30 @@ class Bridge:
             return _error("invalid_input", str(e))
         return self._open_dialog(allow_multiple=True, file_types=file_types)
 
-    def _open_dialog(self, allow_multiple: bool, file_types=()) -> list[str]:
+    @_refusals
+    def pick_folder(self, start=None):
+        """Ask for a folder (where an export goes); its path, or None when the person cancels.
+        `start`: a folder the dialog opens in, when it exists."""
+        import webview
+
+        window = self._window()
+        directory = start if isinstance(start, str) and os.path.isdir(start) else ""
+        result = window.create_file_dialog(webview.FileDialog.FOLDER, directory=directory)
+        if isinstance(result, (list, tuple)):
+            result = result[0] if result else None
+        return str(result) if result else None
+
+    def _window(self):
         import webview
 
         if not webview.windows:
             raise CllmError("there is no app window to open a file dialog from", code="no_window")
-        result = webview.windows[0].create_file_dialog(
+        return webview.windows[0]
+
+    def _open_dialog(self, allow_multiple: bool, file_types=()) -> list[str]:
+        import webview
+
+        result = self._window().create_file_dialog(
             webview.FileDialog.OPEN, allow_multiple=allow_multiple, file_types=file_types
         )
         if not result:

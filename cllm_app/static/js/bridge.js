@@ -2,10 +2,12 @@
 //
 // Inside the desktop window (pywebview), `window.pywebview.api` appears after the
 // `pywebviewready` event and offers native methods: list_themes(), use_theme(name),
-// import_theme() (a native file dialog; returns the themes listing, or null when cancelled)
-// and pick_files() (a native multi-file dialog; returns a list of paths). In a plain browser
-// the same functions fall back to HTTP: GET /api/themes, PUT /api/themes/current, and for
-// import a hidden <input type=file> whose text is POSTed to /api/themes.
+// import_theme() (a native file dialog; returns the themes listing, or null when cancelled),
+// pick_files() (a native multi-file dialog; returns a list of paths) and pick_folder() (a
+// native folder dialog; returns a path, or null when cancelled). In a plain browser the theme
+// functions fall back to HTTP: GET /api/themes, PUT /api/themes/current, and for import a
+// hidden <input type=file> whose text is POSTed to /api/themes; the pickers are absent there
+// (a browser cannot give a path), so the page offers its own file input or a path field.
 // The desktop methods answer a refusal with {"error": {"code", "message"}} (exceptions do not
 // cross into JavaScript usefully); here that becomes a thrown ApiError, as with HTTP.
 //
@@ -167,6 +169,23 @@ export async function pickFiles(kinds) {
   const native = desktop();
   if (!native || typeof native.pick_files !== "function") return null;
   return unwrap(await (kinds ? native.pick_files(kinds) : native.pick_files()));
+}
+
+/** Whether a native folder dialog is there (the desktop window): a browser types the path. */
+export async function canPickFolder() {
+  await bridgeReady();
+  return typeof desktop()?.pick_folder === "function";
+}
+
+/**
+ * Native folder dialog (desktop only), opening in `start` when that folder exists. Returns the
+ * folder's path, null when cancelled, or undefined in a browser (canPickFolder() says which).
+ */
+export async function pickFolder(start) {
+  await bridgeReady();
+  const native = desktop();
+  if (!native || typeof native.pick_folder !== "function") return undefined;
+  return unwrap(await native.pick_folder(start || null)) || null;
 }
 
 export const themes = {

@@ -164,6 +164,21 @@ export function toast(message, { action = null, kind = "info", timeout } = {}) {
 }
 
 /** Show an API refusal (or any error) as a toast with its own message. */
+/** Put `text` on the clipboard and say so. */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard permission (some embedded views): a selected textarea and the copy command.
+    const area = h("textarea", { class: "visually-hidden" }, text);
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  toast("Copied", { kind: "ok", timeout: 1500 });
+}
+
 export function toastError(err) {
   console.warn(err);
   return toast(errorText(err), { kind: "error" });

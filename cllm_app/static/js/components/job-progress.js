@@ -35,7 +35,7 @@ export function formatDuration(seconds) {
 }
 
 /** The state of a job as a badge: data-state holds the server's word, the text a person's. */
-const RUNNING_LABEL = { train: "Training", crawl: "Crawling", ingest: "Adding files", evaluate: "Evaluating" };
+const RUNNING_LABEL = { train: "Training", crawl: "Crawling", ingest: "Adding files", evaluate: "Evaluating", export: "Exporting" };
 
 export function stateBadge(job, testid) {
   const spec = { ...(STATES[job.state] || { label: job.state, tone: "muted" }) };

@@ -14,7 +14,7 @@ import * as selection from "../selection.js";
 import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary } from "../components/model-summary.js";
 import { createSamplingControls } from "../components/sampling-controls.js";
-import { confirmDialog, errorText, fill, formatAgo, formatInt, h, promptDialog, toast, toastError } from "../ui.js";
+import { confirmDialog, copyText, errorText, fill, formatAgo, formatInt, h, promptDialog, toast, toastError } from "../ui.js";
 
 const MODE_KEY = "cllm-llm-mode";
 
@@ -77,7 +77,7 @@ export function mount(panel, { openTab }) {
   els.prompt = h("textarea", { class: "input completion-prompt", rows: 5, placeholder: "A prompt for the model to continue…", dataset: { testid: "completion-prompt" }, "aria-label": "Prompt" });
   els.generate = h("button", { type: "button", class: "btn btn-primary", dataset: { testid: "completion-generate" }, onclick: complete }, "Generate");
   els.completionStop = h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "completion-stop" }, onclick: stop }, "Stop");
-  els.completionCopy = h("button", { type: "button", class: "btn", dataset: { testid: "completion-copy" }, onclick: () => copy(els.output.textContent) }, "Copy");
+  els.completionCopy = h("button", { type: "button", class: "btn", dataset: { testid: "completion-copy" }, onclick: () => copyText(els.output.textContent) }, "Copy");
   els.output = h("pre", { class: "completion-output", dataset: { testid: "completion-output" } });
   els.completionError = h("p", { class: "form-error", role: "alert", dataset: { testid: "completion-error" } });
   els.completionView = h("div", { class: "llm-completion", dataset: { testid: "completion-view" } },
@@ -131,7 +131,7 @@ function openAiCard() {
   els.apiKey = field("openai-key", "openai-key");
   els.apiError = h("p", { class: "form-error", role: "alert", dataset: { testid: "openai-error" } });
   const copyButton = (input, testid) =>
-    h("button", { type: "button", class: "btn btn-small", dataset: { testid }, onclick: () => input.value && copy(input.value) }, "Copy");
+    h("button", { type: "button", class: "btn btn-small", dataset: { testid }, onclick: () => input.value && copyText(input.value) }, "Copy");
   els.apiRegenerate = h("button", {
     type: "button", class: "btn btn-small btn-danger-quiet", dataset: { testid: "openai-key-regenerate" }, onclick: regenerateKey,
   }, "Regenerate");
@@ -335,7 +335,7 @@ function messageNode(m) {
   const node = h("div", { class: `msg msg-${m.role}`, dataset: { testid: "message", role: m.role } },
     h("div", { class: "msg-head" },
       h("span", { class: "msg-role" }, m.role === "user" ? "You" : model ? model.model_name : "Model"),
-      h("button", { type: "button", class: "btn btn-small msg-copy", dataset: { testid: "message-copy" }, onclick: () => copy(text.textContent) }, "Copy"),
+      h("button", { type: "button", class: "btn btn-small msg-copy", dataset: { testid: "message-copy" }, onclick: () => copyText(text.textContent) }, "Copy"),
     ),
     text,
     meta,
@@ -606,16 +606,3 @@ function renderStats(stats) {
   );
 }
 
-async function copy(text) {
-  try {
-    await navigator.clipboard.writeText(text);
-  } catch {
-    // No clipboard permission (some embedded views): fall back to a selected textarea.
-    const area = h("textarea", { class: "visually-hidden" }, text);
-    document.body.append(area);
-    area.select();
-    document.execCommand("copy");
-    area.remove();
-  }
-  toast("Copied", { kind: "ok", timeout: 1500 });
-}

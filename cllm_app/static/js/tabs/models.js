@@ -1,5 +1,6 @@
 // The Models tab: create, list (sortable), select, rename in place, duplicate, delete (to the
-// trash, with Undo), restore, empty the trash, add layers, and the selected model's details.
+// trash, with Undo), restore, empty the trash, add layers, export (components/export-dialog.js),
+// and the selected model's details.
 // The list and the details follow the shared selection, which follows the store's change feed;
 // the trash follows the feed itself (the CLI deletes and restores too).
 
@@ -8,6 +9,7 @@ import { pickFiles } from "../bridge.js";
 import * as events from "../events.js";
 import * as selection from "../selection.js";
 import * as store from "../store.js";
+import { openExportDialog } from "../components/export-dialog.js";
 import { mountModelSelect } from "../components/model-select.js";
 import {
   confirmDialog, debounce, errorText, fill, formatBytes, formatAgo, formatDate, formatDay, formatInt, formatParams, h,
@@ -458,6 +460,10 @@ function renderDetails() {
         onclick: () => makeBundle(m.model_name) }, "Bundle…"),
       h("button", { type: "button", class: "btn", dataset: { testid: "import-bundle-button" }, disabled: Boolean(held),
         title: held || "Bring back the training of a bundle of this model", onclick: () => importBundle(m.model_name) }, "Import bundle…"),
+      // Not held by a job: an export reads one whole checkpoint, so it runs beside training.
+      h("button", { type: "button", class: "btn", dataset: { testid: "export-button" },
+        title: "Write this model as a GGUF file (llama.cpp, Ollama, LM Studio), an Ollama folder or a Hugging Face folder",
+        onclick: () => openExportDialog(m.model_name).catch(toastError) }, "Export…"),
     ),
     held ? h("p", { class: "notice notice-warn", dataset: { testid: "details-busy" } }, held) : null,
     section("Architecture", dl([
@@ -487,7 +493,7 @@ function renderDetails() {
   );
 }
 
-const BUSY_WORDS = { train: "training", crawl: "crawling", ingest: "adding files", evaluate: "being evaluated" };
+const BUSY_WORDS = { train: "training", crawl: "crawling", ingest: "adding files", evaluate: "being evaluated", export: "exporting" };
 
 /** Why renaming, deleting and adding layers wait: a job holds the model (or "" when none does). */
 function heldBecause(m) {
