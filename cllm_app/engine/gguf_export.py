@@ -1,15 +1,20 @@
 """GGUF for llama.cpp, Ollama and LM Studio: our GPT as llama.cpp's `gpt2` architecture, with
 its tokenizer (byte-level or our BPE) as llama.cpp's `gpt2` BPE tokenizer, written with the
-`gguf` package llama.cpp maintains.
+`gguf` package llama.cpp maintains. tests/test_gguf.py loads every kind of export in llama.cpp
+and checks that it agrees with us.
 
 Our matrices are stored (in, out) as GPT-2's Conv1D; llama.cpp's gpt2 reads (out, in), so
-each is transposed. The head is tied to the token embedding: llama.cpp's gpt2 takes
-`output.weight`, so the embedding is written there too.
+each block matrix is transposed. The head is tied to the token embedding: llama.cpp's
+converter writes GPT-2's `output.weight` as a copy of it, and so do we.
 
-Work in progress (issue 14): f32 and f16 only; q8_0 and import come next.
+Which tensors take the file's dtype follows llama.cpp's own converter (convert_hf_to_gguf.py):
+norms, biases and the position embedding stay f32; the other matrices (blocks, token
+embedding, output) are f16 or q8_0. q8_0 packs 32 values of a row per block, so a matrix whose
+rows are not whole blocks falls back to f16, as the converter's does.
 """
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,27 +41,32 @@ BLOCK = {
 }
 TOP = {"wte.weight": "token_embd.weight", "wpe.weight": "position_embd.weight",
        "ln_f.weight": "output_norm.weight", "ln_f.bias": "output_norm.bias"}
+KEEP_F32 = ("position_embd.weight",)  # llama.cpp's converter never quantizes it
 
 
-def gguf_tensors(cfg: GPTConfig, weights: dict[str, np.ndarray], dtype: str = "f32") -> dict[str, np.ndarray]:
-    """llama.cpp's names and layouts; matrices in `dtype` (f32 or f16), vectors in f32."""
-    out = {}
-    for name, value in weights.items():
-        if name.startswith("h."):
-            layer, rest = name[2:].split(".", 1)
-            target = f"blk.{layer}.{BLOCK[rest]}"
-        else:
-            target = TOP[name]
-        value = np.asarray(value, np.float32)
-        if value.ndim == 2 and rest_is_conv1d(name):
-            value = value.T
-        out[target] = np.ascontiguousarray(value.astype(np.float16) if dtype == "f16" and value.ndim == 2 else value)
-    out["output.weight"] = out["token_embd.weight"]
-    return out
+def gguf_tensors(cfg: GPTConfig, weights: dict[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
+    """(llama.cpp name, f32 array in llama.cpp's (out, in) layout), the embeddings first, then
+    block by block, then the final norm and the tied output. Transposes lazily, one at a time."""
+    yield TOP["wte.weight"], weights["wte.weight"]
+    yield TOP["wpe.weight"], weights["wpe.weight"]
+    for i in range(cfg.n_layer):
+        for ours, theirs in BLOCK.items():
+            value = weights[f"h.{i}.{ours}"]
+            yield f"blk.{i}.{theirs}", value.T if value.ndim == 2 else value
+    yield TOP["ln_f.weight"], weights["ln_f.weight"]
+    yield TOP["ln_f.bias"], weights["ln_f.bias"]
+    yield "output.weight", weights["wte.weight"]
 
 
-def rest_is_conv1d(name: str) -> bool:
-    return name.startswith("h.") and name.endswith(".weight") and ("c_attn" in name or "c_proj" in name or "c_fc" in name)
+def tensor_type(name: str, shape: tuple[int, ...], dtype: str):
+    """The GGML type `name` is stored as in a `dtype` file (see the module docstring)."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    if len(shape) < 2 or name in KEEP_F32 or dtype == "f32":
+        return GGMLQuantizationType.F32
+    if dtype == "q8_0" and shape[-1] % GGML_QUANT_SIZES[GGMLQuantizationType.Q8_0][0] == 0:
+        return GGMLQuantizationType.Q8_0
+    return GGMLQuantizationType.F16
 
 
 def tokenizer_tables(kind: str, bpe_json: str | None) -> tuple[list[str], list[int], list[str], int]:
@@ -79,9 +89,15 @@ def tokenizer_tables(kind: str, bpe_json: str | None) -> tuple[list[str], list[i
 
 
 def write_gguf(path: Path, name: str, cfg: GPTConfig, weights: dict[str, np.ndarray], kind: str,
-               bpe_json: str | None, dtype: str = "f32") -> None:
+               bpe_json: str | None, dtype: str = "f32",
+               progress: Callable[[int, int], None] | None = None) -> None:
+    """Write model `name` to `path` as a `dtype` GGUF (one of DTYPES). The tensors are
+    converted one at a time as they are written, so memory holds one extra tensor at most;
+    `progress(done_bytes, total_bytes)` is called after each."""
     import gguf
 
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     writer = gguf.GGUFWriter(str(path), ARCH)
     writer.add_name(name)
     writer.add_context_length(cfg.block_size)
@@ -90,8 +106,9 @@ def write_gguf(path: Path, name: str, cfg: GPTConfig, weights: dict[str, np.ndar
     writer.add_block_count(cfg.n_layer)
     writer.add_head_count(cfg.n_head)
     writer.add_layer_norm_eps(LAYERNORM_EPS)
-    writer.add_file_type({"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}.get(
-        dtype, gguf.LlamaFileType.ALL_F32))
+    writer.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                          "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[dtype])
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     tokens, types, merges, eot = tokenizer_tables(kind, bpe_json)
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(PRE_TOKENIZER)
@@ -99,38 +116,29 @@ def write_gguf(path: Path, name: str, cfg: GPTConfig, weights: dict[str, np.ndar
     writer.add_token_types(types)
     # The byte tokenizer has no merges, but llama.cpp wants the key and gguf writes no empty
     # array: one merge of two NUL bytes, whose result is no token, so llama.cpp splits it back
-    # into its bytes and the tokens stay the bytes (checked against llama.cpp).
-    writer.add_token_merges(merges or [f"{bytes_to_unicode()[0]} {bytes_to_unicode()[0]}"])
+    # into its bytes and the tokens stay the bytes (tests/test_gguf.py checks it).
+    nul = bytes_to_unicode()[0]
+    writer.add_token_merges(merges or [f"{nul} {nul}"])
     writer.add_bos_token_id(eot)
     writer.add_eos_token_id(eot)
     writer.add_add_bos_token(False)
-    for tname, value in gguf_tensors(cfg, weights, "f32" if dtype == "q8_0" else dtype).items():
-        if dtype == "q8_0" and tname.startswith("blk.") and value.ndim == 2 and value.shape[1] % 32 == 0:
-            # q8_0 blocks hold 32 values of a row: rows of another length stay f32
-            packed = gguf.quants.quantize(value, gguf.GGMLQuantizationType.Q8_0)
-            writer.add_tensor(tname, packed, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-        else:
-            writer.add_tensor(tname, value)
+
+    # The header lists every tensor's type and size before the data: plan them, then write.
+    plan = []
+    for tname, value in gguf_tensors(cfg, weights):
+        qtype = tensor_type(tname, value.shape, dtype)
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        nbytes = value.size // block * type_size
+        writer.add_tensor_info(tname, value.shape, np.dtype(np.float32), nbytes, raw_dtype=qtype)
+        plan.append(nbytes)
+    total, done = sum(plan), 0
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
+    writer.write_ti_data_to_file()
+    for (tname, value), nbytes in zip(gguf_tensors(cfg, weights), plan, strict=True):
+        qtype = tensor_type(tname, value.shape, dtype)
+        writer.write_tensor_data(gguf.quants.quantize(np.ascontiguousarray(value, np.float32), qtype))
+        done += nbytes
+        if progress is not None:
+            progress(done, total)
     writer.close()
-
-
-def modelfile(gguf_name: str, sampling: dict) -> str:
-    """An Ollama Modelfile for the GGUF beside it: the app's chat turns (services/chat.py) as
-    its TEMPLATE, its stops, and the model's sampling settings from the LLM tab."""
-    lines = [
-        f"FROM ./{gguf_name}",
-        'TEMPLATE """{{- if .System }}System: {{ .System }}\n{{ end }}'
-        '{{- range .Messages }}{{ if eq .Role "user" }}User: {{ .Content }}\n'
-        '{{ else if eq .Role "assistant" }}Assistant: {{ .Content }}\n{{ end }}{{ end }}Assistant: """',
-        f'PARAMETER stop "{EOT_TEXT}"',
-        'PARAMETER stop "\\nUser:"',
-    ]
-    names = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p",
-             "repetition_penalty": "repeat_penalty", "max_new_tokens": "num_predict", "seed": "seed"}
-    for ours, theirs in names.items():
-        if sampling.get(ours) is not None:
-            lines.append(f"PARAMETER {theirs} {sampling[ours]}")
-    return "\n".join(lines) + "\n"

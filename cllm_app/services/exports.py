@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cllm_app.engine.config import GPTConfig
+from cllm_app.engine.gguf_export import DTYPES
 from cllm_app.engine.tokenizer import TOKENIZER_FILE, load_tokenizer
 from cllm_app.engine.weights import read_weights
 from cllm_app.errors import Conflict, InvalidInput, disk_full, free_bytes
@@ -26,7 +27,6 @@ from cllm_app.services.export_paths import slug as _slug
 from cllm_app.services.model_card import model_card, run_prompt
 
 FORMATS = ("gguf", "ollama", "hf")
-DTYPES = ("f32", "f16", "q8_0")  # engine/gguf_export.py writes these
 FORMAT_LABELS = {
     "gguf": "GGUF (llama.cpp, Ollama, LM Studio)",
     "ollama": "Ollama folder (GGUF and Modelfile)",
