@@ -42,14 +42,7 @@ def run_evaluation(studio: Studio, job_id: int) -> str:
             studio.jobs.report(job_id, progress=done / max(1, total),
                                message=f"evaluated {done:,} of {total:,} tokens")
 
-        stop_check = [0.0, False]
-
-        def should_stop() -> bool:
-            now = time.monotonic()
-            if now - stop_check[0] >= 0.2:
-                stop_check[0], stop_check[1] = now, studio.jobs.stop_requested(job_id)
-            return stop_check[1]
-
+        should_stop = studio.jobs.stop_check(job_id)
         result = score(p.cfg, p.weights, p.tok, p.docs, params.get("max_tokens", DEFAULT_MAX_TOKENS),
                        progress=progress, should_stop=should_stop)
         detail = {"model_name": row.model_name, "source": p.source, **clean(result)}

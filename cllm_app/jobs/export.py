@@ -21,14 +21,7 @@ def run_export(studio: Studio, job_id: int) -> str:
             last[0] = now
             studio.jobs.report(job_id, progress=fraction, message=message)
 
-    checked = [0.0, False]
-
-    def should_stop() -> bool:
-        now = time.monotonic()
-        if now - checked[0] >= 0.2:
-            checked[0], checked[1] = now, studio.jobs.stop_requested(job_id)
-        return checked[1]
-
+    should_stop = studio.jobs.stop_check(job_id)
     try:
         out = studio.exports.export(row.model_name, params["format"], params["path"], params.get("dtype", "f32"),
                                     params.get("overwrite", False), progress=progress, should_stop=should_stop)

@@ -6,7 +6,6 @@ window shows (loss history, progress, epochs) goes to the store as it happens.
 
 import json
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -24,7 +23,6 @@ from cllm_app.services.studio import Studio
 from cllm_app.store import Job, LanguageModel, LossPoint, ModelEvent, QueueEntry, db
 from cllm_app.store.schema import utcnow
 
-STOP_POLL_SECONDS = 0.2
 SAMPLE_TOKENS = 120
 # The text written at each evaluation: these settings, seeded with the step, so the checkpoint of
 # that step (or /v1/completions asked with them, an empty prompt and that seed) writes it again.
@@ -33,18 +31,6 @@ SAMPLE_SAMPLING = {**{k: v for k, v in PRESETS["Balanced"].items() if k != "seed
 
 def settings_of(row: LanguageModel) -> TrainSettings:
     return TrainSettings(**{name: getattr(row, name) for name in training_settings.NAMES})
-
-
-def _throttled(check: Callable[[], bool], every: float) -> Callable[[], bool]:
-    last = [0.0, False]
-
-    def poll() -> bool:
-        now = time.monotonic()
-        if now - last[0] >= every:
-            last[0], last[1] = now, check()
-        return last[1]
-
-    return poll
 
 
 class TrainingRun:
@@ -163,7 +149,7 @@ def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | Non
         with engines.numerics_for_job(studio, job_id, cfg, settings) as numerics:
             run = TrainingRun(studio, job_id, kernels if kernels is not None else model_kernels(), numerics)
             skipped = run.record_start()
-            should_stop = _throttled(lambda: jobs.stop_requested(job_id), STOP_POLL_SECONDS)
+            should_stop = jobs.stop_check(job_id)
             outcome = run.trainer.run(should_stop, run.on_step, run.on_eval, run.on_checkpoint, run.on_epoch,
                                       max_steps=max_steps)
     except (TrainingError, engines.EngineUnavailable, engines.RankFailed) as e:

@@ -6,6 +6,8 @@ a worker reports progress here and watches for a stop request here.
 
 import json
 import os
+import time
+from collections.abc import Callable
 
 from cllm_app.errors import Conflict, InvalidInput, NotFound
 from cllm_app.procs import process_start
@@ -16,6 +18,8 @@ from cllm_app.store import Job, LanguageModel, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
 JOB_KINDS = ("train", "crawl", "evaluate", "ingest", "export")
+# How often a job's loop reads the store to see whether someone pressed Stop.
+STOP_POLL_SECONDS = 0.2
 
 
 def describe(job: Job) -> dict:
@@ -101,6 +105,19 @@ class Jobs:
 
     def stop_requested(self, job_id: int) -> bool:
         return Job.select(Job.state).where(Job.id == job_id).scalar() == "stopping"
+
+    def stop_check(self, job_id: int, every: float = STOP_POLL_SECONDS) -> Callable[[], bool]:
+        """`stop_requested` for a loop that asks at every step: the store is read at most once
+        every `every` seconds, and the last answer is given in between."""
+        last = [0.0, False]
+
+        def poll() -> bool:
+            now = time.monotonic()
+            if now - last[0] >= every:
+                last[0], last[1] = now, self.stop_requested(job_id)
+            return last[1]
+
+        return poll
 
     def report(
         self, job_id: int, progress: float | None = None, message: str | None = None, detail: dict | None = None

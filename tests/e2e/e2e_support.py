@@ -95,3 +95,26 @@ def open_training(page, app, name: str) -> None:
     expect(page.locator("body")).to_have_attribute("data-ready", "1")
     open_tab(page, "training")
     expect(page.locator('#panel-training [data-testid="summary-name"]')).to_have_text(name)
+
+
+_LIGHT_ONLY = 'async () => ({ themes: [{ name: "light", builtin: true }], current: "light" })'
+_BRIDGE_DEFAULTS = {"list_themes": _LIGHT_ONLY, "use_theme": _LIGHT_ONLY, "import_theme": "async () => null",
+                    "pick_files": "async () => []", "pick_folder": "async () => null"}
+
+
+def fake_desktop_bridge(**methods: str) -> str:
+    """An init script that plays the desktop window's bridge in a browser, as pywebview does it:
+    an empty `window.pywebview.api` first, then the methods and the `pywebviewready` event. Each
+    keyword is a method's JavaScript source, in place of a default that does nothing."""
+    api = ",\n      ".join(f"{name}: {source}" for name, source in {**_BRIDGE_DEFAULTS, **methods}.items())
+    return f"""
+(() => {{
+  window.pywebview = {{ api: {{}} }};
+  setTimeout(() => {{
+    window.pywebview.api = {{
+      {api},
+    }};
+    window.dispatchEvent(new Event("pywebviewready"));
+  }}, 50);
+}})();
+"""

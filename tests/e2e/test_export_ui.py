@@ -4,7 +4,14 @@ Copy, the checkpoint an export came from, a reloaded window finding a running ex
 with Stop), and the native folder dialog in the desktop window."""
 
 import pytest
-from e2e_support import TINY_SETTINGS, TINY_SHAPE, eventually, open_tab, sample_text
+from e2e_support import (
+    TINY_SETTINGS,
+    TINY_SHAPE,
+    eventually,
+    fake_desktop_bridge,
+    open_tab,
+    sample_text,
+)
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -192,21 +199,8 @@ def test_a_reloaded_window_follows_a_running_export_and_stops_it(page: Page, app
     expect(page.get_by_test_id("export-job")).to_have_attribute("data-job-id", str(job["id"]))
 
 
-FAKE_FOLDER_PICKER = """
-(() => {
-  window.pywebview = { api: {} };
-  setTimeout(() => {
-    window.pywebview.api = {
-      list_themes: async () => ({ themes: [{ name: "light", builtin: true }], current: "light" }),
-      use_theme: async () => ({ themes: [{ name: "light", builtin: true }], current: "light" }),
-      import_theme: async () => null,
-      pick_files: async () => [],
-      pick_folder: async (start) => { (window.__starts = window.__starts || []).push(start); return window.__folder; },
-    };
-    window.dispatchEvent(new Event("pywebviewready"));
-  }, 50);
-})();
-"""
+FAKE_FOLDER_PICKER = fake_desktop_bridge(
+    pick_folder="async (start) => { (window.__starts = window.__starts || []).push(start); return window.__folder; }")
 
 
 def test_the_desktop_window_chooses_the_folder(context, app, tmp_path):

@@ -3,7 +3,15 @@ desktop dialog; token counts; preview; remove; refused files with their reasons;
 queue refuses Start in plain words."""
 
 import pytest
-from e2e_support import TINY_SHAPE, eventually, open_tab, open_training, queue_row, sample_text
+from e2e_support import (
+    TINY_SHAPE,
+    eventually,
+    fake_desktop_bridge,
+    open_tab,
+    open_training,
+    queue_row,
+    sample_text,
+)
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -110,20 +118,8 @@ def test_start_with_an_empty_queue_says_what_to_do(page, app):
     assert durations == ["45 s", "3 min 20 s", "2 h 1 min", "3 min"]
 
 
-FAKE_PICKER = """
-(() => {
-  window.pywebview = { api: {} };
-  setTimeout(() => {
-    window.pywebview.api = {
-      list_themes: async () => ({ themes: [{ name: "light", builtin: true }], current: "light" }),
-      use_theme: async () => ({ themes: [{ name: "light", builtin: true }], current: "light" }),
-      import_theme: async () => null,
-      pick_files: async () => { window.__picked = (window.__picked || 0) + 1; return window.__paths; },
-    };
-    window.dispatchEvent(new Event("pywebviewready"));
-  }, 50);
-})();
-"""
+FAKE_PICKER = fake_desktop_bridge(
+    pick_files="async () => { window.__picked = (window.__picked || 0) + 1; return window.__paths; }")
 
 
 def test_desktop_window_adds_files_by_path(context, app, tmp_path):
