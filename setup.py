@@ -50,6 +50,7 @@ else:
 VARIANTS = [("", [])]
 if sys.platform != "win32" and platform.machine().lower() in ("x86_64", "amd64"):
     VARIANTS.append(("x86_64_v3", ["-march=x86-64-v3"]))
+    VARIANTS.append(("x86_64_v4", ["-march=x86-64-v4", "-mprefer-vector-width=512"]))
 
 KERNEL_DIR = Path("cllm_app/kernels")
 COMPILER_DIRECTIVES = {"boundscheck": False, "wraparound": False, "cdivision": True}

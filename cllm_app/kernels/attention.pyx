@@ -42,14 +42,12 @@ cimport numpy as cnp
 cimport openmp
 
 from cllm_app.kernels._common cimport check, check_2d, check_apart, fast_exp
-from cllm_app.kernels._gemm cimport gemm_buffer, micro, pack_a, pack_b
+from cllm_app.kernels._gemm cimport MR, NR, gemm_buffer, micro, pack_a, pack_b
 
 cnp.import_array()
 
 cdef enum:
-    MR = 6      # rows of a micro-kernel tile (_gemm.pxd)
-    NR = 16     # columns of a micro-kernel tile
-    MQ = 192    # query rows whose P and dS the backward keeps at once (a multiple of MR)
+    MQ = 192    # query rows whose P and dS the backward keeps at once (a multiple of MR: 6 or 12)
     LINE = 64   # bytes; every thread's scratch starts on its own cache line
 
 
