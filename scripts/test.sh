@@ -23,8 +23,11 @@ fi
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+source scripts/install_stamp.sh
+clear_install_stamp
 .venv/bin/python -m pip install -qq --upgrade pip
 .venv/bin/python -m pip install -qq -e '.[test,bench,torch]'
+write_install_stamp  # a superset of start.sh's install: start.sh need not install again
 
 # llama.cpp for tests/test_gguf.py: llama-cpp-python (pinned in pyproject.toml's gguf-test extra)
 # compiles it from source, once. Portable AVX2 code rather than this CPU's own: one build runs
