@@ -1,34 +1,56 @@
-"""Training speed: our trainer against PyTorch eager on the same model, init and data.
+"""Training speed: our trainer against PyTorch, eager and torch.compile, on the same model, init and data.
 
-    python bench/bench_train.py [--config A|B|all] [--steps N]
+    python bench/bench_train.py [--config A|B|C|all] [--rounds N] [--steps N] [--no-compile] [--load]
+    python bench/bench_train.py --end-to-end      (a whole `cllm train` epoch: see end_to_end.py)
 
 Each side runs in a process of its own (2 threads each, as the app uses), so peak
-memory is measured per side. The first losses of both are printed side by side and
-must agree; the table gives tokens/s and the ratio ours/torch (> 1: we are faster).
+memory is measured per side. The first losses of every side are printed and must
+agree; the table gives tokens/s, the ratios ours/eager and ours/compile (> 1: we
+are faster), our GFLOP/s and its share of this machine's fp32 FMA peak (measured
+first by fma_peak.py), and peak memory. torch.compile's compile time is excluded:
+its first steps (where it compiles) are warm-up, and only the steps after count.
+
+FLOPs per token follow nanoGPT's estimate_mfu (from the PaLM paper): 6N + 12 L D T,
+N the matrix weights (12 L D^2 + V D, the tied head counted once), the second term
+attention's two T x T products over the whole context, forward and backward.
 
 The machine this runs on is shared and its speed drifts by 20-40% from minute to
-minute, so the two sides take turns over --rounds rounds (ours then torch, then
-torch then ours, ...), each round's ratio is taken from its own pair of runs, and
-the table shows the medians: a drift hits both sides of a round alike. Each
-round's figures are printed too. Needs the [bench] extra (torch 2.13.0, CPU build).
+minute, so the sides take turns over --rounds rounds (the order rotating), each
+round's ratios come from its own runs, and the table shows the medians; every
+round is printed. --load runs one CPU-bound busy process per core for the whole
+bench, the way a person's machine is busy with something else. Needs the [bench]
+extra (torch 2.13.0, CPU build) and, for torch.compile, a C++ compiler.
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CONFIGS = {
     "A": {"vocab_size": 256, "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128, "B": 8, "steps": 30},
     "B": {"vocab_size": 4096, "n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "B": 8, "steps": 8},
+    # A BPE model as a person makes one: the output head is a large part of the work.
+    "C": {"vocab_size": 8192, "n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "B": 8, "steps": 8},
 }
 LR, WD, BETAS, EPS, CLIP = 3e-4, 0.1, (0.9, 0.95), 1e-8, 1.0
 WARMUP = 2
+COMPILE_WARMUP = 3  # torch.compile compiles the forward at step 1 and the backward's graph with it
+SIDES = ("ours", "eager", "compile")
+
+
+def flops_per_token(cfg: dict) -> float:
+    L, D, V, T = cfg["n_layer"], cfg["n_embd"], cfg["vocab_size"], cfg["block_size"]
+    return 6.0 * (12 * L * D * D + V * D) + 12.0 * L * D * T
 
 
 def batches(cfg: dict, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -63,10 +85,10 @@ def run_ours(cfg: dict, steps: int) -> dict:
         model.backward()
         optimizer_step(ops, model, m, v, i + 1, LR, s)
         times.append(time.perf_counter() - t0)
-    return {"losses": losses, "times": times, "variant": getattr(ops, "VARIANT", "?")}
+    return {"losses": losses, "times": times[WARMUP:], "variant": getattr(ops, "VARIANT", "?")}
 
 
-def run_torch(cfg: dict, steps: int) -> dict:
+def run_torch(cfg: dict, steps: int, compiled: bool = False) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -95,22 +117,24 @@ def run_torch(cfg: dict, steps: int) -> dict:
         logits = ln(x, "ln_f") @ w["wte.weight"].T
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
+    step_forward = torch.compile(forward) if compiled else forward
+    warmup = COMPILE_WARMUP if compiled else WARMUP
     decay = [p for p in w.values() if p.dim() == 2]
     no_decay = [p for p in w.values() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": WD}, {"params": no_decay, "weight_decay": 0.0}], lr=LR, betas=BETAS, eps=EPS
     )
     losses, times = [], []
-    for x, y in batches(cfg, steps + WARMUP):
+    for x, y in batches(cfg, steps + warmup):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = forward(torch.from_numpy(x).long(), torch.from_numpy(y).long())
+        loss = step_forward(torch.from_numpy(x).long(), torch.from_numpy(y).long())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(w.values()), CLIP)
         opt.step()
         losses.append(loss.item())
         times.append(time.perf_counter() - t0)
-    return {"losses": losses, "times": times, "variant": f"torch {torch.__version__}"}
+    return {"losses": losses, "times": times[warmup:], "variant": f"torch {torch.__version__}"}
 
 
 def side(name: str, config: str, steps: int) -> dict:
@@ -118,22 +142,78 @@ def side(name: str, config: str, steps: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     out = subprocess.run(
         [sys.executable, __file__, "--side", name, "--config", config, "--steps", str(steps)],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True, text=True, env=env, check=False,
     )
+    if out.returncode != 0:
+        raise SystemExit(f"the {name} side of config {config} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def busy_processes() -> list[multiprocessing.Process]:
+    """One CPU-bound process per core: a machine busy with something else."""
+    procs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(os.cpu_count() or 1)]
+    for proc in procs:
+        proc.start()
+    return procs
+
+
+def bench_config(name: str, sides: tuple[str, ...], rounds: int, steps: int, peak: float | None) -> None:
+    cfg = CONFIGS[name]
+    steps = steps or cfg["steps"]
+    tokens = cfg["B"] * cfg["block_size"]
+    per_round = []
+    for r in range(max(1, rounds)):
+        order = sides[r % len(sides):] + sides[: r % len(sides)]
+        got = {who: side(who, name, steps) for who in order}
+        rate = {who: tokens / float(np.median(got[who]["times"])) for who in sides}
+        per_round.append((got, rate))
+        print(f"  {name} round {r + 1}: " + ", ".join(f"{who} {rate[who]:,.0f}" for who in sides) + " tok/s; ours/"
+              + ", ours/".join(f"{who} {rate['ours'] / rate[who]:.2f}" for who in sides if who != "ours"), flush=True)
+
+    def med(values):
+        return float(np.median(list(values)))
+
+    rate = {who: med(r[1][who] for r in per_round) for who in sides}
+    ratio = {who: med(r[1]["ours"] / r[1][who] for r in per_round) for who in sides if who != "ours"}
+    mem = {who: max(r[0][who]["peak_rss_mb"] for r in per_round) for who in sides}
+    gflops = rate["ours"] * flops_per_token(cfg) / 1e9
+    first = per_round[0][0]
+    agree = max(abs(a - b) for who in sides if who != "ours"
+                for a, b in zip(first["ours"]["losses"], first[who]["losses"], strict=False))
+    cells = [f"{name:<4}", f"{rate['ours']:>9,.0f}"]
+    cells += [f"{rate[w]:>9,.0f}" if w in rate else f"{'-':>9}" for w in ("eager", "compile")]
+    cells += [f"{ratio[w]:>8.2f}" if w in ratio else f"{'-':>8}" for w in ("eager", "compile")]
+    cells += [f"{gflops:>7.1f}", f"{100 * gflops / peak:>6.0f}%" if peak else f"{'-':>7}"]
+    cells += [f"{mem['ours']:>7.0f}", f"{mem['eager']:>7.0f}" if "eager" in mem else f"{'-':>7}"]
+    cells += [f"{mem['ours'] / mem['eager']:>6.2f}" if "eager" in mem else f"{'-':>6}"]
+    print("".join(cells) + f"   max |loss diff| {agree:.1e}, kernels {first['ours']['variant']}, "
+          f"median of {len(per_round)} rounds", flush=True)
+    if agree > 2e-2:
+        print(f"  WARNING: losses disagree by {agree:.3g}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="all", choices=["A", "B", "all"])
+    ap.add_argument("--config", default="all", choices=[*CONFIGS, "all"])
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default: per config)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of both sides, taking turns (default 3)")
-    ap.add_argument("--side", choices=["ours", "torch"], help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of all sides, taking turns (default 3)")
+    ap.add_argument("--no-compile", action="store_true", help="leave torch.compile out (it compiles for ~1 min)")
+    ap.add_argument("--load", action="store_true", help="run one busy process per core beside the bench")
+    ap.add_argument("--end-to-end", action="store_true", help="time a whole `cllm train` epoch instead (end_to_end.py)")
+    ap.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
     if args.side:
         cfg = CONFIGS[args.config]
         steps = args.steps or cfg["steps"]
-        result = (run_ours if args.side == "ours" else run_torch)(cfg, steps)
+        if args.side == "ours":
+            result = run_ours(cfg, steps)
+        else:
+            result = run_torch(cfg, steps, compiled=args.side == "compile")
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return 0
@@ -142,32 +222,29 @@ def main() -> int:
     except ImportError:
         print("PyTorch is not installed: pip install -e '.[bench]' (torch 2.13.0, CPU build)")
         return 2
-    print(f"{'config':<7}{'ours tok/s':>12}{'torch tok/s':>13}{'ours/torch':>12}{'ours MB':>9}{'torch MB':>10}  first losses (ours | torch)")
-    for name in (["A", "B"] if args.config == "all" else [args.config]):
-        cfg = CONFIGS[name]
-        steps = args.steps or cfg["steps"]
-        tokens = cfg["B"] * cfg["block_size"]
-        rounds = []
-        for r in range(max(1, args.rounds)):
-            order = ("ours", "torch") if r % 2 == 0 else ("torch", "ours")
-            got = {who: side(who, name, steps) for who in order}
-            rates = {who: tokens / float(np.median(got[who]["times"][WARMUP:])) for who in order}
-            rounds.append((got["ours"], got["torch"], rates["ours"], rates["torch"]))
-            print(f"  round {r + 1}: ours {rates['ours']:,.0f} tok/s, torch {rates['torch']:,.0f} tok/s, "
-                  f"ratio {rates['ours'] / rates['torch']:.2f}", flush=True)
-        ours, ref = rounds[0][0], rounds[0][1]
-        ours_rate = float(np.median([r[2] for r in rounds]))
-        torch_rate = float(np.median([r[3] for r in rounds]))
-        ratio = float(np.median([r[2] / r[3] for r in rounds]))
-        agree = max(abs(a - b) for a, b in zip(ours["losses"], ref["losses"], strict=True))
-        first = " ".join(f"{a:.4f}|{b:.4f}" for a, b in zip(ours["losses"][:3], ref["losses"][:3], strict=True))
-        print(
-            f"{name:<7}{ours_rate:>12,.0f}{torch_rate:>13,.0f}{ratio:>12.2f}"
-            f"{max(r[0]['peak_rss_mb'] for r in rounds):>9.0f}{max(r[1]['peak_rss_mb'] for r in rounds):>10.0f}"
-            f"  {first}  (max |diff| {agree:.2e}, kernels {ours['variant']}, median of {len(rounds)} rounds)"
-        )
-        if agree > 2e-2:
-            print(f"  WARNING: losses disagree by {agree:.3g}")
+    if args.end_to_end:
+        import end_to_end
+
+        return end_to_end.main(rest, load=args.load)
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
+    import fma_peak
+
+    peak = fma_peak.measure(threads=2, rounds=5)
+    print(f"fp32 FMA peak of this CPU ({peak['width']}-float vectors): {peak['gflops_1']:.1f} GFLOP/s on 1 thread, "
+          f"{peak['gflops_n']:.1f} on 2 (bench/fma_peak.py)")
+    busy = busy_processes() if args.load else []
+    if busy:
+        print(f"under load: {len(busy)} busy processes beside the bench")
+    sides = SIDES if not args.no_compile else ("ours", "eager")
+    print(f"{'cfg':<4}{'ours':>9}{'eager':>9}{'compile':>9}{'/eager':>8}{'/compile':>8}{'GFLOP/s':>8}{'peak':>7}"
+          f"{'our MB':>7}{'eager MB':>8}{'mem':>6}   (tok/s; ratios ours/torch; mem = ours/eager peak RSS)")
+    try:
+        for name in (list(CONFIGS) if args.config == "all" else [args.config]):
+            bench_config(name, sides, args.rounds, args.steps, peak["gflops_n"])
+    finally:
+        for proc in busy:
+            proc.terminate()
     return 0
 
 
