@@ -116,11 +116,12 @@ def inside(text: Path) -> dict:
         n.optimizer_step = timed("training step (kernels)", n.optimizer_step)
         t.evaluate = timed("validation", t.evaluate)
         t.checkpoint = timed("checkpoint files", t.checkpoint)
-        callbacks = [timed("loss rows + progress (store)", run.on_step), timed("sample text at evaluation", run.on_eval),
+        store = "loss rows + progress (store)"
+        callbacks = [timed(store, run.on_step), timed("sample text at evaluation", run.on_eval),
                      timed("weights file + store at checkpoint", run.on_checkpoint),
                      timed("epoch bookkeeping", run.on_epoch)]
         t1 = time.perf_counter()
-        outcome = t.run(studio.jobs.stop_check(job["id"]), *callbacks)
+        outcome = t.run(studio.jobs.stop_check(job["id"]), *callbacks, before_checkpoint=timed(store, run.flush))
         loop = time.perf_counter() - t1
         studio.jobs.finish(job["id"], "done" if outcome == "done" else "stopped")
         spent["the loop's rest (data, Python)"] = loop - sum(v for k, v in spent.items() if not k.startswith("start"))

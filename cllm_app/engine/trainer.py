@@ -346,11 +346,19 @@ class Trainer:
         on_checkpoint: Callable[["Trainer"], None] = lambda t: None,
         on_epoch: Callable[["Trainer"], None] = lambda t: None,
         max_steps: int | None = None,
+        before_checkpoint: Callable[[], None] = lambda: None,
     ) -> str:
         """Train until the target epochs are done ("done"), a stop is asked ("stopped"), or
         `max_steps` more steps ran ("paused"). Raises TrainingError on NaN or divergence,
-        having kept the last good checkpoint."""
+        having kept the last good checkpoint. `before_checkpoint` runs before each checkpoint
+        is written: what must be saved before a resume could start from it."""
         s = self.s
+
+        def save() -> None:
+            before_checkpoint()
+            self.checkpoint()
+            on_checkpoint(self)
+
         B, T, A = s.batch_size, s.sequence_length, s.grad_accum
         budget = max_steps
         diverge_at = 3.0 * math.log(self.cfg.vocab_size) + 5.0  # far above a uniform guess
@@ -367,8 +375,7 @@ class Trainer:
                     HALT_STOP if should_stop() else HALT_PAUSE if budget is not None and budget <= 0 else 0
                 )
                 if halt:
-                    self.checkpoint()
-                    on_checkpoint(self)
+                    save()
                     return "stopped" if halt == HALT_STOP else "paused"
                 t0 = time.perf_counter()
                 lr = self.plan.lr(self.step)
@@ -389,12 +396,10 @@ class Trainer:
                 if self.step % s.eval_interval == 0:
                     on_eval(self.step, self.evaluate())
                 if self.step % s.checkpoint_interval == 0:
-                    self.checkpoint()
-                    on_checkpoint(self)
+                    save()
             self.epoch += 1
             self.batch_in_epoch = 0
             on_epoch(self)
             self.epoch_doc_ids = None  # the next epoch asks for the queue again
-            self.checkpoint()
-            on_checkpoint(self)
+            save()
         return "done"
