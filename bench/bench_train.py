@@ -188,10 +188,10 @@ def bench_config(name: str, sides: tuple[str, ...], rounds: int, steps: int, pea
                 for a, b in zip(first["ours"]["losses"], first[who]["losses"], strict=False))
     cells = [f"{name:<4}", f"{rate['ours']:>9,.0f}"]
     cells += [f"{rate[w]:>9,.0f}" if w in rate else f"{'-':>9}" for w in ("eager", "compile")]
-    cells += [f"{ratio[w]:>8.2f}" if w in ratio else f"{'-':>8}" for w in ("eager", "compile")]
-    cells += [f"{gflops:>7.1f}", f"{100 * gflops / peak:>6.0f}%" if peak else f"{'-':>7}"]
-    cells += [f"{mem['ours']:>7.0f}", f"{mem['eager']:>7.0f}" if "eager" in mem else f"{'-':>7}"]
-    cells += [f"{mem['ours'] / mem['eager']:>6.2f}" if "eager" in mem else f"{'-':>6}"]
+    cells += [f"{ratio['eager']:>8.2f}", f"{ratio['compile']:>9.2f}" if "compile" in ratio else f"{'-':>9}"]
+    cells += [f"{gflops:>8.1f}", f"{100 * gflops / peak:>6.0f}%" if peak else f"{'-':>7}"]
+    cells += [f"{mem['ours']:>8.0f}", f"{mem['eager']:>9.0f}"]
+    cells += [f"{mem['ours'] / mem['eager']:>6.2f}"]
     print("".join(cells) + f"   max |loss diff| {agree:.1e}, kernels {first['ours']['variant']}, "
           f"median of {len(per_round)} rounds", flush=True)
     if agree > 2e-2:
@@ -238,8 +238,8 @@ def main() -> int:
     if busy:
         print(f"under load: {len(busy)} busy processes beside the bench")
     sides = SIDES if not args.no_compile else ("ours", "eager")
-    print(f"{'cfg':<4}{'ours':>9}{'eager':>9}{'compile':>9}{'/eager':>8}{'/compile':>8}{'GFLOP/s':>8}{'peak':>7}"
-          f"{'our MB':>7}{'eager MB':>8}{'mem':>6}   (tok/s; ratios ours/torch; mem = ours/eager peak RSS)")
+    print(f"{'cfg':<4}{'ours':>9}{'eager':>9}{'compile':>9}{'/eager':>8}{'/compile':>9}{'GFLOP/s':>8}{'peak':>7}"
+          f"{'our MB':>8}{'eager MB':>9}{'mem':>6}   (tok/s; ratios ours/torch; mem = ours/eager peak RSS)")
     try:
         for name in (list(CONFIGS) if args.config == "all" else [args.config]):
             bench_config(name, sides, args.rounds, args.steps, peak["gflops_n"])

@@ -1,13 +1,15 @@
 """Where a training step's time goes: every kernel call timed, and the Python between them.
 
-    python bench/profile_train.py [--config A|B] [--steps N] [--cpu]
+    python bench/profile_train.py [--config A|B|C] [--steps N] [--cpu]
 
 Runs our trainer's step (zero_grad, forward, backward, clip + AdamW) on the
 bench_train model and data, with every kernel wrapped in a timer, and prints the
 step's split (forward, backward, optimizer), the time in kernels against the rest
-(Python glue: argument checks, attribute lookups, array fills), and a table of
-kernels by total time with their call counts. --cpu times process CPU time
-instead of wall time: steadier on a shared machine, but it counts both threads.
+(Python glue: argument checks, attribute lookups, array fills), the share of the
+blocks' GEMMs, the tied output head's, attention, LayerNorm, the optimizer, the other
+kernels and the Python between them, and a table of kernels by total time with their
+call counts. --cpu times process CPU time instead of wall time: steadier on a shared
+machine, but it counts both threads.
 The first 5 steps are warm-up and not counted.
 """
 
@@ -23,6 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import BETAS, CLIP, CONFIGS, EPS, LR, WD, batches  # noqa: E402
 
 WARMUP = 5
+# The README's split of a step: kernels by what they are (first match wins).
+GROUPS = (
+    ("output head (tied GEMMs)", ("matmul_forward_tied", "matmul_backward_tied")),
+    ("block GEMMs", ("matmul_",)),
+    ("attention", ("attention_",)),
+    ("LayerNorm", ("layernorm_",)),
+    ("optimizer", ("adamw_", "grad_norm")),
+    ("other kernels", ("",)),  # GELU, cross-entropy, embeddings, residual adds
+)
 
 
 def main() -> int:
@@ -84,6 +95,12 @@ def main() -> int:
     for name, total in phases.items():
         print(f"  {name:<22}{total / n * 1e3:8.2f} ms")
     print(f"kernels {in_kernels * 1e3:6.2f} ms, Python glue {(step - in_kernels) * 1e3:6.2f} ms")
+    shares = collections.defaultdict(float)
+    for name, total in spent.items():
+        shares[next(group for group, names in GROUPS if name.startswith(names))] += total / n
+    shares["Python between kernels"] = step - in_kernels
+    print("share of the step: " + ", ".join(f"{group} {100 * t / step:.1f}%"
+                                            for group, t in sorted(shares.items(), key=lambda kv: -kv[1])))
     for name, total in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<22}{total / n * 1e3:8.2f} ms {calls[name] // n:4d} calls {total / calls[name] * 1e6:9.1f} us/call")
     return 0

@@ -12,6 +12,7 @@ the portable one) and several thread counts, so the multi-threaded work split (b
 columns, by heads, by rows of the head) is checked on small models too.
 """
 
+import platform
 from importlib import import_module
 
 import numpy as np
@@ -21,7 +22,7 @@ from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import KVCache, decode_step_reference
 from cllm_app.engine.model import FlatTensors
 from cllm_app.engine.weights import init_weights
-from cllm_app.kernels import decode
+from cllm_app.kernels import decode, ops
 
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
@@ -146,23 +147,12 @@ def test_results_are_bit_identical_across_runs_and_thread_counts():
                 assert a.tobytes() == b.tobytes(), (portable, threads)
 
 
-def _cpu_runs_x86_64_v3() -> bool:
-    for path in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
-        try:
-            features = import_module(path).__cpu_features__
-        except (ImportError, AttributeError):
-            continue
-        if "X86_V3" in features:
-            return bool(features["X86_V3"])
-        return all(features.get(f, False) for f in ("AVX", "AVX2", "FMA3", "F16C"))
-    return False
-
-
 def _other_builds():
-    """setup.py also compiles this .pyx per instruction-set level (x86_64_v3: -march=x86-64-v3);
-    those builds are checked too where this CPU can run them. A build missing there fails the
-    import here, at collection, instead of leaving its test out."""
-    return [import_module("cllm_app.kernels.x86_64_v3.decode")] if _cpu_runs_x86_64_v3() else []
+    """setup.py also compiles this .pyx per instruction-set level (x86_64_v3: -march=x86-64-v3,
+    x86_64_v4: AVX-512); those builds are checked too where this CPU can run them. A build
+    missing there fails the import here, at collection, instead of leaving its test out."""
+    return [import_module(f"cllm_app.kernels.{variant}.decode") for variant in ("x86_64_v4", "x86_64_v3")
+            if platform.machine().lower() in ("x86_64", "amd64") and ops.cpu_supports(variant)]
 
 
 @pytest.mark.parametrize("module", [decode] + _other_builds(), ids=lambda m: m.__name__)

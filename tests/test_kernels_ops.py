@@ -51,6 +51,58 @@ def test_avx2_machines_build_and_use_x86_64_v3():
         assert VARIANTS == ["baseline"] or VARIANTS[0] != "x86_64_v3"
 
 
+def test_x86_machines_build_the_avx512_kernels_and_avx512_machines_use_them():
+    # setup.py compiles x86_64_v4 on every x86-64 machine; only a CPU with AVX-512 may run it.
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        assert "x86_64_v4" not in VARIANTS
+        return
+    if ops.cpu_supports("x86_64_v4"):
+        assert VARIANTS[0] == "x86_64_v4" and ops.VARIANT == "x86_64_v4"
+    else:
+        assert "x86_64_v4" not in VARIANTS
+        with pytest.raises(RuntimeError, match="cannot run"):
+            ops.load("x86_64_v4")
+
+
+def _train_steps(variant: str, steps: int = 3):
+    """Losses and final weights of a few training steps on an odd-sized model (edge tiles
+    everywhere: 37 positions, 48 dims, vocab 97), with one variant's kernels."""
+    from cllm_app.engine.config import GPTConfig
+    from cllm_app.engine.model import GPT, FlatTensors
+    from cllm_app.engine.trainer import TrainSettings, optimizer_step
+    from cllm_app.engine.weights import init_weights
+
+    K = kernels(variant)
+    cfg = GPTConfig(vocab_size=97, n_layer=2, n_head=3, n_embd=48, block_size=37)
+    model = GPT(cfg, K)
+    model.params.load(init_weights(cfg, seed=3))
+    m, v = FlatTensors(cfg), FlatTensors(cfg)
+    s = TrainSettings(learning_rate=1e-2)
+    rng = np.random.default_rng(7)
+    losses = []
+    for step in range(1, steps + 1):
+        x = rng.integers(0, 97, (3, 37)).astype(np.int32)
+        y = rng.integers(0, 97, (3, 37)).astype(np.int32)
+        model.zero_grad()
+        losses.append(model.forward(x, y))
+        model.backward()
+        optimizer_step(K, model, m, v, step, 1e-2, s)
+    return losses, model.params.flat.copy()
+
+
+def test_the_vector_builds_train_to_the_same_bits():
+    """Every build above the baseline (AVX2, and AVX-512 where the CPU has it) keeps each output
+    one FMA chain in the same order, whatever its tile: the same losses and weights, bit for bit,
+    as the AVX2 build, and as itself run again."""
+    fast = [v for v in VARIANTS if v != "baseline"]
+    assert fast or platform.machine().lower() not in ("x86_64", "amd64")
+    for variant in fast:
+        first = _train_steps(fast[-1])
+        losses, weights = _train_steps(variant)
+        assert losses == first[0], variant
+        assert weights.tobytes() == first[1].tobytes(), variant
+
+
 def _run(code, **env):
     full = dict(os.environ, **env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full,

@@ -5,6 +5,7 @@ setup.py compiles every kernel .pyx once per instruction-set level (see its
 docstring); at import this module picks the best variant the CPU supports,
 using the features numpy detected at its own start-up:
 
+    x86_64_v4   AVX-512 (F, CD, VL, BW, DQ), cllm_app.kernels.x86_64_v4.*
     x86_64_v3   AVX2 + FMA (+ BMI, F16C, ...), cllm_app.kernels.x86_64_v3.*
     baseline    portable build, cllm_app.kernels.*
 
@@ -43,8 +44,7 @@ FUNCTIONS = (
 )
 
 # Best first: variant -> (numpy's name for the whole level, the features it needs
-# when numpy is too old to report the level itself). x86_64_v4 is not built by
-# setup.py today (see there); it is listed so that building it is all it takes.
+# when numpy is too old to report the level itself).
 VARIANTS = {
     "x86_64_v4": ("X86_V4", ("AVX512F", "AVX512CD", "AVX512VL", "AVX512BW", "AVX512DQ")),
     "x86_64_v3": ("X86_V3", ("AVX", "AVX2", "FMA3", "F16C")),
