@@ -151,6 +151,22 @@ def test_duplicate_selects_copy_with_lineage(page, app):
     expect(page.get_by_test_id("lineage-duplicates")).to_have_text("Source A-copy")
 
 
+def test_a_click_is_kept_when_the_details_are_redrawn_between_mouse_down_and_up(page, app):
+    """A click fires only when mouse-down and mouse-up land on one element. The details panel is
+    redrawn whenever the model changes (and when its lineage arrives); a Duplicate pressed just
+    then was lost once on a loaded machine. Buttons drawn the same are now kept across a redraw."""
+    create_in_ui(page, "Source B")
+    box = page.get_by_test_id("duplicate-button").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    # The model changes elsewhere while the button is held: the panel is drawn again.
+    app.api("PATCH", "/api/models/Source B", {"target_epochs": 3}, expect_status=200)
+    expect(page.get_by_test_id("details-epochs")).to_contain_text("of 3 target")
+    page.mouse.up()
+    expect(page.get_by_test_id("details-name")).to_have_text("Source B-copy")
+    assert "Source B-copy" in app.model_names()
+
+
 def test_delete_confirm_undo_restore_and_empty_trash(page, app):
     app.create("Doomed")
     app.create("Keeper")

@@ -42,6 +42,38 @@ export function fill(el, ...children) {
   return el;
 }
 
+/** Mark `el` as a part refill() may keep, under `key`. */
+export function keepable(key, el) {
+  el.dataset.keep = key;
+  return el;
+}
+
+/**
+ * fill(), except that a keepable() child the new content would draw exactly as it is drawn now
+ * (the same outerHTML) is kept, not replaced. A click fires only when mouse-down and mouse-up
+ * land on one element: a panel redrawn in between (a store event, a reply arriving) would
+ * replace the button under the pointer and swallow the click. Mark only parts whose handlers
+ * depend on nothing but what their HTML shows.
+ */
+export function refill(el, ...children) {
+  const shown = new Map([...el.children].filter((c) => c.dataset.keep).map((c) => [c.dataset.keep, c]));
+  const fresh = document.createDocumentFragment();
+  append(fresh, children);
+  const nodes = [...fresh.childNodes].map((node) => {
+    const was = node instanceof Element && node.dataset.keep ? shown.get(node.dataset.keep) : null;
+    return was && was.outerHTML === node.outerHTML ? was : node;
+  });
+  // A kept node must never leave the document, not even to be put back at once: Chromium forgets
+  // the mouse-down's element when it is removed. So the others are removed and inserted around it.
+  for (const child of [...el.childNodes]) if (!nodes.includes(child)) child.remove();
+  let next = el.firstChild;
+  for (const node of nodes) {
+    if (node === next) next = next.nextSibling;
+    else el.insertBefore(node, next);
+  }
+  return el;
+}
+
 /** Start a message with a capital, unless it starts with a field name such as sequence_length. */
 export function sentence(text) {
   const value = String(text ?? "");

@@ -13,7 +13,7 @@ import { openExportDialog } from "../components/export-dialog.js";
 import { mountModelSelect } from "../components/model-select.js";
 import {
   confirmDialog, debounce, errorText, fill, formatBytes, formatAgo, formatDate, formatDay, formatInt, formatParams, h,
-  promptDialog, sentence, toast, toastError,
+  keepable, promptDialog, refill, sentence, toast, toastError,
 } from "../ui.js";
 
 const ARCH = [
@@ -449,9 +449,9 @@ function renderDetails() {
   const m = details;
   // What a job holds the model for cannot be done now: say why, rather than offer and refuse.
   const held = heldBecause(m);
-  fill(els.details,
+  refill(els.details,
     renaming && !held ? renameEditor(m) : titleRow(m),
-    h("div", { class: "details-actions" },
+    keepable("actions", h("div", { class: "details-actions", dataset: { model: m.model_name } },
       h("button", { type: "button", class: "btn", dataset: { testid: "rename-button" }, disabled: renaming || Boolean(held), title: held, onclick: startRename }, "Rename"),
       h("button", { type: "button", class: "btn", dataset: { testid: "duplicate-button" }, onclick: () => duplicate(m.model_name) }, "Duplicate"),
       h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "delete-button" }, disabled: Boolean(held), title: held, onclick: () => deleteModel(m.model_name) }, "Delete…"),
@@ -464,7 +464,7 @@ function renderDetails() {
       h("button", { type: "button", class: "btn", dataset: { testid: "export-button" },
         title: "Write this model as a GGUF file (llama.cpp, Ollama, LM Studio), an Ollama folder or a Hugging Face folder",
         onclick: () => openExportDialog(m.model_name).catch(toastError) }, "Export…"),
-    ),
+    )),
     held ? h("p", { class: "notice notice-warn", dataset: { testid: "details-busy" } }, held) : null,
     section("Architecture", dl([
       ["vocab_size", m.vocab_size, "details-vocab_size"],
@@ -489,7 +489,7 @@ function renderDetails() {
       ["Created", formatDate(m.created_at)],
       ["Updated", formatDate(m.updated_at)],
     ])),
-    section("Lineage", lineage(m)),
+    keepable("lineage", section("Lineage", lineage(m))),
   );
 }
 
