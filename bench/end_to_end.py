@@ -66,9 +66,7 @@ def outside(text: Path, env: dict) -> dict:
     """`cllm train` timed from outside on a fresh data root: seconds, tokens, start-up."""
     with tempfile.TemporaryDirectory(prefix="cllm-e2e-") as home:
         run_env = {**env, "CLLM_HOME": home}
-        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
-                        f"import end_to_end as e; from pathlib import Path; e.prepare(Path({home!r}), Path({str(text)!r}))"],
-                       env=run_env, check=True)
+        prepare(Path(home), text)
         started = datetime.now(timezone.utc).replace(tzinfo=None)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "cllm_app", "train", NAME], env=run_env, check=True,

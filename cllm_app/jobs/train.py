@@ -118,8 +118,9 @@ class TrainingRun:
 
     def flush(self) -> None:
         """Write the loss rows and the progress of the steps since the last write, in one
-        transaction (also before each checkpoint, at each evaluation and at the end). A step of a small model takes a few milliseconds, and a commit with its
-        SQL most of one: written every step, the store cost an epoch 3% of its time."""
+        transaction (also before each checkpoint, at each evaluation and at the end). A step of
+        a small model takes a few milliseconds, and a commit with its SQL most of one: written
+        every step, the store cost an epoch 3% of its time."""
         self.flushed_at = time.monotonic()
         if not self.pending_rows:
             return

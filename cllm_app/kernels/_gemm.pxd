@@ -44,8 +44,8 @@ cdef extern from *:
 
     /* With AVX-512 (the x86_64_v4 build) a tile is 12 rows of two 16-float vectors (12 x 32):
        24 accumulators, two B vectors and a broadcast, 27 of the 32 registers, 24 FMAs per 14
-       loads, each FMA twice as wide as AVX2's. Elsewhere 6 rows of two 8-float vectors. Each element of C is the same FMA
-       chain over k either way, so the builds agree to the bit. */
+       loads, each FMA twice as wide as AVX2's. Elsewhere 6 rows of two 8-float vectors. Each
+       element of C is the same FMA chain over k either way, so the builds agree to the bit. */
     #if defined(__AVX512F__) && (defined(__GNUC__) || defined(__clang__))
     #define CLLM_WIDE 1
     enum { CLLM_MR = 12, CLLM_NR = 32, CLLM_KC = 256, CLLM_MC = 72 };
@@ -390,7 +390,7 @@ cdef extern from *:
     """
     enum:
         MR "CLLM_MR"  # rows of a micro-kernel tile (12 in the AVX-512 build, else 6)
-        NR "CLLM_NR"  # columns of a micro-kernel tile (16)
+        NR "CLLM_NR"  # columns of a micro-kernel tile (32 in the AVX-512 build, else 16)
     ctypedef void (*post_fn "cllm_post")(void* ctx, float* C, Py_ssize_t ldc, int rows, int cols,
                                          Py_ssize_t at) noexcept nogil
     size_t gemm_scratch "cllm_gemm_scratch"(int M, int N, int K, int nt) noexcept nogil
