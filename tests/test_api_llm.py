@@ -199,3 +199,17 @@ def test_a_client_going_away_ends_its_stream(studio, server):
     r = requests.post(f"{server.origin}/api/models/big/complete", headers=h, timeout=30,
                       json={"prompt": "Once", "sampling": {"max_new_tokens": 5}})
     assert r.status_code == 200 and "event: done" in r.text
+
+
+def test_a_token_holding_a_unicode_line_break_stays_on_its_data_line():
+    # An untrained model emits any character. U+0085, U+2028 and U+2029 end a line for
+    # str.splitlines(), which requests' iter_lines(decode_unicode=True) and other clients use.
+    from cllm_app.api.llm import _event
+    from cllm_app.api.sse import json_data
+
+    text = "a\x85b\u2028c\u2029d\ne\r\"f\U0001F600é"
+    frame = _event("token", {"text": text})
+    lines = frame.splitlines()
+    assert lines[:2] == ["event: token", f"data: {json_data({'text': text})}"]
+    assert json.loads(lines[1][6:]) == {"text": text}
+    assert "é" in frame and "\U0001F600" in frame  # only the line breaks are escaped

@@ -14,12 +14,12 @@ the thread this stream holds. Like every /api/ route it needs the launch secret;
 cannot set headers, so the page sends it as `?token=`.
 """
 
-import json
 
 from flask import Blueprint, Response, current_app, request
 
 from cllm_app.api.context import studio
 from cllm_app.api.llm import SSE_HEADERS, no_delay
+from cllm_app.api.sse import json_data
 
 bp = Blueprint("events", __name__, url_prefix="/api")
 
@@ -33,7 +33,7 @@ def _last_event_id() -> int | None:
 
 def _frame(name: str, data: dict, event_id: int | None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"{head}event: {name}\ndata: {json_data(data)}\n\n"
 
 
 @bp.get("/events")

@@ -13,7 +13,6 @@ streams) are ordinary JSON errors with a 4xx status. POST /api/streams/stop ends
 after its current token; a client that goes away ends it too.
 """
 
-import json
 import logging
 import socket
 import time
@@ -23,6 +22,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from cllm_app.api.body import json_body
 from cllm_app.api.context import studio
+from cllm_app.api.sse import json_data
 from cllm_app.errors import CllmError
 from cllm_app.services.chat import Reply
 from cllm_app.services.sampling import PRESETS
@@ -34,7 +34,7 @@ SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 def _event(name: str, data: dict) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"event: {name}\ndata: {json_data(data)}\n\n"
 
 
 def no_delay() -> None:

@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 
 from cllm_app.api.context import studio
 from cllm_app.api.llm import drained, no_delay
+from cllm_app.api.sse import json_data
 from cllm_app.errors import CllmError, InvalidInput
 from cllm_app.services.chat import Reply
 from cllm_app.services.validate import as_float, as_int
@@ -154,7 +155,7 @@ def _sse(reply: Reply, chunk, last_chunk, usage_chunk) -> Response:
             if first is not None:
                 yield f"data: {json.dumps(first)}\n\n"
             for pieces in drained(reply):
-                yield f"data: {json.dumps(chunk(''.join(pieces)), ensure_ascii=False)}\n\n"
+                yield f"data: {json_data(chunk(''.join(pieces)))}\n\n"
         except CllmError as e:
             yield f"data: {json.dumps({'error': {'message': e.message, 'type': 'invalid_request_error', 'param': None, 'code': e.code}})}\n\n"
             return
