@@ -4,7 +4,8 @@
 a robots.txt that disallows /private/, a redirect chain 301 -> 302 -> page, a redirect loop,
 404 and 500, a PNG, a huge page (with and without Content-Length), a slow page, pages in
 Shift-JIS (declared in the header) and cp1252 (declared only in <meta>), two URLs with the
-same text, a plain-text file, and links to another host. `hits` counts the requests per path.
+same text (only the second links on, to /after-dup), a plain-text file, and links to another
+host. `hits` counts the requests per path.
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ class CrawlSite:
                         html_page("Cafe", CP1252_TEXT + "\n" + sentences("cp"),
                                   head='<meta charset="windows-1252">').encode("cp1252")),
             "/dup1": (200, {"Content-Type": html}, html_page("Same", sentences("same")).encode()),
-            "/dup2": (200, {"Content-Type": html}, html_page("Same", sentences("same")).encode()),
+            # The links are in the <nav>, which is not the page's text: both pages hash alike.
+            "/dup2": (200, {"Content-Type": html}, html_page("Same", sentences("same"), ["/after-dup", "/dup1"]).encode()),
+            "/after-dup": (200, {"Content-Type": html}, html_page("After dup", sentences("after-dup"), ["/dup2"]).encode()),
             "/notes.txt": (200, {"Content-Type": "text/plain; charset=utf-8"}, ("Notes.\n" + sentences("notes")).encode()),
             "/elsewhere": (200, {"Content-Type": html}, html_page("Elsewhere", sentences("elsewhere")).encode()),
         }

@@ -53,7 +53,8 @@ def test_a_whole_crawl_lands_pages_in_the_queue_with_every_outcome(studio, site)
     expect = {
         "/": "fetched", "/a": "fetched", "/a/1": "fetched", "/a/2": "fetched", "/a/1/deep": "fetched",
         "/redirect1": "fetched", "/sjis": "fetched", "/cp1252": "fetched", "/notes.txt": "fetched",
-        "/dup1": "fetched", "/dup2": "duplicate", "/private/secret": "disallowed", "/loop1": "redirect_error",
+        "/dup1": "fetched", "/dup2": "duplicate", "/after-dup": "fetched", "/private/secret": "disallowed",
+        "/loop1": "redirect_error",
         "/missing": "http_error", "/error": "http_error", "/image.png": "wrong_type", "/huge": "too_big",
         "/huge-stream": "too_big", "/slow": "timeout", "http://example.invalid/page": "off_site",
     }
@@ -75,6 +76,47 @@ def test_a_whole_crawl_lands_pages_in_the_queue_with_every_outcome(studio, site)
     assert items[by_path["/redirect1"]["queue_entry_id"]]["origin"] == site.url("/target")
     job = studio.jobs.get(c["job_id"])
     assert job["state"] == "done" and job["detail"]["fetched"] == c["fetched"]
+
+
+@pytest.mark.parametrize("again", ["a duplicate of the model", "the same model, deeper"])
+def test_a_new_crawl_from_a_page_already_queued_follows_its_links(studio, site, again):
+    studio.models.create("m", **SHAPE)
+    first = studio.crawls.start("m", {"start_urls": [site.url("/a")], "rate": 0, "max_depth": 0},
+                                foreground=True)
+    assert run_crawl(studio, first["job_id"]) == "done" and studio.crawls.get(first["id"])["fetched"] == 1
+    name = studio.models.duplicate("m", "copy")["model_name"] if again.startswith("a duplicate") else "m"
+    c = studio.crawls.start(name, {"start_urls": [site.url("/a")], "rate": 0, "max_depth": 1},
+                           foreground=True)
+    assert run_crawl(studio, c["job_id"]) == "done"
+    c = studio.crawls.get(c["id"])
+    items = studio.queue.list(name)["items"]
+    queued_a = [i for i in items if i["origin"] == site.url("/a")]
+    assert len(queued_a) == 1  # the start page's text is not queued twice
+    start = next(u for u in _urls(studio, c["id"]) if u["url"] == site.url("/a"))
+    assert (start["status"], start["outcome"], start["queue_entry_id"]) == ("skipped", "duplicate", None)
+    assert start["reason"] == f"already in the queue (item {queued_a[0]['id']}, from {site.url('/a')})"
+    # ...yet the pages it links to, not in the queue yet, are fetched
+    fetched = {u["url"] for u in _urls(studio, c["id"], "fetched")}
+    assert fetched == {site.url("/a/1"), site.url("/a/2"), site.url("/")}
+    assert (c["fetched"], c["skipped"], c["requested"]) == (3, 1, 4) and "no URLs left" in c["message"]
+    assert len(items) == 4 and site.hits["/a"] == 2 and site.hits["/a/1/deep"] == 0
+
+
+def test_a_duplicate_page_is_skipped_but_its_links_are_followed(studio, site):
+    studio.models.create("m", **SHAPE)
+    c = studio.crawls.start("m", {"start_urls": [site.url("/dup1"), site.url("/dup2")], "rate": 0, "max_depth": 3},
+                           foreground=True)
+    assert run_crawl(studio, c["job_id"]) == "done"
+    by_url = {u["url"]: u for u in _urls(studio, c["id"])}
+    dup = by_url[site.url("/dup2")]
+    assert (dup["status"], dup["outcome"]) == ("skipped", "duplicate")
+    assert dup["reason"] == f"the same text as {site.url('/dup1')}"
+    after = by_url[site.url("/after-dup")]
+    assert (after["status"], after["depth"]) == ("fetched", 1)
+    # /after-dup links back to /dup2 and /dup2 to /dup1: known URLs are never queued again
+    assert set(by_url) == {site.url("/dup1"), site.url("/dup2"), site.url("/after-dup")}
+    assert site.hits["/dup1"] == site.hits["/dup2"] == site.hits["/after-dup"] == 1
+    assert [i["origin"] for i in studio.queue.list("m")["items"]] == [site.url("/dup1"), site.url("/after-dup")]
 
 
 def test_depth_and_max_pages_limit_the_crawl(studio, site):

@@ -128,7 +128,7 @@ class CrawlRun:
 
     def take(self, row: CrawlUrl, result: PageResult) -> None:
         """A page's outcome: its text into the queue (once per text), its links into the
-        frontier, and continuous mode's training when enough new text came in."""
+        frontier (a duplicate's too), and continuous mode's training when enough new text came in."""
         status = result.count
         if result.outcome == "fetched":
             if result.content_hash in self.seen:

@@ -37,6 +37,10 @@ MAX_URL_ROWS = 200_000  # URLs one crawl remembers (frontier and outcomes); link
 LIVE_STATES = ("queued", "running", "pausing", "stopping")
 RESUMABLE_STATES = ("paused", "stopped", "interrupted", "failed")  # failed: a full disk; its frontier is kept
 URL_STATUSES = ("queued", "fetched", "skipped", "failed")
+# A duplicate's text is taken once, but its links are still followed: a new crawl from a page
+# already in the queue (a duplicated model's, or the same site again deeper) must reach the
+# pages beyond it, and two URLs with the same text may link to different pages.
+FOLLOWS_LINKS = ("fetched", "duplicate")
 
 DEFAULTS = {
     "allowed_domains": [],
@@ -396,7 +400,9 @@ def control_of(crawl_id: int) -> str | None:
 
 def record(crawl_id: int, row: CrawlUrl, result: PageResult, status: str, max_depth: int, scope: Scope) -> None:
     """Write one URL's outcome and the new URLs its page links to, together: a process killed
-    between the two would otherwise lose links or fetch the page again."""
+    between the two would otherwise lose links or fetch the page again. A URL the crawl already
+    knows is not added again (the unique index on crawl and URL), so a page reached twice, or a
+    cycle of links, never refills the frontier."""
     with db.atomic():
         row.status = status
         row.outcome, row.reason = result.outcome, result.reason[:2000]
@@ -404,7 +410,7 @@ def record(crawl_id: int, row: CrawlUrl, result: PageResult, status: str, max_de
         row.content_hash = result.content_hash if result.outcome == "fetched" else None
         row.fetched_at = utcnow()
         row.save()
-        if result.outcome != "fetched" or row.depth >= max_depth or not result.links:
+        if result.outcome not in FOLLOWS_LINKS or row.depth >= max_depth or not result.links:
             return
         known = CrawlUrl.select().where(CrawlUrl.crawl == crawl_id).count()
         room = max(0, MAX_URL_ROWS - known)
