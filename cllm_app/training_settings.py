@@ -23,6 +23,7 @@ class Setting:
     exclusive_minimum: bool = False  # the minimum itself is refused (a learning rate of 0 learns nothing)
     choices: tuple[str, ...] = ()  # a str setting's allowed values
     group: str = "training"  # "engine": shown beside Start, not in the settings form
+    legacy: int | float | str | None = None  # the value for models that trained before the setting came
 
     def as_json(self) -> dict:
         if self.type is str:
@@ -51,6 +52,13 @@ SETTINGS = (
     Setting("warmup_steps", int, 100, 0, 1_000_000, "steps of rising learning rate", "--warmup-steps"),
     Setting("weight_decay", float, 0.1, 0.0, 1.0, "AdamW weight decay", "--weight-decay"),
     Setting("seed", int, 1337, 0, 2**31 - 1, "random seed (the data order and the first weights)", "--seed"),
+    # What is never trained on (engine/heldout.py). Models that trained before the setting
+    # existed were split by whole documents, and keep that.
+    Setting("validation_split", str, "auto", None, None, "what is held out: the tail of each document, "
+            "whole documents, or only the items marked as validation (auto: tails below 20 documents)",
+            "--validation-split", choices=("auto", "tail", "documents", "marked"), legacy="documents"),
+    Setting("validation_share", float, 0.1, 0.0, 0.5, "the share held out (of each document's tokens, or "
+            "of the documents)", "--validation-share"),
     # Where the steps run. Any engine continues any checkpoint: a model may switch between runs.
     Setting("engine", str, "builtin", None, None, "builtin (this CPU's own kernels) or torch (PyTorch: "
             "GPUs, many processes)", "--engine", choices=("builtin", "torch"), group="engine"),

@@ -118,13 +118,54 @@ def test_items_added_during_an_epoch_join_the_next_one(tmp_path):
     assert 99 in seen[1]
 
 
-def test_validation_split_is_by_document_and_stable():
+def test_the_documents_split_is_by_whole_document_and_stable():
     docs = _docs(n=20)
-    train, val = split_documents(docs)
+    train, val = split_documents(docs, "documents")
     assert val and train and not {d.doc_id for d in train} & {d.doc_id for d in val}
-    train2, val2 = split_documents(list(reversed(docs)) + [Document(100, "new", np.zeros(5, np.uint8))])
+    train2, val2 = split_documents(list(reversed(docs)) + [Document(100, "new", np.zeros(5, np.uint8))], "documents")
     assert {d.doc_id for d in val} <= {d.doc_id for d in val2}
-    assert split_documents(docs[:1]) == (docs[:1], [])
+
+
+def test_the_tail_split_holds_out_the_end_of_every_document_even_a_single_one():
+    docs = _docs(n=3, size=700)
+    train, val = split_documents(docs, "tail", 0.1)
+    for d, head, tail in zip(docs, train, val, strict=True):
+        assert head.doc_id == tail.doc_id == d.doc_id
+        assert (head.tokens.size, tail.tokens.size) == (630, 70)
+        assert np.array_equal(np.concatenate([head.tokens, tail.tokens]), d.tokens)
+    [head], [tail] = split_documents(docs[:1], "auto", 0.1)
+    assert head.tokens.size == 630 and tail.tokens.size == 70
+
+
+def test_a_marked_item_is_validation_whole_in_every_mode_and_never_trains():
+    docs = _docs(n=4)
+    docs[2].holdout = True
+    for mode in ("tail", "documents", "marked", "auto"):
+        train, val = split_documents(docs, mode, 0.1)
+        assert 3 not in {d.doc_id for d in train}
+        assert any(d.doc_id == 3 and d.tokens.size == docs[2].tokens.size for d in val)
+    train, val = split_documents(docs, "marked", 0.1)
+    assert [d.doc_id for d in val] == [3] and [d.doc_id for d in train] == [1, 2, 4]
+
+
+def test_the_trainer_marks_only_the_documents_it_trained_on_as_used(tmp_path):
+    docs = _docs(n=4)
+    docs[0].holdout = True
+    seen = []
+    t = Trainer(CFG, _settings(target_epochs=1, validation_split="marked"), ops, lambda: list(docs),
+                tmp_path / "ck", init_weights(CFG), EOT)
+    t.run(on_epoch=lambda tr: seen.append(tr.trained_doc_ids))
+    assert seen == [[2, 3, 4]]
+
+
+def test_auto_is_decided_once_and_kept_across_a_resume_as_items_come(tmp_path):
+    docs = _docs(n=3)
+    t = Trainer(CFG, _settings(target_epochs=1), ops, lambda: list(docs), tmp_path / "ck", init_weights(CFG), EOT)
+    assert t.split_mode == "tail"
+    t.run(max_steps=2)
+    docs.extend(Document(100 + i, f"more-{i}", np.frombuffer(b"more text here " * 50, np.uint8)) for i in range(30))
+    again = Trainer(CFG, _settings(target_epochs=2), ops, lambda: list(docs), tmp_path / "ck", init_weights(CFG), EOT)
+    assert again.split_mode == "tail"  # 33 documents would make a fresh auto split by documents
 
 
 def test_plan_warms_up_decays_and_extends_without_a_jump():

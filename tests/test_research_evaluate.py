@@ -6,13 +6,16 @@ import time
 
 import numpy as np
 import pytest
-from research_support import SHAPE, make_model, numpy_nats, weights_of
+from research_support import EOT, SHAPE, make_model, numpy_nats, weights_of
 
+from cllm_app.engine import heldout
 from cllm_app.engine.trainer import split_documents
 from cllm_app.errors import InvalidInput, NotFound
 from cllm_app.jobs.evaluate import run_evaluation
 from cllm_app.jobs.runner import JobRunner
+from cllm_app.jobs.train import run_training
 from cllm_app.services.research import evaluate as ev
+from cllm_app.store import LossPoint
 
 
 def test_pasted_text_matches_numpy_and_bpb_counts_utf8_bytes(studio):
@@ -45,12 +48,26 @@ def test_max_tokens_caps_and_says_so(studio):
 def test_own_validation_split_is_the_trainers(studio):
     make_model(studio, "m", docs=6)
     row = studio.models.get("m")
-    _, val = split_documents(studio.training.documents(row))
+    _, val = split_documents(studio.training.documents(row), row.validation_split, row.validation_share)
     result, _ = studio.research.evaluate("m", {"source": "validation"})
-    assert result["documents"] == len(val)
-    assert result["tokens"] == sum(d.tokens.size for d in val)
-    nats, _ = numpy_nats(weights_of(studio, "m"), 2, 2, 16, [d.tokens for d in val])
+    assert result["documents"] == len(val) == 6  # six documents: the tail of each
+    stream = heldout.stream([d.tokens for d in val], EOT)  # the trainer's layout: one stream, pieces after eot
+    assert result["tokens"] == result["tokens_available"] == stream.size - 1 and result["whole_split"]
+    nats, _ = numpy_nats(weights_of(studio, "m"), 2, 2, 16, [stream[1:]])
     assert result["total_nats"] == pytest.approx(nats, rel=1e-5)
+
+
+def test_the_trainers_validation_loss_is_evaluates_for_the_same_checkpoint(studio):
+    # The issue: Compare said 2.388 (the trainer's first 8 batches), Evaluate 3.078 (the whole split).
+    make_model(studio, "m", docs=8, seed=3)
+    job = studio.training.start("m", {"batch_size": 2, "sequence_length": 16, "eval_interval": 3,
+                                      "checkpoint_interval": 3, "target_epochs": 5}, foreground=True)
+    assert run_training(studio, job["id"], max_steps=3) == "stopped"  # weights saved at step 3
+    point = LossPoint.get((LossPoint.model == studio.models.get("m").id) & (LossPoint.step == 3))
+    result, _ = studio.research.evaluate("m", {"source": "validation"})
+    assert point.val_loss is not None and result["loss"] == pytest.approx(point.val_loss, abs=1e-9)
+    validation = studio.jobs.get(job["id"])["detail"]["validation"]
+    assert validation["tokens"] == result["tokens"] and validation["whole"] is True
 
 
 def test_cross_model_evaluation_on_another_models_queue(studio):
@@ -65,15 +82,17 @@ def test_cross_model_evaluation_on_another_models_queue(studio):
     own_a, _ = studio.research.evaluate("a", {"source": "queue", "split": "all"})
     assert own_a["total_nats"] != pytest.approx(everything["total_nats"], rel=1e-6)
     val_only, _ = studio.research.evaluate("b", {"source": "queue", "from_model": "a", "split": "validation"})
-    _, val = split_documents(docs)
+    _, val = split_documents(docs, "auto", 0.1)
     assert val_only["tokens"] == sum(d.tokens.size for d in val)
 
 
 def test_refusals_are_clear(studio):
     make_model(studio, "m", docs=1)
+    make_model(studio, "unmarked", docs=2)
+    studio.models.configure("unmarked", validation_split="marked")  # and no item is marked
     studio.models.create("empty", **SHAPE)
     cases = [
-        ("m", {"source": "validation"}, "no_validation_split"),
+        ("unmarked", {"source": "validation"}, "no_validation_split"),
         ("empty", {"source": "validation"}, "empty_queue"),
         ("m", {"source": "text", "text": "   "}, "empty_text"),
         ("m", {"source": "text", "text": "a\x00b"}, "binary_text"),

@@ -49,6 +49,9 @@ def test_v1_data_root_is_upgraded_and_keeps_its_models(home):
     assert (home / "cllm.db.v1.bak").exists()
     m = studio.models.show("old one")
     assert (m["model_name"], m["epochs_trained"], m["target_epochs"], m["tokens_trained"]) == ("Old One", 2, 4, 4096)
+    # it trained before validation_split came, split by whole documents: it keeps that split
+    assert m["validation_split"] == "documents" and m["validation_share"] == 0.1
+    assert studio.models.create("new", n_layer=1, n_head=2, n_embd=16, block_size=16)["validation_split"] == "auto"
     # the upgraded schema works: trash and the name rule that ignores trashed models
     studio.models.delete("Old One", confirm=True)
     studio.models.create("OLD ONE", n_layer=1, n_head=2, n_embd=16, block_size=16)

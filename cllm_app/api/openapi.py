@@ -178,6 +178,9 @@ SCHEMAS = {
             "status": _STR,
             "error": {"type": ["string", "null"]},
             "epochs_used": _STR,
+            "holdout": {"type": "boolean"},
+            "train_tokens": {"type": ["integer", "null"]},
+            "validation_tokens": {"type": ["integer", "null"]},
             "added_at": _STR,
         },
     },
@@ -352,7 +355,9 @@ ROUTES = {
         200,
         {"type": "object", "properties": {
             "model_name": _STR, "items": {"type": "array", "items": _ref("QueueItem")}, "total": _INT,
-            "offset": _INT, "limit": _INT, "queue": _obj({"items": _INT, "tokens": _INT}), "tokens": _INT}},
+            "offset": _INT, "limit": _INT, "queue": _obj({"items": _INT, "tokens": _INT}), "tokens": _INT,
+            "split": _obj({"setting": _STR, "mode": _STR, "share": {"type": "number"}, "description": _STR,
+                           "train_tokens": _INT, "validation_tokens": _INT})}},
     ),
     ("GET", "/api/models/{model_name}/queue/stats"): (
         None,
@@ -414,6 +419,9 @@ ROUTES = {
         None, 200, {"allOf": [_ref("QueueItem")], "properties": {"text": _STR, "truncated": {"type": "boolean"}}}
     ),
     ("DELETE", "/api/models/{model_name}/queue/{entry_id}"): (None, 200, _obj({"removed": _ref("QueueItem")})),
+    ("PATCH", "/api/models/{model_name}/queue/{entry_id}"): (
+        _obj({"holdout": {"type": "boolean", "x-code": "invalid_holdout"}}, ("holdout",)), 200, _ref("QueueItem"),
+    ),
     ("POST", "/api/models/{model_name}/train"): (_obj(dict(_TRAINING)), 202, _ref("Job")),
     ("GET", "/api/jobs"): (None, 200, _obj({"jobs": {"type": "array", "items": _ref("Job")}})),
     ("GET", "/api/training-settings"): (None, 200, _obj({"settings": {"type": "array", "items": _obj({
@@ -434,7 +442,8 @@ ROUTES = {
     ("GET", "/api/models/{model_name}/loss-history"): (
         None,
         200,
-        {"type": "object", "properties": {"model_name": _STR, "points": {"type": "array"}, "markers": {"type": "array"}}},
+        {"type": "object", "properties": {"model_name": _STR, "points": {"type": "array"}, "markers": {"type": "array"},
+                                          "validation_note": {"type": ["string", "null"]}}},
     ),
     ("GET", "/api/trash"): (None, 200, _obj({"trash": {"type": "array", "items": _ref("TrashEntry")}})),
     ("POST", "/api/trash/{model_id}/restore"): (_obj({"model_name": _NAME}), 200, _ref("Model")),

@@ -78,6 +78,13 @@ def preview(model_name, entry_id):
     return queue().preview(model_name, entry_id, int(request.args.get("max_chars", "2000")))
 
 
+@bp.patch("/models/<path:model_name>/queue/<int:entry_id>")
+def mark(model_name, entry_id):
+    """Mark an item as validation ({"holdout": true}: held out whole, never trained on), or not."""
+    body = json_body("marking an item")
+    return queue().mark(model_name, entry_id, body.get("holdout"))
+
+
 @bp.delete("/models/<path:model_name>/queue/<int:entry_id>")
 def remove(model_name, entry_id):
     """Remove one item from a model's queue."""

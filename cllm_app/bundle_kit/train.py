@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE))  # the cllm_app/ that came with the bundle
 from safetensors.numpy import load_file  # noqa: E402
 
 from cllm_app.engine.config import GPTConfig  # noqa: E402
-from cllm_app.engine.token_shards import read_documents  # noqa: E402
+from cllm_app.engine.token_shards import held_out_ids, read_documents  # noqa: E402
 from cllm_app.engine.trainer import Document, Trainer, TrainingError, TrainSettings  # noqa: E402
 
 
@@ -68,7 +68,8 @@ def main() -> int:
     cfg = GPTConfig(**bundle["config"])
     settings = TrainSettings(**{**bundle["settings"], "engine": "torch", "device": args.device, "nproc": world})
     numerics = tn.TorchNumerics(cfg, settings, args.device)
-    docs = [Document(doc_id=i, key=k, tokens=t) for i, k, t in read_documents(HERE / "data")]
+    held = held_out_ids(HERE / "data")
+    docs = [Document(doc_id=i, key=k, tokens=t, holdout=i in held) for i, k, t in read_documents(HERE / "data")]
     weights = load_file(str(HERE / "model" / "model.safetensors"))
     trainer = Trainer(cfg, settings, None, lambda: docs, HERE / "checkpoints", weights, bundle["eot"], numerics=numerics)
     start = trainer.step

@@ -78,7 +78,8 @@ def write_documents(folder: Path, vocab_size: int, groups: dict[str, list]) -> d
             write_shard(folder / name, np.concatenate([d.tokens for d in part]), dtype)
             entries, offset = [], 0
             for d in part:
-                entries.append({"doc_id": d.doc_id, "key": d.key, "offset": offset, "tokens": int(d.tokens.size)})
+                entries.append({"doc_id": d.doc_id, "key": d.key, "offset": offset, "tokens": int(d.tokens.size),
+                                **({"holdout": True} if getattr(d, "holdout", False) else {})})
                 offset += int(d.tokens.size)
             index["shards"].append({"file": name, "split": group, "tokens": offset, "documents": entries})
     (folder / INDEX).write_text(json.dumps(index, indent=1))
@@ -86,11 +87,20 @@ def write_documents(folder: Path, vocab_size: int, groups: dict[str, list]) -> d
 
 
 def read_documents(folder: Path) -> list[tuple[int, str, np.ndarray]]:
-    """Every document of the shards in `folder`: (doc_id, key, tokens as int32)."""
+    """Every document of the shards in `folder`: (doc_id, key, tokens as int32). A document
+    whose head is in "train" and tail in "val" comes back whole, its parts joined in order."""
     index = json.loads((folder / INDEX).read_text())
-    out = []
+    parts: dict[int, list] = {}
+    keys: dict[int, str] = {}
     for shard in index["shards"]:
         tokens = read_shard(folder / shard["file"])
         for d in shard["documents"]:
-            out.append((d["doc_id"], d["key"], np.asarray(tokens[d["offset"] : d["offset"] + d["tokens"]], np.int32)))
-    return out
+            keys.setdefault(d["doc_id"], d["key"])
+            parts.setdefault(d["doc_id"], []).append(np.asarray(tokens[d["offset"] : d["offset"] + d["tokens"]], np.int32))
+    return [(i, keys[i], p[0] if len(p) == 1 else np.concatenate(p)) for i, p in parts.items()]
+
+
+def held_out_ids(folder: Path) -> set[int]:
+    """The documents a person marked as validation."""
+    index = json.loads((folder / INDEX).read_text())
+    return {d["doc_id"] for shard in index["shards"] for d in shard["documents"] if d.get("holdout")}

@@ -6,7 +6,6 @@ a resumed run needs to continue bit for bit is in the checkpoint: weights, AdamW
 moments, step, epoch, position in the epoch, the learning-rate plan and the RNG.
 """
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cllm_app.engine import heldout
 from cllm_app.engine.batches import BatchAccumulator
 from cllm_app.engine.checkpoint import clean_partials, load_latest, save_checkpoint
 from cllm_app.engine.config import GPTConfig
@@ -31,18 +31,20 @@ TrainSettings = make_dataclass("TrainSettings", [
     ("beta1", float, field(default=0.9)),
     ("beta2", float, field(default=0.95)),
     ("eps", float, field(default=1e-8)),
-    ("eval_batches", int, field(default=8)),
+    ("eval_tokens", int, field(default=heldout.SAMPLE_TOKENS)),
     ("keep_checkpoints", int, field(default=3)),
 ])
 
 
 @dataclass
 class Document:
-    """One queue item: its id (for bookkeeping), a stable key (for the split), and its tokens."""
+    """One queue item: its id (for bookkeeping), a stable key (for the split), its tokens, and
+    whether a person marked it as validation."""
 
     doc_id: int
     key: str
     tokens: np.ndarray
+    holdout: bool = False
 
 
 @dataclass
@@ -76,22 +78,13 @@ class Plan:
         self.segments.append({"start": start, "end": max(total_steps, start + 1), "lr_start": lr_now})
 
 
-def split_documents(docs: list[Document], val_fraction: float = 0.1) -> tuple[list[Document], list[Document]]:
-    """Validation by document, chosen by a hash of its content key, so the split never changes
-    as items are added. Needs two documents at least; one document has no validation set."""
-    if len(docs) < 2:
-        return list(docs), []
-
-    def bucket(d: Document) -> float:
-        return int(hashlib.sha256(d.key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-
-    val = [d for d in docs if bucket(d) < val_fraction]
-    if not val:  # small queues: the document with the lowest hash validates
-        val = [min(docs, key=bucket)]
-    if len(val) == len(docs):
-        val = val[:1]
-    val_ids = {d.doc_id for d in val}
-    return [d for d in docs if d.doc_id not in val_ids], val
+def split_documents(docs: list[Document], mode: str = "tail", share: float = 0.1) -> tuple[list[Document], list[Document]]:
+    """(training pieces, validation pieces) of the documents, as engine/heldout.py's plan says:
+    a document may give its head to training and its tail to validation, under the same id."""
+    cut = heldout.plan([heldout.Item(d.doc_id, d.key, int(d.tokens.size), d.holdout) for d in docs], mode, share)
+    train = [Document(d.doc_id, d.key, d.tokens[: cut[d.doc_id]], d.holdout) for d in docs if cut[d.doc_id] > 0]
+    val = [Document(d.doc_id, d.key, d.tokens[cut[d.doc_id] :], d.holdout) for d in docs if cut[d.doc_id] < d.tokens.size]
+    return train, val
 
 
 class EpochStream:
@@ -231,6 +224,8 @@ class Trainer:
         self.batch_in_epoch = 0  # micro-batches of the current epoch already used
         self.tokens_seen = 0
         self.epoch_doc_ids: list[int] | None = None
+        self.split_mode: str | None = None  # "auto" resolved once, then kept in the checkpoints
+        self.last_eval: heldout.HeldOut | None = None
         self.plan = Plan(settings.warmup_steps, settings.learning_rate, settings.learning_rate * settings.min_lr_ratio)
         self.rng = np.random.default_rng(settings.seed)
         self.resumed_from: int | None = None
@@ -240,6 +235,7 @@ class Trainer:
         self._start_epoch(resuming=self.batch_in_epoch > 0)
 
     def _start_epoch(self, resuming: bool) -> None:
+        s = self.s
         docs = self.docs_source()
         # Every rank of a many-process run trains on the documents rank 0 saw.
         agreed = self.numerics.agree_ids(sorted(d.doc_id for d in docs))
@@ -250,9 +246,12 @@ class Trainer:
         if resuming and self.epoch_doc_ids is not None:
             keep = set(self.epoch_doc_ids)  # the documents this epoch started with, no newcomers
             docs = [d for d in docs if d.doc_id in keep]
-        self.train_docs, self.val_docs = split_documents(docs)
+        mode = s.validation_split
+        if mode == "auto":
+            mode = self.split_mode or heldout.resolve(mode, len(docs))
+        self.split_mode = mode
+        self.train_docs, self.val_docs = split_documents(docs, mode, s.validation_share)
         self.epoch_doc_ids = sorted(d.doc_id for d in docs)
-        s = self.s
         stream = EpochStream(self.train_docs, self.epoch, s.seed, s.batch_size, s.sequence_length, self.eot)
         self.steps_per_epoch = stream.n_batches // s.grad_accum
         if self.steps_per_epoch < 1:
@@ -286,6 +285,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = meta["step"], meta["epoch"], meta["batch_in_epoch"]
         self.tokens_seen = meta["tokens_seen"]
         self.epoch_doc_ids = meta["epoch_doc_ids"]
+        self.split_mode = meta.get("split")
         self.plan = Plan(**meta["plan"])
         self.plan.peak_lr = self.s.learning_rate  # a changed rate takes effect from here on
         self.rng.bit_generator.state = meta["rng"]
@@ -301,6 +301,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "tokens_seen": self.tokens_seen,
             "epoch_doc_ids": self.epoch_doc_ids,
+            "split": self.split_mode,
             "plan": asdict(self.plan),
             "rng": self.rng.bit_generator.state,
             "config": self.cfg.to_dict(),
@@ -320,23 +321,17 @@ class Trainer:
     def epoch_float(self) -> float:
         return self.epoch + self.batch_in_epoch / max(1, self.steps_per_epoch * self.s.grad_accum)
 
+    @property
+    def trained_doc_ids(self) -> list[int]:
+        """The documents this epoch trains on (some of them only in part)."""
+        return sorted(d.doc_id for d in self.train_docs)
+
     def evaluate(self) -> float | None:
-        """Mean loss over the first eval_batches batches of the validation documents."""
-        if not self.val_docs:
-            return None
-        B, T = self.s.batch_size, self.s.sequence_length
-        losses = []
-        for x, y in EpochStream(self.val_docs, 0, 0, B, T, self.eot):
-            losses.append(self.numerics.loss(x, y))
-            if len(losses) >= self.s.eval_batches:
-                break
-        if not losses:  # validation text shorter than one batch: evaluate it as one short window
-            tokens = np.concatenate([np.append(d.tokens, self.eot) for d in self.val_docs]).astype(np.int32)
-            n = min(tokens.size - 1, T)
-            if n < 1:
-                return None
-            losses.append(self.numerics.loss(tokens[None, :n], tokens[None, 1 : n + 1]))
-        return float(np.mean(losses))
+        """The held-out loss of the validation split (engine/heldout.py); its details stay in
+        `last_eval`. None when there is no validation split."""
+        self.last_eval = heldout.measure(self.numerics.loss, [d.tokens for d in self.val_docs], self.eot,
+                                         self.s.batch_size, self.s.sequence_length, self.s.eval_tokens)
+        return None if self.last_eval is None else self.last_eval.loss
 
     def run(
         self,

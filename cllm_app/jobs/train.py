@@ -81,6 +81,9 @@ class TrainingRun:
             for path, why in t.skipped_checkpoints:
                 ModelEvent.create(model=model_id, kind="checkpoint_skipped",
                                   detail=json.dumps({"path": str(path), "reason": why}))
+            if self.row.validation_split == "auto" and t.split_mode:
+                # auto decides once: items added later never move text it trained on into validation
+                LanguageModel.update(validation_split=t.split_mode).where(LanguageModel.id == model_id).execute()
         went_on = f"step {self.start_step}" if t.resumed_from is not None else "the model's weights"
         return "".join(f" · skipped the damaged checkpoint {path} ({why}); went on from {went_on}"
                        for path, why in t.skipped_checkpoints)
@@ -110,6 +113,7 @@ class TrainingRun:
                 "eta_seconds": max(0, self.total_steps - r.step) * seconds_per_step,
                 "grad_norm": r.grad_norm,
                 "samples": self.samples,
+                "validation": self.progress.get("detail", {}).get("validation"),
                 "engine": self.engine,
             },
         }
@@ -140,8 +144,12 @@ class TrainingRun:
         text = "".join(gen.text("", Sampling(**SAMPLE_SAMPLING, seed=step)))
         self.samples.append({"step": step, "val_loss": val_loss, "text": text, "sampling": {**SAMPLE_SAMPLING, "seed": step}})
         del self.samples[:-5]
+        # How much of the split the loss is over, and its standard error when that is a sample.
+        held = self.trainer.last_eval
+        validation = {"step": step, **held.as_json()} if held is not None else None
+        self.progress.setdefault("detail", {})["validation"] = validation
         detail = json.loads(Job.get_by_id(self.job_id).detail or "{}")
-        self.jobs.report(self.job_id, detail={**detail, "samples": self.samples})
+        self.jobs.report(self.job_id, detail={**detail, "samples": self.samples, "validation": validation})
 
     def on_checkpoint(self, t: Trainer) -> None:
         # What the LLM tab talks to and exports read; the header says which checkpoint it is.
@@ -153,7 +161,7 @@ class TrainingRun:
 
     def on_epoch(self, t: Trainer) -> None:
         with db.atomic():
-            for e in QueueEntry.select().where(QueueEntry.id.in_(t.epoch_doc_ids or [])):
+            for e in QueueEntry.select().where(QueueEntry.id.in_(t.trained_doc_ids)):
                 used = json.loads(e.epochs_used or "[]")
                 if t.epoch not in used:
                     e.epochs_used = json.dumps([*used, t.epoch])

@@ -131,7 +131,7 @@ class Bundles:
         if start["done"] is not None:
             name = f"step-{start['step']:09d}"
             shutil.copytree(folder / "checkpoints" / name, staging / "checkpoints" / name)
-        train, val = split_documents(docs)
+        train, val = split_documents(docs, row.validation_split, row.validation_share)
         write_documents(staging / "data", config.vocab_size, {"train": train, "val": val})
         tokens = sum(int(d.tokens.size) for d in docs)
         settings = TrainSettings(**{n: getattr(row, n) for n in training_settings.NAMES})

@@ -24,6 +24,7 @@ from cllm_app.data.crawler import (
     clean_domain,
     normalize_url,
 )
+from cllm_app.engine import heldout
 from cllm_app.errors import CllmError, Conflict, DiskFull, InvalidInput, NotFound
 from cllm_app.services.orphans import recover_if_orphan
 from cllm_app.services.training import active_training
@@ -364,12 +365,15 @@ class Crawls:
 
 
 def untrained_tokens(model_id: int) -> int:
-    """Tokens of the model's ready queue items that no epoch has used yet."""
-    return int(
-        QueueEntry.select(fn.COALESCE(fn.SUM(QueueEntry.token_count), 0))
-        .where((QueueEntry.model == model_id) & (QueueEntry.status == "ready") & (QueueEntry.epochs_used == "[]"))
-        .scalar()
-    )
+    """Training tokens of the model's ready queue items that no epoch has used yet (their
+    validation part is never trained on, so it never counts)."""
+    row = LanguageModel.get_by_id(model_id)
+    entries = list(QueueEntry.select(QueueEntry.id, QueueEntry.content_hash, QueueEntry.token_count,
+                                     QueueEntry.holdout, QueueEntry.epochs_used)
+                   .where((QueueEntry.model == model_id) & (QueueEntry.status == "ready")))
+    head = heldout.plan([heldout.Item(e.id, e.content_hash, e.token_count, e.holdout) for e in entries],
+                        row.validation_split, row.validation_share)
+    return sum(head[e.id] for e in entries if e.epochs_used == "[]")
 
 
 def next_in_frontier(crawl_id: int) -> CrawlUrl | None:

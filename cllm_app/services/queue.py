@@ -33,6 +33,7 @@ from cllm_app.data.textstore import (
     iter_text,
     load_tokens,
 )
+from cllm_app.engine import heldout
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.errors import ConfirmationRequired, Conflict, InvalidInput, NotFound
 from cllm_app.fsutil import space_needed
@@ -65,6 +66,7 @@ def _entry_json(e: QueueEntry) -> dict:
         "status": e.status,
         "error": e.error,
         "epochs_used": e.epochs_used,
+        "holdout": bool(e.holdout),
         "added_at": iso(e.added_at),
         "imported_from": source.model_name if source is not None and source.deleted_at is None else None,
     }
@@ -410,7 +412,15 @@ class Queue:
         if source_kind:
             query = query.where(QueueEntry.source_kind == source_kind)
         total = query.count()
-        page = [_entry_json(e) for e in query.order_by(QueueEntry.id).offset(offset).limit(limit)]
+        split = self.split(row)
+        page = []
+        for e in query.order_by(QueueEntry.id).offset(offset).limit(limit):
+            item = _entry_json(e)
+            train = split["heads"].get(e.id)
+            # Pending or failed items are in no split yet: they hold no tokens to train on.
+            item["train_tokens"] = train
+            item["validation_tokens"] = None if train is None else max(0, e.token_count - train)
+            page.append(item)
         items, tokens = (
             QueueEntry.select(fn.COUNT(QueueEntry.id), fn.COALESCE(fn.SUM(QueueEntry.token_count), 0))
             .where(QueueEntry.model == row).tuples().first()
@@ -423,7 +433,39 @@ class Queue:
             "limit": limit,
             "queue": {"items": items, "tokens": int(tokens)},
             "tokens": int(tokens),
+            "split": {k: v for k, v in split.items() if k != "heads"},
         }
+
+    def split(self, row: LanguageModel) -> dict:
+        """The validation split of the ready items as the trainer will make it: the setting, what
+        it resolves to now, in words, the tokens each side, and each item's training head
+        ("heads": {entry id: tokens that train}; the rest of its tokens validate)."""
+        entries = list(QueueEntry.select(QueueEntry.id, QueueEntry.content_hash, QueueEntry.token_count,
+                                         QueueEntry.holdout)
+                       .where((QueueEntry.model == row) & (QueueEntry.status == "ready")))
+        items = [heldout.Item(e.id, e.content_hash, e.token_count, e.holdout) for e in entries]
+        heads = heldout.plan(items, row.validation_split, row.validation_share)
+        train = sum(heads.values())
+        total = sum(i.tokens for i in items)
+        return {
+            "setting": row.validation_split,
+            "mode": heldout.resolve(row.validation_split, len(items)),
+            "share": row.validation_share,
+            "description": heldout.describe(row.validation_split, row.validation_share, len(items)),
+            "train_tokens": train,
+            "validation_tokens": total - train,
+            "heads": heads,
+        }
+
+    def mark(self, model_name: str, entry_id: int, holdout) -> dict:
+        """Mark an item as validation (held out whole, never trained on) or take the mark off."""
+        if not isinstance(holdout, bool):
+            raise InvalidInput("holdout must be true or false", code="invalid_holdout")
+        row = self.models.get(model_name)
+        with db.atomic():
+            entry = self._entry(row, entry_id)
+            QueueEntry.update(holdout=holdout).where(QueueEntry.id == entry.id).execute()
+            return _entry_json(QueueEntry.get_by_id(entry.id))
 
     def preview(self, model_name: str, entry_id: int, max_chars: int = 2000) -> dict:
         """One item with the start of its text."""

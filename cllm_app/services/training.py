@@ -80,9 +80,22 @@ class Training:
             {"kind": "data_added", "time": iso(q.added_at, "milliseconds"), "detail": {"origin": q.origin, "tokens": q.token_count}}
             for q in row.queue.order_by(QueueEntry.id)
         ]
-        return {"model_name": row.model_name, "points": points, "markers": sorted(markers, key=lambda m: m["time"])}
+        return {"model_name": row.model_name, "points": points, "markers": sorted(markers, key=lambda m: m["time"]),
+                "validation_note": self.validation_note(row)}
+
+    def validation_note(self, row) -> str | None:
+        """Why the chart has no validation line, when it has none."""
+        split = self.queue.split(row)
+        if split["validation_tokens"] == 0 and split["train_tokens"] > 0:
+            return f"No validation line: nothing is held out (the split is {split['description']})."
+        if not row.loss_history.where(LossPoint.val_loss.is_null(False)).exists():
+            if row.steps_trained == 0 and split["validation_tokens"] == 0:
+                return None  # nothing queued, nothing trained: the chart says so already
+            return f"No validation line yet: the first validation loss comes at step {row.eval_interval} (eval_interval)."
+        return None
 
     def documents(self, row) -> list[Document]:
         """The queue's ready items as tokens of the model's tokenizer, mapped from the token cache
         (built from the stored text where it is missing)."""
-        return [Document(doc_id=i, key=h, tokens=t) for i, h, t in self.queue.documents(row)]
+        held = {e.id for e in row.queue.select(QueueEntry.id).where(QueueEntry.holdout == True)}  # noqa: E712
+        return [Document(doc_id=i, key=h, tokens=t, holdout=i in held) for i, h, t in self.queue.documents(row)]

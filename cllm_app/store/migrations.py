@@ -11,7 +11,16 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from peewee import CharField, DateTimeField, FloatField, IntegerField, SqliteDatabase, TextField
+from peewee import (
+    SQL,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    FloatField,
+    IntegerField,
+    SqliteDatabase,
+    TextField,
+)
 from playhouse.migrate import SqliteMigrator, migrate
 
 from cllm_app.training_settings import SETTINGS
@@ -235,6 +244,14 @@ def _v9_job_process_start(database: SqliteDatabase) -> None:
     migrate(SqliteMigrator(database).add_column("jobs", "pid_started", TextField(null=True)))
 
 
+
+def _v10_queue_holdout(database: SqliteDatabase) -> None:
+    """A queue item a person marked as validation is held out whole, whatever the split. The
+    column's own DEFAULT lets rows written without it (an older process, plain SQL) in."""
+    migrate(SqliteMigrator(database).add_column(
+        "queue_entries", "holdout", BooleanField(default=False, constraints=[SQL("DEFAULT 0")])))
+
+
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v1_initial,
     _v2_trash,
@@ -245,6 +262,7 @@ MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v7_conversations,
     _v8_queue_tokens,
     _v9_job_process_start,
+    _v10_queue_holdout,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -285,4 +303,7 @@ def add_setting_columns(database: SqliteDatabase) -> list[str]:
                 )
                 for s in missing
             ))
+            for s in missing:
+                if s.legacy is not None:  # models that trained before the setting came keep what they had
+                    database.execute_sql(f"UPDATE models SET {s.name} = ? WHERE steps_trained > 0", (s.legacy,))
     return [s.name for s in missing]

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from peewee import (
     BigIntegerField,
+    BooleanField,
     CharField,
     DatabaseProxy,
     DateTimeField,
@@ -108,6 +109,7 @@ class QueueEntry(BaseModel):
     status = CharField(default="pending")  # pending | ready | error
     error = TextField(null=True)
     epochs_used = TextField(default="[]")  # JSON list of epoch numbers
+    holdout = BooleanField(default=False)  # a person marked it as validation: never trained on
     added_at = DateTimeField(default=utcnow)
 
     class Meta:

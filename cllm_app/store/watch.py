@@ -25,7 +25,7 @@ FINGERPRINTS = {
     # names, renames, deletes and restores, settings, epochs and steps (a checkpoint)
     "models": "SELECT id, model_name, updated_at, deleted_at, target_epochs, epochs_trained, steps_trained,"
     " n_layer, tokenizer FROM models",
-    "queue": "SELECT model_id, count(*), max(id), total(token_count), total(status = 'ready')"
+    "queue": "SELECT model_id, count(*), max(id), total(token_count), total(status = 'ready'), total(holdout)"
     " FROM queue_entries GROUP BY model_id",
     # a job submitted, started, ended (states, not progress)
     "jobs": f"SELECT model_id, max(id), max(finished_at), group_concat(CASE WHEN state IN {_ACTIVE}"

@@ -17,7 +17,10 @@ FIELDS = (
     "warmup_steps",
     "weight_decay",
     "seed",
+    "validation_split",
+    "validation_share",
 )
+CHOICES = ("validation_split",)  # a <select>; the others are number fields
 
 
 def test_training_settings_save_reload_and_refusal(page, app):
@@ -36,10 +39,14 @@ def test_training_settings_save_reload_and_refusal(page, app):
     assert [s["name"] for s in form] == list(FIELDS)
     assert [s["name"] for s in declared["settings"] if s["group"] == "engine"] == ["engine", "device", "nproc"]
     expect(panel.get_by_test_id("engine-select")).to_have_value("builtin")
-    inputs = panel.locator(".settings-grid input")
+    inputs = panel.locator(".settings-grid input, .settings-grid select")
     assert inputs.evaluate_all("els => els.map((e) => e.name)") == list(FIELDS)
     for s in form:
         field = panel.get_by_label(s["name"], exact=True)
+        if s["name"] in CHOICES:
+            assert field.locator("option").all_inner_texts() == s["enum"]
+            expect(panel.locator(f"#training-{s['name']}-help")).to_have_text(s["help"])
+            continue
         top = 128 if s["name"] == "sequence_length" else s["maximum"]  # no longer than the model's block_size
         assert float(field.get_attribute("max")) == top
         expect(panel.locator(f"#training-{s['name']}-help")).to_have_text(s["help"])
@@ -52,6 +59,7 @@ def test_training_settings_save_reload_and_refusal(page, app):
 
     panel.get_by_label("batch_size", exact=True).fill("16")
     panel.get_by_label("learning_rate", exact=True).fill("0.001")
+    panel.get_by_label("validation_split", exact=True).select_option("documents")
     save.click()
     expect(
         page.get_by_test_id("toast").filter(has_text="Saved the training settings of Trainee")
@@ -60,6 +68,7 @@ def test_training_settings_save_reload_and_refusal(page, app):
     _, after = app.api("GET", "/api/models/Trainee", expect_status=200)
     assert after["batch_size"] == 16
     assert after["learning_rate"] == pytest.approx(0.001)
+    assert after["validation_split"] == "documents"
     assert after["sequence_length"] == before["sequence_length"]
 
     page.reload()

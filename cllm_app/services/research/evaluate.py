@@ -1,7 +1,12 @@
 """Evaluate: loss, perplexity and bits per byte of a model on any text.
 
-Texts: the model's own validation split (the trainer's, by document hash), another model's
-queue (all of it, or its validation split), a pasted text, or an uploaded file.
+Texts: the model's own validation split, another model's queue (all of it, or its validation
+split), a pasted text, or an uploaded file.
+
+The model's own validation split is measured exactly as the trainer measures it at each
+evaluation (engine/heldout.py: the same pieces, windows of the model's sequence_length, the
+same fixed sample of a large split, with its standard error), so the two never disagree for
+the same weights. Everything below describes the other texts.
 
 How it is measured: each document is read as <|endoftext|> followed by its tokens, so every
 token of the text is predicted (the first from <|endoftext|> alone). The sequence is cut into
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cllm_app.engine import heldout
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.kernel_choice import model_kernels
 from cllm_app.engine.model import GPT, FlatTensors
@@ -76,11 +82,12 @@ def _queue_docs(models, training, target: Prepared, source_row: LanguageModel, s
             code="empty_queue",
         )
     if split == "validation":
-        _, docs = split_documents(docs)
+        n = len(docs)
+        _, docs = split_documents(docs, source_row.validation_split, source_row.validation_share)
         if not docs:
             raise InvalidInput(
-                f"'{source_row.model_name}' has no validation split: its queue holds one document, "
-                "and validation needs two at least",
+                f"'{source_row.model_name}' has no validation split: it holds out "
+                f"{heldout.describe(source_row.validation_split, source_row.validation_share, n)}, and none is",
                 code="no_validation_split",
             )
     source_tok = target.tok if source_row.id == target.row.id else model_parts(models, source_row)[2]
@@ -213,6 +220,40 @@ def score(cfg: GPTConfig, weights: dict, tok: Tokenizer, docs: list[np.ndarray],
     }
 
 
+def score_validation(p: Prepared, K=None) -> dict:
+    """The model's own validation split, measured as the trainer measures it."""
+    K = K or model_kernels()
+    params = FlatTensors(p.cfg)
+    params.load(p.weights)
+    model = GPT(p.cfg, K, params)
+    row = p.row
+    started = time.perf_counter()
+    held = heldout.measure(model.forward, p.docs, p.tok.eot, row.batch_size,
+                           min(row.sequence_length, p.cfg.block_size), count_bytes=lambda y: text_bytes(p.tok, y))
+    seconds = time.perf_counter() - started
+    if held is None:
+        raise InvalidInput(f"'{row.model_name}' has no validation text to evaluate", code="no_validation_split")
+    return {
+        "tokens": held.tokens,
+        "bytes": held.bytes,
+        "documents": len(p.docs),
+        "windows": held.windows,
+        "window": min(row.sequence_length, p.cfg.block_size),
+        "total_nats": held.loss * held.tokens,
+        "loss": held.loss,
+        "stderr": held.stderr,
+        "perplexity": math.exp(min(held.loss, 700.0)),
+        "bits_per_byte": held.loss * held.tokens / math.log(2) / held.bytes if held.bytes else None,
+        "tokens_available": held.tokens_available,
+        "whole_split": held.whole,
+        "max_tokens": heldout.SAMPLE_TOKENS,
+        "truncated": not held.whole,
+        "stopped": False,
+        "seconds": round(seconds, 3),
+        "tokens_per_sec": round(held.tokens / seconds, 1) if seconds > 0 else None,
+    }
+
+
 def evaluate(models, training, jobs, model_name: str, body: dict) -> tuple[dict, bool]:
     """Evaluate now, or submit an evaluate job for a large input. Returns (answer, is_job)."""
     run = body.get("run") or "auto"
@@ -221,6 +262,9 @@ def evaluate(models, training, jobs, model_name: str, body: dict) -> tuple[dict,
     max_tokens = _check_max_tokens(body.get("max_tokens"))
     p = prepare(models, training, model_name, body.get("source") or "validation", body.get("from_model"),
                 body.get("split"), body.get("text"), body.get("origin"))
+    if p.source["source"] == "validation":  # a fixed sample at most: always answered at once
+        result = score_validation(p)
+        return {"model_name": p.row.model_name, "source": p.source, **clean(result)}, False
     predicted = min(max_tokens, sum(int(d.size) for d in p.docs))
     if run == "auto" and predicted * p.cfg.n_params <= INLINE_BUDGET:
         result = score(p.cfg, p.weights, p.tok, p.docs, max_tokens)

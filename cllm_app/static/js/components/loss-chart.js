@@ -170,6 +170,8 @@ export function createLossChart(container, { toolbarHost = null } = {}) {
   const canvas = h("canvas", { class: "chart-canvas", role: "img", "aria-label": "Loss chart: no training yet" });
   const empty = h("p", { class: "chart-empty", dataset: { testid: "chart-empty" } }, "No training yet");
   const frame = h("div", { class: "chart-frame" }, canvas, empty);
+  // Why there is no validation line, when there is none (the server says: no split, or not yet).
+  const valNote = h("p", { class: "chart-val-note muted small", dataset: { testid: "chart-val-note" }, hidden: true });
   const probe = h("span", { class: "chart-probe", "aria-hidden": "true" });
   const legendItem = (cls, label, testid) => h("li", { class: `legend-item legend-${cls}`, dataset: { testid } },
     h("span", { class: `swatch swatch-${cls}`, "aria-hidden": "true" }), label);
@@ -192,6 +194,7 @@ export function createLossChart(container, { toolbarHost = null } = {}) {
     toolbarHost ? null : toolbar,
     h("div", { class: "chart-meta" }, readout, legend),
     frame,
+    valNote,
     probe,
   );
   if (toolbarHost) toolbarHost.append(toolbar);
@@ -524,6 +527,8 @@ export function createLossChart(container, { toolbarHost = null } = {}) {
       ? `Loss chart: ${formatInt(train)} steps up to step ${formatInt(last.step)}, latest train loss ${formatLoss(last.train_loss)}`
       : "Loss chart: no training yet");
     empty.hidden = points.length > 0;
+    valNote.textContent = val ? "" : data.validationNote || "";
+    valNote.hidden = !valNote.textContent;
     schedule();
   }
 

@@ -28,6 +28,17 @@ function epochsUsed(value) {
   }
 }
 
+/** What of an item trains and what validates, in a word or two, and its token counts. */
+function splitCell(e) {
+  if (e.train_tokens === null || e.train_tokens === undefined) return { text: "–", title: "Not ready: in no split yet", role: "none" };
+  const counts = `${formatInt(e.train_tokens)} tokens train, ${formatInt(e.validation_tokens)} validate`;
+  if (e.holdout) return { text: "validation (marked)", title: `Marked as validation: held out whole, never trained on. ${counts}`, role: "validation" };
+  if (e.validation_tokens === 0) return { text: "training", title: counts, role: "training" };
+  if (e.train_tokens === 0) return { text: "validation", title: `Held out whole, never trained on. ${counts}`, role: "validation" };
+  const pct = Math.round((100 * e.validation_tokens) / Math.max(1, e.token_count));
+  return { text: `training · ${pct}% validation`, title: `Its last ${formatInt(e.validation_tokens)} tokens validate. ${counts}`, role: "both" };
+}
+
 function plural(n, one, many = `${one}s`) {
   return `${formatInt(n)} ${n === 1 ? one : many}`;
 }
@@ -43,6 +54,8 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
   let items = [];
   let total = 0;
   let queueTotals = { items: 0, tokens: 0 };
+  let split = null; // the queue's validation split, as the last list answered
+  let splitKey = ""; // the model's split settings that answer was for
   let offset = 0;
   let search = "";
   let seq = 0;
@@ -65,6 +78,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
   });
   const pager = h("div", { class: "queue-pager muted small", dataset: { testid: "queue-pager" } });
   const stats = h("p", { class: "muted small queue-stats", dataset: { testid: "queue-stats" } });
+  const splitLine = h("p", { class: "muted small queue-split", dataset: { testid: "queue-split-summary" } });
   const importSelect = h("select", { class: "input", dataset: { testid: "import-source" }, "aria-label": "Model to import data from" });
   const importButton = h("button", { type: "button", class: "btn", dataset: { testid: "import-button" }, onclick: () => importFrom() },
     "Import");
@@ -83,6 +97,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     progress,
     result,
     stats,
+    splitLine,
     h("div", { class: "table-scroll" }, table),
     pager,
     preview,
@@ -96,7 +111,17 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
     load();
   }, 250));
   selection.subscribe(() => renderImport());
-  store.subscribe((what) => (what.all || what.models.size ? renderSummary() : null));
+  store.subscribe((what) => {
+    if (!(what.all || what.models.size)) return;
+    renderSummary();
+    // The split follows the model's validation settings: a changed one redraws who trains.
+    if (name && split && splitSettings() !== splitKey) load();
+  });
+
+  function splitSettings() {
+    const m = store.byName(name);
+    return m ? `${m.validation_split}:${m.validation_share}` : splitKey;
+  }
   container.append(root);
 
   input.addEventListener("change", async () => {
@@ -132,6 +157,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
       ] : (search && name ? `${plural(total, "match", "matches")}` : ""));
     const rows = items.map((e) => {
       const used = epochsUsed(e.epochs_used);
+      const part = splitCell(e);
       return h("tr", { dataset: { entryId: String(e.id), origin: baseName(e.origin) } },
         h("td", { class: "queue-origin", title: e.title ? `${e.title}\n${e.origin}` : e.origin },
           h("span", { class: "queue-name" }, baseName(e.origin)),
@@ -142,17 +168,22 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
         h("td", {}, e.status === "ready"
           ? h("span", { class: "badge badge-ok" }, "ready")
           : h("span", { class: "badge badge-warn", title: e.error || "" }, e.status)),
-        h("td", { class: "num", title: used.length ? `Used in epoch ${used.join(", ")}` : "Not used by training yet" },
+        h("td", { class: `queue-split-cell split-${part.role}`, title: part.title, dataset: { testid: "queue-split", role: part.role } }, part.text),
+        h("td", { class: "num", title: part.role === "validation" ? "Validation: never trained on"
+          : used.length ? `Trained on in epoch ${used.join(", ")}` : "Not used by training yet" },
           used.length ? formatInt(used.length) : "–"),
         h("td", { class: "date", title: formatDate(e.added_at) }, formatAgo(e.added_at)),
         h("td", { class: "actions" },
           h("button", { type: "button", class: "btn btn-small", dataset: { testid: "queue-preview-button" }, onclick: () => showPreview(e) }, "Preview"),
+          e.status === "ready" ? h("button", { type: "button", class: "btn btn-small", dataset: { testid: "queue-holdout" },
+            title: e.holdout ? "Let training use this item again (as the split says)" : "Hold this item out whole as validation: it is never trained on",
+            onclick: () => mark(e, !e.holdout) }, e.holdout ? "Train on it" : "Hold out") : null,
           h("button", { type: "button", class: "btn btn-small btn-danger-quiet", dataset: { testid: "queue-remove" }, onclick: () => remove(e) }, "Remove…"),
         ),
       );
     });
     if (!rows.length) {
-      rows.push(h("tr", { class: "empty-row" }, h("td", { colspan: "7" },
+      rows.push(h("tr", { class: "empty-row" }, h("td", { colspan: "8" },
         !name ? "Select a model to see its training data."
           : search ? "Nothing in the queue matches the search." : "The queue is empty. Add files for the model to learn from.")));
     }
@@ -160,6 +191,7 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "File"), h("th", { scope: "col", class: "num" }, "Size"),
         h("th", { scope: "col", class: "num" }, "Tokens"), h("th", { scope: "col" }, "Status"),
+        h("th", { scope: "col", title: "What training uses, and what it holds out for validation" }, "Split"),
         h("th", { scope: "col", class: "num", title: "Epochs that used it" }, "Epochs"),
         h("th", { scope: "col" }, "Added"),
         h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))),
@@ -176,6 +208,8 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
       offset = 0;
       total = 0;
       queueTotals = { items: 0, tokens: 0 };
+      split = null;
+      renderSplit();
       search = "";
       searchInput.value = "";
       tracking = null;
@@ -199,11 +233,34 @@ export function createQueueTable(container, { onChange = () => {} } = {}) {
       items = data.items;
       total = data.total;
       queueTotals = data.queue;
+      split = data.split;
+      splitKey = splitSettings();
+      renderSplit();
       renderStats(st);
       render();
       if (switched) findRunningIngest(name);
     } catch (err) {
       if (mine === seq && err.code !== "model_not_found") toastError(err);
+    }
+  }
+
+  function renderSplit() {
+    if (!split || !queueTotals.items) {
+      splitLine.textContent = "";
+      return;
+    }
+    const auto = split.setting === "auto" ? " (auto)" : "";
+    splitLine.textContent = `Validation${auto}: ${split.description} · ${plural(split.train_tokens, "token")} train, `
+      + `${plural(split.validation_tokens, "token")} validate (never trained on). Change it with validation_split in the settings.`;
+    splitLine.dataset.mode = split.mode;
+  }
+
+  async function mark(e, holdout) {
+    try {
+      await api.patch(`/api/models/${api.seg(name)}/queue/${e.id}`, { holdout });
+      await load();
+    } catch (err) {
+      toastError(err);
     }
   }
 

@@ -152,11 +152,17 @@ function describeSource(src) {
 }
 
 function showResult(r, job = null) {
+  // The own validation split is measured as the trainer does: a fixed sample of a large split,
+  // with its standard error.
+  const sampled = r.whole_split === false;
   const rows = [
-    ["loss", formatLoss(r.loss), "mean cross-entropy per token, in nats"],
+    ["loss", formatLoss(r.loss) + (sampled ? ` ± ${r.stderr.toFixed(3)}` : ""),
+      sampled ? "mean cross-entropy per token, in nats, ± its standard error (a fixed sample, as the trainer measures)"
+        : "mean cross-entropy per token, in nats"],
     ["perplexity", r.perplexity === null ? "–" : r.perplexity < 1e6 ? r.perplexity.toFixed(2) : r.perplexity.toExponential(2), "exp(loss)"],
     ["bits_per_byte", r.bits_per_byte === null ? "–" : r.bits_per_byte.toFixed(4), "total nats / ln 2 / UTF-8 bytes"],
-    ["tokens", formatInt(r.tokens), r.truncated ? `first ${formatInt(r.tokens)} of ${formatInt(r.tokens_available)} (max_tokens)` : "every token of the text"],
+    ["tokens", formatInt(r.tokens), sampled ? `a fixed sample of ${formatInt(r.tokens)} of the split's ${formatInt(r.tokens_available)}`
+      : r.truncated ? `first ${formatInt(r.tokens)} of ${formatInt(r.tokens_available)} (max_tokens)` : "every token of the text"],
     ["bytes", formatBytes(r.bytes), `${formatInt(r.bytes)} UTF-8 bytes`],
     ["documents", formatInt(r.documents), `${formatInt(r.windows)} windows of ${formatInt(r.window)}`],
   ];
@@ -166,7 +172,7 @@ function showResult(r, job = null) {
     h("table", { class: "table research-facts", dataset: { testid: "eval-table", loss: String(r.loss), bpb: String(r.bits_per_byte), tokens: String(r.tokens) } },
       h("tbody", {}, rows.map(([k, v, note]) => h("tr", { dataset: { field: k } },
         h("th", { class: "mono" }, k), h("td", { class: "mono", dataset: { testid: `eval-${k}` } }, v), h("td", { class: "muted small" }, note))))),
-    r.truncated ? h("p", { class: "notice notice-warn small", dataset: { testid: "eval-truncated" } },
+    r.truncated && !sampled ? h("p", { class: "notice notice-warn small", dataset: { testid: "eval-truncated" } },
       `Only the first ${formatInt(r.tokens)} tokens were evaluated; raise max_tokens to evaluate all ${formatInt(r.tokens_available)}.`) : null,
   );
   els.history.prepend(h("li", {}, `${r.model_name} · ${describeSource(r.source)} · loss ${formatLoss(r.loss)} · bpb ${r.bits_per_byte?.toFixed(3) ?? "–"}`));

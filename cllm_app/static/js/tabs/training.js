@@ -113,7 +113,12 @@ export function mount(root, { openTab }) {
 
   selection.subscribe(onSelection);
   store.subscribe(onStore);
-  events.onChange(["queue"], (changes) => (view.id && changes.concerns(view.id) ? queueTable.load() : null));
+  // The queue decides the split, and so whether the chart can have a validation line.
+  events.onChange(["queue"], (changes) => {
+    if (!view.id || !changes.concerns(view.id)) return;
+    queueTable.load();
+    fetchHistory().catch(() => {});
+  });
   events.onChange(["history"], (changes) => (view.id && changes.concerns(view.id) ? fetchHistory() : null));
 }
 
@@ -212,7 +217,40 @@ function loadFields() {
   });
 }
 
+/** A setting of a few named choices (validation_split) is a <select>; the others numbers. */
+function isChoice(input) {
+  return input.tagName === "SELECT";
+}
+
+function fieldValue(input) {
+  return isChoice(input) ? input.value : Number(input.value);
+}
+
+function isBad(input) {
+  return !isChoice(input) && (input.value.trim() === "" || Number.isNaN(Number(input.value)));
+}
+
+function choiceFor({ name: field, enum: choices, help }) {
+  const id = `training-${field}`;
+  const select = h("select", { id, class: "input", name: field, dataset: { testid: id }, "aria-describedby": `${id}-help` },
+    choices.map((c) => h("option", { value: c }, c)));
+  select.addEventListener("change", () => {
+    dirty = true;
+    els.error.textContent = "";
+    const body = changed();
+    els.save.disabled = body === null || Object.keys(body).length === 0;
+    renderControls();
+  });
+  els.inputs[field] = select;
+  return h("div", { class: "field" },
+    h("label", { for: id, class: "field-label mono" }, field),
+    select,
+    h("span", { id: `${id}-help`, class: "field-help" }, help),
+  );
+}
+
 function fieldFor(setting) {
+  if (setting.type === "string") return choiceFor(setting);
   const { name: field, type, minimum, maximum, exclusive_minimum: above, help } = setting;
   const id = `training-${field}`;
   const input = h("input", {
@@ -264,16 +302,15 @@ function changed() {
   if (!loaded) return null;
   const out = {};
   for (const [field, input] of Object.entries(els.inputs)) {
-    const text = input.value.trim();
-    const value = Number(text);
-    if (text === "" || Number.isNaN(value)) return null;
+    if (isBad(input)) return null;
+    const value = fieldValue(input);
     if (value !== loaded[field]) out[field] = value;
   }
   return out;
 }
 
 function badField() {
-  const bad = Object.entries(els.inputs).find(([, input]) => input.value.trim() === "" || Number.isNaN(Number(input.value)));
+  const bad = Object.entries(els.inputs).find(([, input]) => isBad(input));
   return bad ? bad[0] : null;
 }
 
@@ -321,7 +358,7 @@ function showModel(model, { keepEdits = false } = {}) {
     if (keepEdits && (dirty || typing) && loaded && loaded.id === model.id) {
       for (const [field, input] of Object.entries(els.inputs)) {
         if (input === document.activeElement) continue;
-        if (Number(input.value) === loaded[field] && input.value.trim() !== "") input.value = String(model[field]);
+        if (!isBad(input) && fieldValue(input) === loaded[field]) input.value = String(model[field]);
       }
       loaded = model;
       els.inputs.sequence_length.max = String(model.block_size);
@@ -528,6 +565,7 @@ async function fetchHistory(full = false) {
   hist = {
     points: full ? answer.points : hist.points.filter((p) => p.step <= since).concat(answer.points),
     markers: answer.markers,
+    validationNote: answer.validation_note,
   };
   chart.update(hist);
 }
