@@ -663,15 +663,17 @@ def engines(as_json):
 @cli.command()
 @click.argument("name")
 @_training_options(more_flags={"target_epochs": "--epochs", "sequence_length": "--context"})
+@click.option("--new-cycle", is_flag=True, help="The epochs still to train warm up to the peak learning rate "
+              "again and decay to its floor (after raising a reached target, they go on at the floor otherwise).")
 @refusals
-def train(name, **settings):
+def train(name, new_cycle=False, **settings):
     """Train model NAME on its queue to its target epochs; run it again to continue."""
     from cllm_app.jobs.train import run_training
     from cllm_app.jobs.worker import run_here
 
     studio = _studio()
     settings = {k: v for k, v in settings.items() if v is not None}
-    job = studio.training.start(name, settings, foreground=True)
+    job = studio.training.start(name, settings, foreground=True, new_cycle=new_cycle)
     click.echo(f"training {job['model_name']} (job #{job['id']}); Ctrl+C stops after a checkpoint")
     import signal
 

@@ -180,6 +180,39 @@ def test_plan_warms_up_decays_and_extends_without_a_jump():
     assert all(plan.lr(s) >= plan.lr(s + 1) - 1e-12 for s in range(60, 200))
 
 
+def test_a_new_cycle_warms_up_from_the_floor_to_the_peak_then_decays_again():
+    plan = Plan(warmup_steps=10, peak_lr=1.0, min_lr=0.1)
+    plan.extend_to(0, 100)
+    assert plan.lr(100) == pytest.approx(0.1)  # the target reached: at the floor
+    plan.extend_to(100, 300)
+    assert plan.lr(150) == pytest.approx(0.1)  # raised: the added steps stay at the floor
+    assert plan.new_cycle(100, 300) and not plan.new_cycle(100, 300)  # once: a resumed job asks again
+    assert plan.lr(100) == pytest.approx(0.1 + 0.9 / 10)  # from the floor...
+    assert plan.lr(109) == pytest.approx(1.0) and plan.lr(110) == pytest.approx(1.0)  # ...up to the peak
+    assert plan.lr(300) == pytest.approx(0.1)
+    assert all(plan.lr(s) >= plan.lr(s + 1) - 1e-12 for s in range(110, 300))
+    assert plan.lr(99) == pytest.approx(Plan(10, 1.0, 0.1, [{"start": 10, "end": 100, "lr_start": 1.0}]).lr(99))
+
+
+def test_a_new_cycle_survives_a_resume_and_trains_at_the_peak_again(tmp_path):
+    docs = _docs(n=4)
+    t = Trainer(CFG, _settings(target_epochs=1, warmup_steps=2), ops, lambda: list(docs), tmp_path / "ck",
+                init_weights(CFG), EOT)
+    rates = []
+    t.run(on_step=lambda r: rates.append(r.learning_rate))
+    floor = rates[-1]
+    again = Trainer(CFG, _settings(target_epochs=3, warmup_steps=2), ops, lambda: list(docs), tmp_path / "ck",
+                    init_weights(CFG), EOT)
+    assert again.new_cycle()
+    later = []
+    again.run(on_step=lambda r: later.append(r.learning_rate), max_steps=3)
+    resumed = Trainer(CFG, _settings(target_epochs=3, warmup_steps=2), ops, lambda: list(docs), tmp_path / "ck",
+                      init_weights(CFG), EOT)
+    assert not resumed.new_cycle()  # the checkpoint keeps the cycle
+    resumed.run(on_step=lambda r: later.append(r.learning_rate))
+    assert later[0] > floor and max(later) == pytest.approx(3e-3) and later[-1] == pytest.approx(floor, rel=0.05)
+
+
 def test_layers_grown_after_training_keep_the_old_optimizer_state(tmp_path):
     t = _trainer(tmp_path, settings=_settings(target_epochs=1))
     _collect(t, max_steps=6)

@@ -14,7 +14,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/api")
 def train(model_name):
     """Save the training settings given and queue a training job (continues from the last checkpoint)."""
     body = json_body("training settings")
-    return jsonify(studio().training.start(model_name, body)), 202
+    new_cycle = body.pop("new_cycle", False)  # how to train, not a setting the model keeps
+    return jsonify(studio().training.start(model_name, body, new_cycle=new_cycle)), 202
 
 
 @bp.get("/training-settings")

@@ -422,7 +422,9 @@ ROUTES = {
     ("PATCH", "/api/models/{model_name}/queue/{entry_id}"): (
         _obj({"holdout": {"type": "boolean", "x-code": "invalid_holdout"}}, ("holdout",)), 200, _ref("QueueItem"),
     ),
-    ("POST", "/api/models/{model_name}/train"): (_obj(dict(_TRAINING)), 202, _ref("Job")),
+    ("POST", "/api/models/{model_name}/train"): (_obj({**_TRAINING, "new_cycle": {
+        "type": "boolean", "x-code": "invalid_new_cycle", "description": "the epochs still to train warm up to the "
+        "peak learning rate again and decay to its floor"}}), 202, _ref("Job")),
     ("GET", "/api/jobs"): (None, 200, _obj({"jobs": {"type": "array", "items": _ref("Job")}})),
     ("GET", "/api/training-settings"): (None, 200, _obj({"settings": {"type": "array", "items": _obj({
         "name": {"type": "string", "enum": list(training_settings.NAMES)},

@@ -51,12 +51,13 @@ class Document:
 class Plan:
     """The learning-rate plan: linear warmup, then cosine segments. When the target grows,
     a new segment continues from the current rate down to the floor over the new steps,
-    so the rate never jumps."""
+    so the rate never jumps; or, asked for (`new_cycle`), the added steps get a cycle of their
+    own: a warmup from the current rate back to the peak, then the decay to the floor."""
 
     warmup_steps: int
     peak_lr: float
     min_lr: float
-    segments: list[dict] = field(default_factory=list)  # {"start", "end", "lr_start"}
+    segments: list[dict] = field(default_factory=list)  # {"start", "end", "lr_start"[, "warmup", "peak"]}
 
     def lr(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -64,9 +65,29 @@ class Plan:
         seg = next((s for s in reversed(self.segments) if step >= s["start"]), None)
         if seg is None:
             return self.peak_lr
-        span = max(1, seg["end"] - seg["start"])
-        progress = min(1.0, (step - seg["start"]) / span)
-        return self.min_lr + 0.5 * (seg["lr_start"] - self.min_lr) * (1 + math.cos(math.pi * progress))
+        start, top = seg["start"], seg["lr_start"]
+        warmup = seg.get("warmup", 0)
+        if warmup:
+            if step < start + warmup:
+                return seg["lr_start"] + (self.peak_lr - seg["lr_start"]) * (step - start + 1) / warmup
+            start, top = start + warmup, self.peak_lr
+        span = max(1, seg["end"] - start)
+        progress = min(1.0, (step - start) / span)
+        return self.min_lr + 0.5 * (top - self.min_lr) * (1 + math.cos(math.pi * progress))
+
+    def new_cycle(self, step: int, total_steps: int) -> bool:
+        """From `step`, warm up to the peak again and decay to the floor at `total_steps`.
+        False (and nothing changes) when the plan already has that cycle: a resumed job asks
+        again."""
+        last = self.segments[-1] if self.segments else None
+        if last is not None and last.get("warmup") and last["end"] == total_steps:
+            return False
+        lr_now = self.lr(step) if self.segments else self.peak_lr
+        warmup = max(1, min(self.warmup_steps, (total_steps - step) // 10))
+        self.segments = [s for s in self.segments if s["start"] < step]
+        self.segments.append({"start": step, "end": max(total_steps, step + warmup + 1), "lr_start": lr_now,
+                              "warmup": warmup})
+        return True
 
     def extend_to(self, step: int, total_steps: int) -> None:
         """Make the plan end at `total_steps`, continuing smoothly from `step`."""
@@ -320,6 +341,14 @@ class Trainer:
     @property
     def epoch_float(self) -> float:
         return self.epoch + self.batch_in_epoch / max(1, self.steps_per_epoch * self.s.grad_accum)
+
+    def new_cycle(self) -> bool:
+        """A new warmup-and-decay cycle for the steps still to train (see Plan.new_cycle)."""
+        s = self.s
+        if self.step < s.warmup_steps:
+            return False  # the first warmup is still on its way up
+        steps_left = self.steps_per_epoch * (s.target_epochs - self.epoch) - self.batch_in_epoch // s.grad_accum
+        return self.plan.new_cycle(self.step, self.step + max(0, steps_left))
 
     @property
     def trained_doc_ids(self) -> list[int]:

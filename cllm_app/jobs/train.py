@@ -81,6 +81,9 @@ class TrainingRun:
             for path, why in t.skipped_checkpoints:
                 ModelEvent.create(model=model_id, kind="checkpoint_skipped",
                                   detail=json.dumps({"path": str(path), "reason": why}))
+            if json.loads(Job.get_by_id(self.job_id).params or "{}").get("new_cycle") and t.new_cycle():
+                ModelEvent.create(model=model_id, kind="new_cycle", detail=json.dumps(
+                    {"step": self.start_step, "learning_rate": t.plan.lr(t.step), "peak": t.plan.peak_lr}))
             if self.row.validation_split == "auto" and t.split_mode:
                 # auto decides once: items added later never move text it trained on into validation
                 LanguageModel.update(validation_split=t.split_mode).where(LanguageModel.id == model_id).execute()

@@ -46,17 +46,23 @@ class Training:
                 f"the training-data queue of '{row.model_name}' is empty: add text files first", code="empty_queue"
             )
 
-    def start(self, model_name: str, settings: dict, foreground: bool = False) -> dict:
+    def start(self, model_name: str, settings: dict, foreground: bool = False, new_cycle=False) -> dict:
         """Save `settings` on the model, then queue a training job for it. `foreground`: the caller
         trains in its own process (`cllm train`), so the job is running from its first moment and
-        the window's runner, beside it on the same data root, never starts it a second time."""
+        the window's runner, beside it on the same data root, never starts it a second time.
+        `new_cycle`: the steps still to train warm up to the peak learning rate again and decay
+        to the floor, instead of going on from the current rate (the floor, once a target was
+        reached)."""
+        if not isinstance(new_cycle, bool):
+            raise InvalidInput("new_cycle must be true or false", code="invalid_new_cycle")
         if settings:
             self.models.configure(model_name, **settings)
         # The check and the insert in one write transaction: the window and the CLI pressing Start
         # on one model at the same moment give one job and one refusal, never two trainers.
         with changing, db.atomic():
             self.check_can_start(model_name)
-            return self.jobs.submit("train", model_name, state="running" if foreground else "queued")
+            return self.jobs.submit("train", model_name, {"new_cycle": True} if new_cycle else None,
+                                    state="running" if foreground else "queued")
 
     def history(self, model_name: str, since_step=0) -> dict:
         since = as_int("since_step", int(since_step) if str(since_step).isdigit() else -1, 0, 2**62)
@@ -75,7 +81,7 @@ class Training:
         ]
         markers = [
             {"kind": e.kind, "time": iso(e.created_at, "milliseconds"), "detail": json.loads(e.detail)}
-            for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown", "engine_changed", "trained_outside"))).order_by(ModelEvent.id)
+            for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown", "engine_changed", "trained_outside", "new_cycle"))).order_by(ModelEvent.id)
         ] + [
             {"kind": "data_added", "time": iso(q.added_at, "milliseconds"), "detail": {"origin": q.origin, "tokens": q.token_count}}
             for q in row.queue.order_by(QueueEntry.id)

@@ -22,6 +22,7 @@ const MARKERS = {
   data_added: { label: "Data added", cls: "data" },
   engine_changed: { label: "Engine changed", cls: "engine" },
   trained_outside: { label: "Trained outside the app", cls: "engine" },
+  new_cycle: { label: "New learning-rate cycle", cls: "resumed" },
 };
 const COLOR_VARS = {
   train: "--_chart-train",
@@ -36,7 +37,7 @@ const COLOR_VARS = {
   engine: "--_chart-engine",
 };
 // markers placed at the step they name rather than at their time
-const STEP_MARKERS = new Set(["training_resumed", "engine_changed", "trained_outside"]);
+const STEP_MARKERS = new Set(["training_resumed", "engine_changed", "trained_outside", "new_cycle"]);
 const TIME_STEPS = [
   1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
 ].map((s) => s * 1000);

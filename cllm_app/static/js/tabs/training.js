@@ -59,6 +59,13 @@ export function mount(root, { openTab }) {
   els.stop = h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "training-stop" }, onclick: () => stopTraining() }, "Stop");
   els.hint = h("div", { class: "run-hint", dataset: { testid: "run-hint" } });
   els.runError = h("p", { class: "form-error", role: "alert", dataset: { testid: "run-error" } });
+  // After a reached target is raised, the rate would stay at the floor its decay ended on.
+  els.cycleBox = h("input", { type: "checkbox", id: "training-new-cycle", dataset: { testid: "new-cycle" } });
+  els.cycleText = h("span", { dataset: { testid: "new-cycle-note" } });
+  els.cycle = h("div", { class: "notice notice-warn small new-cycle", hidden: true },
+    els.cycleText,
+    h("label", { for: "training-new-cycle", class: "chart-check" }, els.cycleBox,
+      h("span", {}, " Start a new warmup-and-decay cycle for the added epochs")));
   els.progress = h("div", { class: "job-progress", dataset: { testid: "job-progress" } });
   els.engine = createEngineChoice({ onSaved: (model) => store.accept({ model }) });
   const runCard = h("section", { class: "card run-card", "aria-labelledby": "training-run-title" },
@@ -68,6 +75,7 @@ export function mount(root, { openTab }) {
     ),
     els.engine.el,
     els.hint,
+    els.cycle,
     els.runError,
     els.progress,
   );
@@ -454,6 +462,21 @@ function renderControls() {
       `Start trains on the ${formatInt(m.queue.tokens)} tokens in the queue for ${target} ${target === 1 ? "epoch" : "epochs"}.`);
   }
   fill(els.hint, hint);
+  renderCycle(m, active, target);
+}
+
+/** The choice of a new learning-rate cycle, shown where a reached target is being raised. */
+function renderCycle(m, active, target) {
+  const show = Boolean(m && !active && m.steps_trained > 0 && m.epochs_trained >= m.target_epochs && target > m.epochs_trained);
+  els.cycle.hidden = !show;
+  if (!show) {
+    els.cycleBox.checked = false;
+    return;
+  }
+  const last = [...hist.points].reverse().find((p) => Number.isFinite(p.learning_rate));
+  const now = last ? last.learning_rate.toExponential(1) : "its floor";
+  els.cycleText.textContent = `The learning rate ended its decay at its floor (${now}, of a peak of ${m.learning_rate}): `
+    + `the added ${target - m.epochs_trained === 1 ? "epoch trains" : "epochs train"} at the floor unless a new cycle starts.`;
 }
 
 function focusTarget() {
@@ -492,6 +515,7 @@ async function startTraining(resume) {
   }
   els.runError.textContent = "";
   runErrorField = null;
+  if (!els.cycle.hidden && els.cycleBox.checked) body.new_cycle = true;
   starting = true;
   renderControls();
   try {
@@ -568,6 +592,7 @@ async function fetchHistory(full = false) {
     validationNote: answer.validation_note,
   };
   chart.update(hist);
+  renderControls(); // the new-cycle note quotes the rate the history ends on
 }
 
 function announceEnd(ended) {
