@@ -59,6 +59,18 @@ SETTINGS = (
             "--validation-split", choices=("auto", "tail", "documents", "marked"), legacy="documents"),
     Setting("validation_share", float, 0.1, 0.0, 0.5, "the share held out (of each document's tokens, or "
             "of the documents)", "--validation-share"),
+    # When a run ends before its target: a time budget, a loss reached, validation no longer improving.
+    Setting("minutes", float, 0.0, 0.0, 10_080.0, "train for this many minutes (0: to target_epochs); the "
+            "learning rate's decay is fitted to the time", "--minutes"),
+    Setting("stop_at_loss", float, 0.0, 0.0, 100.0, "stop once the validation loss (the training loss without a "
+            "validation split) is at most this (0: off)", "--stop-at-loss"),
+    Setting("early_stop_patience", int, 0, 0, 10_000, "stop after this many evaluations without the validation "
+            "loss improving by early_stop_min_delta (0: off)", "--patience"),
+    Setting("early_stop_min_delta", float, 0.0, 0.0, 10.0, "the improvement early stopping counts as one",
+            "--min-delta"),
+    # Which weights chat, export and evaluate use.
+    Setting("use_weights", str, "latest", None, None, "the weights the model answers with: latest, or best (the "
+            "lowest validation loss so far)", "--use-weights", choices=("latest", "best")),
     # Where the steps run. Any engine continues any checkpoint: a model may switch between runs.
     Setting("engine", str, "builtin", None, None, "builtin (this CPU's own kernels) or torch (PyTorch: "
             "GPUs, many processes)", "--engine", choices=("builtin", "torch"), group="engine"),

@@ -21,7 +21,7 @@ import requests
 from cllm_app.desktop.bridge import Bridge
 
 TABS = ["Models", "Training", "Crawler", "LLM", "Research"]
-BRIDGE_METHODS = ["import_theme", "list_themes", "pick_files", "pick_folder", "use_theme"]
+BRIDGE_METHODS = ["import_theme", "list_themes", "pick_files", "pick_folder", "save_file", "use_theme"]
 URL_LINE = re.compile(r"CLLM Studio is serving at (http://127\.0\.0\.1:(\d+)/#token=(\S+))")
 NO_DISPLAY_VARS = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
 

@@ -1,6 +1,8 @@
 """/api/jobs and training: start, watch and stop background jobs; a model's loss history."""
 
-from flask import Blueprint, jsonify, request
+import io
+
+from flask import Blueprint, jsonify, request, send_file
 
 from cllm_app import training_settings
 from cllm_app.api.body import json_body
@@ -54,3 +56,12 @@ def loss_history(model_name):
     """Loss points after `since_step`, with markers (resumed, data added, layers grown)."""
     since = request.args.get("since_step", "0")
     return studio().training.history(model_name, since)
+
+
+@bp.get("/models/<path:model_name>/loss-history.csv")
+def loss_history_csv(model_name):
+    """Every loss point as a CSV file (step, epoch, train_loss, val_loss, learning_rate, tokens_per_sec, time)."""
+    name, text = studio().training.history_csv(model_name)
+    # send_file writes the name as RFC 6266 asks: an ASCII filename and, for any other letters, filename*.
+    return send_file(io.BytesIO(text.encode("utf-8")), mimetype="text/csv", as_attachment=True,
+                     download_name=f"{name}-loss-history.csv", max_age=0)

@@ -142,6 +142,7 @@ SCHEMAS = {
             "epochs_trained": _INT,
             "steps_trained": _INT,
             "tokens_trained": _INT,
+            "best": {"type": ["object", "null"], "properties": {"step": _INT, "val_loss": {"type": "number"}}},
             "queue": _obj({"items": _INT, "tokens": _INT}),
             "queue_directory": _STR,
             "disk_bytes": _INT,
@@ -316,6 +317,12 @@ SCHEMAS = {
         "open; a reconnect with Last-Event-ID gets what it missed, or resumed false when that is no longer "
         "kept (fetch everything again)",
     },
+    "LossHistoryCsv": {
+        "type": "string",
+        "description": "text/csv, sent as an attachment named <model>-loss-history.csv: a header row "
+        "step,epoch,train_loss,val_loss,learning_rate,tokens_per_sec,time, then every loss point by step, "
+        "the values GET /api/models/{model_name}/loss-history gives (an empty cell for null)",
+    },
     "Settings": {
         "type": "object",
         "properties": {"selected_model": {"type": ["string", "null"]}, "theme": _STR},
@@ -447,6 +454,7 @@ ROUTES = {
         {"type": "object", "properties": {"model_name": _STR, "points": {"type": "array"}, "markers": {"type": "array"},
                                           "validation_note": {"type": ["string", "null"]}}},
     ),
+    ("GET", "/api/models/{model_name}/loss-history.csv"): (None, 200, _ref("LossHistoryCsv")),
     ("GET", "/api/trash"): (None, 200, _obj({"trash": {"type": "array", "items": _ref("TrashEntry")}})),
     ("POST", "/api/trash/{model_id}/restore"): (_obj({"model_name": _NAME}), 200, _ref("Model")),
     ("DELETE", "/api/trash"): (_obj({"confirm": _CONFIRM}, ("confirm",)), 200, _obj({"removed": _INT})),
@@ -638,6 +646,7 @@ RULES = {
     ("DELETE", "/api/research/notes/{note_name}/models/{model_name}"): "a note name is a file name",
 }
 STREAMED = {"StreamEvents", "ChangeEvents"}  # responses sent as text/event-stream
+FILES = {"LossHistoryCsv": "text/csv"}  # responses sent as a file to save, not JSON
 # Second successes: a large evaluation runs as a job, answered 202 with the Job.
 ALSO = {
     ("POST", "/api/models/{model_name}/evaluate"): (202, _ref("Job")),
@@ -700,7 +709,8 @@ def api_routes(app) -> list[tuple[str, str, object]]:
 
 
 def _content(schema: dict) -> dict:
-    kind = "text/event-stream" if schema.get("$ref", "").rsplit("/", 1)[-1] in STREAMED else "application/json"
+    name = schema.get("$ref", "").rsplit("/", 1)[-1]
+    kind = "text/event-stream" if name in STREAMED else FILES.get(name, "application/json")
     return {kind: {"schema": schema}}
 
 

@@ -10,12 +10,16 @@ into attributes recursively, so everything that is not an API method starts
 with `_`.
 """
 
+import base64
+import binascii
 import functools
 import logging
 import os
 import re
+from pathlib import Path
 
 from cllm_app.errors import CllmError
+from cllm_app.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,34 @@ class Bridge:
         if isinstance(result, (list, tuple)):
             result = result[0] if result else None
         return str(result) if result else None
+
+    @_refusals
+    def save_file(self, filename, data):
+        """Ask where to save a file the page made (a chart as PNG, a loss history as CSV) and
+        write it there; its path, or None when the person cancels. `data`: its bytes in base64.
+        (The window allows no downloads: an <a download> there does nothing.)"""
+        import webview
+
+        if not isinstance(filename, str) or not isinstance(data, str):
+            return _error("invalid_input", "save_file takes a file name and the file's bytes in base64")
+        try:
+            content = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return _error("invalid_input", "the file's bytes must be base64")
+        # A name, not a path: where it goes is the person's choice in the dialog.
+        name = os.path.basename(filename.replace("\\", "/")).strip() or "download"
+        ext = os.path.splitext(name)[1].lstrip(".")
+        file_types = (f"{ext.upper()} files (*.{ext.lower()})", ALL_FILES) if _EXTENSION.match(ext) else ()
+        start = next((d for d in (Path.home() / "Downloads", Path.home()) if d.is_dir()), None)
+        result = self._window().create_file_dialog(
+            webview.FileDialog.SAVE, directory=str(start or ""), save_filename=name, file_types=file_types
+        )
+        if isinstance(result, (list, tuple)):
+            result = result[0] if result else None
+        if not result:
+            return None
+        atomic_write_bytes(Path(result), content)
+        return str(result)
 
     def _window(self):
         import webview

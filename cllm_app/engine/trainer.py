@@ -209,7 +209,14 @@ class BuiltinNumerics:
         return ids
 
 
-HALT_STOP, HALT_PAUSE = 1, 2  # what Trainer.run's ranks agree on before each step (0: go on)
+HALT_STOP, HALT_PAUSE, HALT_TIME = 1, 2, 3  # what Trainer.run's ranks agree on before each step (0: go on)
+TIME_BUDGET_EPOCHS = 1_000_000  # a time-budget run's target: the clock ends it first
+# A time-budget run refits the plan's end to the clock after these steps of the run, then every
+# REFIT_EVERY steps: the rate reaches its floor as the time runs out.
+REFIT_AT = (3, 10, 30)
+REFIT_EVERY = 50
+# Outcomes of run() beside "done", "stopped" and "paused", each with its checkpoint written.
+ENDINGS = ("time_up", "loss_reached", "early_stopped")
 
 
 class TrainingError(RuntimeError):
@@ -247,6 +254,13 @@ class Trainer:
         self.epoch_doc_ids: list[int] | None = None
         self.split_mode: str | None = None  # "auto" resolved once, then kept in the checkpoints
         self.last_eval: heldout.HeldOut | None = None
+        # A time budget ends the run, not the epochs: its target is out of reach, and the plan's
+        # end is fitted to the clock once steps have been timed (run()).
+        self.target_epochs = TIME_BUDGET_EPOCHS if settings.minutes > 0 else settings.target_epochs
+        self.best: dict | None = None  # {"step", "loss"}: the lowest validation loss so far
+        self.stale_evals = 0  # evaluations since the loss last improved by early_stop_min_delta
+        self.patience_ref: float | None = None  # the loss that improvement is measured from
+        self.recent_train: list[float] = []  # training losses since the last evaluation
         self.plan = Plan(settings.warmup_steps, settings.learning_rate, settings.learning_rate * settings.min_lr_ratio)
         self.rng = np.random.default_rng(settings.seed)
         self.resumed_from: int | None = None
@@ -283,7 +297,7 @@ class Trainer:
                 f"(batch_size {s.batch_size} x sequence_length {s.sequence_length} x grad_accum "
                 f"{s.grad_accum}, plus one): add more data or lower those settings"
             )
-        steps_left = self.steps_per_epoch * (s.target_epochs - self.epoch) - self.batch_in_epoch // s.grad_accum
+        steps_left = self.steps_per_epoch * (self.target_epochs - self.epoch) - self.batch_in_epoch // s.grad_accum
         self.plan.extend_to(self.step, self.step + max(0, steps_left))
 
     # ---- state ----------------------------------------------------------------------------
@@ -296,6 +310,7 @@ class Trainer:
             self.numerics.load(initial_weights, {}, 0)
             return
         params = {k[len("param.") :]: v for k, v in ck.tensors.items() if k.startswith("param.")}
+        ck_params = set(params)
         # Layers added since the checkpoint come from the grown weights, with fresh moments.
         for name in initial_weights:
             if name not in params:
@@ -307,6 +322,10 @@ class Trainer:
         self.tokens_seen = meta["tokens_seen"]
         self.epoch_doc_ids = meta["epoch_doc_ids"]
         self.split_mode = meta.get("split")
+        grown = any(name not in ck_params for name in initial_weights)
+        if not grown:  # a grown model computes what it did, but its best weights have the old shape
+            self.best = meta.get("best")
+            self.stale_evals, self.patience_ref = meta.get("stale_evals", 0), meta.get("patience_ref")
         self.plan = Plan(**meta["plan"])
         self.plan.peak_lr = self.s.learning_rate  # a changed rate takes effect from here on
         self.rng.bit_generator.state = meta["rng"]
@@ -323,6 +342,9 @@ class Trainer:
             "tokens_seen": self.tokens_seen,
             "epoch_doc_ids": self.epoch_doc_ids,
             "split": self.split_mode,
+            "best": self.best,
+            "stale_evals": self.stale_evals,
+            "patience_ref": self.patience_ref,
             "plan": asdict(self.plan),
             "rng": self.rng.bit_generator.state,
             "config": self.cfg.to_dict(),
@@ -347,8 +369,35 @@ class Trainer:
         s = self.s
         if self.step < s.warmup_steps:
             return False  # the first warmup is still on its way up
-        steps_left = self.steps_per_epoch * (s.target_epochs - self.epoch) - self.batch_in_epoch // s.grad_accum
+        steps_left = self.steps_per_epoch * (self.target_epochs - self.epoch) - self.batch_in_epoch // s.grad_accum
         return self.plan.new_cycle(self.step, self.step + max(0, steps_left))
+
+    def _fit_plan_to(self, deadline: float, started: float, ran: int) -> None:
+        """End the learning-rate plan at the step the clock is expected to stop at."""
+        per_step = (time.monotonic() - started) / ran
+        left = max(0.0, deadline - time.monotonic())
+        steps = min(2**30, max(1, int(left / max(per_step, 1e-9))))
+        # Ranks of a many-process run keep one plan: each rank's clock differs a little.
+        self.plan.extend_to(self.step, self.step + self.numerics.agree(steps))
+
+    def _judge(self, val: float | None) -> str | None:
+        """Keep the best validation loss, and say whether a stop rule ends the run here."""
+        s = self.s
+        train = float(np.mean(self.recent_train)) if self.recent_train else None
+        self.recent_train = []
+        if val is not None:
+            if self.best is None or val < self.best["loss"]:
+                self.best = {"step": self.step, "loss": val}
+            if self.patience_ref is None or val < self.patience_ref - s.early_stop_min_delta:
+                self.patience_ref, self.stale_evals = val, 0
+            else:
+                self.stale_evals += 1
+            if s.early_stop_patience > 0 and self.stale_evals >= s.early_stop_patience:
+                return "early_stopped"
+        watched = val if val is not None else train
+        if s.stop_at_loss > 0 and watched is not None and watched <= s.stop_at_loss:
+            return "loss_reached"
+        return None
 
     @property
     def trained_doc_ids(self) -> list[int]:
@@ -371,12 +420,19 @@ class Trainer:
         on_epoch: Callable[["Trainer"], None] = lambda t: None,
         max_steps: int | None = None,
         before_checkpoint: Callable[[], None] = lambda: None,
+        deadline: float | None = None,
     ) -> str:
         """Train until the target epochs are done ("done"), a stop is asked ("stopped"), or
-        `max_steps` more steps ran ("paused"). Raises TrainingError on NaN or divergence,
-        having kept the last good checkpoint. `before_checkpoint` runs before each checkpoint
-        is written: what must be saved before a resume could start from it."""
+        `max_steps` more steps ran ("paused"); or, as the settings ask, the time budget is spent
+        ("time_up", at `deadline` on time.monotonic()'s clock, or minutes from now), the loss
+        reached stop_at_loss ("loss_reached"), or validation stopped improving
+        ("early_stopped"). Raises TrainingError on NaN or divergence, having kept the last good
+        checkpoint. `before_checkpoint` runs before each checkpoint is written: what must be
+        saved before a resume could start from it."""
         s = self.s
+        started, start_step = time.monotonic(), self.step
+        if deadline is None and s.minutes > 0:
+            deadline = started + s.minutes * 60
 
         def save() -> None:
             before_checkpoint()
@@ -386,7 +442,7 @@ class Trainer:
         B, T, A = s.batch_size, s.sequence_length, s.grad_accum
         budget = max_steps
         diverge_at = 3.0 * math.log(self.cfg.vocab_size) + 5.0  # far above a uniform guess
-        while self.epoch < s.target_epochs:
+        while self.epoch < self.target_epochs:
             if self.batch_in_epoch == 0 and self.epoch_doc_ids is None:
                 self._start_epoch(resuming=False)
             stream = EpochStream(self.train_docs, self.epoch, s.seed, B, T, self.eot)
@@ -396,11 +452,15 @@ class Trainer:
             while self.batch_in_epoch + A <= stream.n_batches:
                 # Every rank of a many-process run ends at the same step: rank 0's word holds.
                 halt = self.numerics.agree(
-                    HALT_STOP if should_stop() else HALT_PAUSE if budget is not None and budget <= 0 else 0
+                    HALT_STOP if should_stop() else HALT_PAUSE if budget is not None and budget <= 0
+                    else HALT_TIME if deadline is not None and time.monotonic() >= deadline else 0
                 )
                 if halt:
                     save()
-                    return "stopped" if halt == HALT_STOP else "paused"
+                    return {HALT_STOP: "stopped", HALT_PAUSE: "paused", HALT_TIME: "time_up"}[halt]
+                ran = self.step - start_step
+                if deadline is not None and ran > 0 and (ran in REFIT_AT or ran % REFIT_EVERY == 0):
+                    self._fit_plan_to(deadline, started, ran)
                 t0 = time.perf_counter()
                 lr = self.plan.lr(self.step)
                 loss = self.numerics.forward_backward([next(batches) for _ in range(A)])
@@ -417,8 +477,14 @@ class Trainer:
                     budget -= 1
                 elapsed = time.perf_counter() - t0
                 on_step(StepReport(self.step, self.epoch_float, loss, lr, B * T * A / max(elapsed, 1e-9), norm))
+                self.recent_train.append(loss)
                 if self.step % s.eval_interval == 0:
-                    on_eval(self.step, self.evaluate())
+                    val = self.evaluate()
+                    ending = self._judge(val)
+                    on_eval(self.step, val)
+                    if ending:
+                        save()
+                        return ending
                 if self.step % s.checkpoint_interval == 0:
                     save()
             self.epoch += 1

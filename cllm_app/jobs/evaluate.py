@@ -5,7 +5,13 @@ import json
 import time
 
 from cllm_app.errors import InvalidInput
-from cllm_app.services.research.evaluate import DEFAULT_MAX_TOKENS, PENDING_DIR, clean, score
+from cllm_app.services.research.evaluate import (
+    DEFAULT_MAX_TOKENS,
+    PENDING_DIR,
+    clean,
+    score,
+    score_validation,
+)
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job, LanguageModel
 
@@ -43,8 +49,11 @@ def run_evaluation(studio: Studio, job_id: int) -> str:
                                message=f"evaluated {done:,} of {total:,} tokens")
 
         should_stop = studio.jobs.stop_check(job_id)
-        result = score(p.cfg, p.weights, p.tok, p.docs, params.get("max_tokens", DEFAULT_MAX_TOKENS),
-                       progress=progress, should_stop=should_stop)
+        if p.source["source"] == "validation":  # measured as the trainer measures it
+            result = score_validation(p)
+        else:
+            result = score(p.cfg, p.weights, p.tok, p.docs, params.get("max_tokens", DEFAULT_MAX_TOKENS),
+                           progress=progress, should_stop=should_stop)
         detail = {"model_name": row.model_name, "source": p.source, **clean(result)}
         studio.jobs.report(job_id, progress=1.0 if not result["stopped"] else None, detail=detail)
         if result["stopped"]:

@@ -14,10 +14,10 @@ from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling
 from cllm_app.engine.kernel_choice import decode_kernel, model_kernels
 from cllm_app.engine.tokenizer import load_tokenizer
-from cllm_app.engine.trainer import StepReport, Trainer, TrainingError, TrainSettings
+from cllm_app.engine.trainer import ENDINGS, StepReport, Trainer, TrainingError, TrainSettings
 from cllm_app.engine.weights import load_weights, save_weights
 from cllm_app.jobs import engines
-from cllm_app.services.models import WEIGHTS_FILE
+from cllm_app.services.models import BEST_FILE, WEIGHTS_FILE
 from cllm_app.services.sampling import PRESETS
 from cllm_app.services.studio import Studio
 from cllm_app.store import Job, LanguageModel, LossPoint, ModelEvent, QueueEntry, db
@@ -65,6 +65,8 @@ class TrainingRun:
         self.pending_rows: list[dict] = []  # loss rows not yet written (see flush)
         self.progress: dict = {}
         self.flushed_at = float("-inf")  # the first step is shown at once
+        self.deadline: float | None = None  # a time budget's end (time.monotonic()), set by run_training
+        self.began = time.monotonic()
 
     def record_start(self) -> str:
         """Forget the steps the last process ran after its last checkpoint (they are redone), say
@@ -102,18 +104,29 @@ class TrainingRun:
             "model": self.row.id, "step": r.step, "epoch": r.epoch, "train_loss": r.train_loss,
             "learning_rate": r.learning_rate, "tokens_per_sec": r.tokens_per_sec, "created_at": utcnow(),
         })
+        if self.deadline is not None:  # a time budget: the clock is the progress
+            spent, budget = now - self.began, s.minutes * 60
+            fraction, eta = min(1.0, spent / budget), max(0.0, self.deadline - now)
+            message = f"{spent / 60:.1f} of {s.minutes:g} minutes · epoch {r.epoch:.2f} · step {r.step} · loss {r.train_loss:.4f}"
+            total_steps = max(r.step, self.trainer.plan.segments[-1]["end"] if self.trainer.plan.segments else r.step)
+        else:
+            fraction = r.epoch / s.target_epochs if s.target_epochs else 1.0
+            eta = max(0, self.total_steps - r.step) * seconds_per_step
+            message = f"epoch {r.epoch:.2f} of {s.target_epochs} · step {r.step} · loss {r.train_loss:.4f}"
+            total_steps = self.total_steps
         self.progress = {
-            "progress": r.epoch / s.target_epochs if s.target_epochs else 1.0,
-            "message": f"epoch {r.epoch:.2f} of {s.target_epochs} · step {r.step} · loss {r.train_loss:.4f}",
+            "progress": fraction,
+            "message": message,
             "detail": {
                 "step": r.step,
-                "total_steps": self.total_steps,
+                "total_steps": total_steps,
                 "epoch": r.epoch,
                 "target_epochs": s.target_epochs,
                 "train_loss": r.train_loss,
                 "learning_rate": r.learning_rate,
                 "tokens_per_sec": tokens_per_step / seconds_per_step if seconds_per_step > 0 else 0.0,
-                "eta_seconds": max(0, self.total_steps - r.step) * seconds_per_step,
+                "eta_seconds": eta,
+                "minutes": s.minutes,
                 "grad_norm": r.grad_norm,
                 "samples": self.samples,
                 "validation": self.progress.get("detail", {}).get("validation"),
@@ -140,6 +153,14 @@ class TrainingRun:
         self.flush()  # the step's row, which the validation loss goes on
         if val_loss is not None:
             LossPoint.update(val_loss=val_loss).where((LossPoint.model == self.row.id) & (LossPoint.step == step)).execute()
+        best = self.trainer.best
+        if best is not None and best["step"] == step and self.trainer.numerics.rank == 0:
+            # The best weights so far, kept beside the latest: a checkpoint rotation never drops them.
+            t = self.trainer
+            save_weights(self.folder / BEST_FILE, t.weights(),
+                         {"step": step, "epoch": t.epoch, "val_loss": best["loss"], "saved_at": utcnow().isoformat()})
+            LanguageModel.update(best_step=step, best_val_loss=best["loss"]).where(
+                LanguageModel.id == self.row.id).execute()
         # A short sample from the weights as they are now, so a person sees what the loss means.
         params = self.trainer.numerics.decoding_params()
         step_fn, _ = decode_kernel(self.cfg, params)
@@ -172,34 +193,49 @@ class TrainingRun:
 
 
 def run_training(studio: Studio, job_id: int, kernels=None, max_steps: int | None = None) -> str:
-    """Train the job's model to its target epochs, on the engine the model names. Returns the
-    final state of the job."""
+    """Train the job's model to its target epochs (or for its minutes), on the engine the model
+    names. Returns the final state of the job."""
+    # A time budget counts from here: loading the model and the data is part of the wait.
+    began = time.monotonic()
     jobs = studio.jobs
     row = LanguageModel.get_by_id(Job.get_by_id(job_id).model_id)
     settings, cfg = settings_of(row), GPTConfig.load(studio.models.folder(row) / "config.json")
+    deadline = began + settings.minutes * 60 if settings.minutes > 0 else None
     try:
         with engines.numerics_for_job(studio, job_id, cfg, settings) as numerics:
             run = TrainingRun(studio, job_id, kernels if kernels is not None else model_kernels(), numerics)
+            run.deadline, run.began = deadline, began
             skipped = run.record_start()
             should_stop = jobs.stop_check(job_id)
             try:
                 # The loss rows are flushed before each checkpoint: one that a resume starts from
                 # must find every step before it on the chart.
                 outcome = run.trainer.run(should_stop, run.on_step, run.on_eval, run.on_checkpoint, run.on_epoch,
-                                          max_steps=max_steps, before_checkpoint=run.flush)
+                                          max_steps=max_steps, before_checkpoint=run.flush, deadline=deadline)
             finally:
                 run.flush()  # the steps up to a failure stay on the chart
     except (TrainingError, engines.EngineUnavailable, engines.RankFailed) as e:
         jobs.finish(job_id, "failed", error=str(e))
         return "failed"
-    t = run.trainer
-    state = {"done": "done", "stopped": "stopped", "paused": "stopped"}[outcome]
+    t, s = run.trainer, run.settings
+    state = "stopped" if outcome in ("stopped", "paused") else "done"
+    best = f"; the best validation loss {t.best['loss']:.4f} at step {t.best['step']}" if t.best else ""
     message = {
-        "done": f"trained to epoch {t.epoch} of {run.settings.target_epochs}",
+        "done": f"trained to epoch {t.epoch} of {s.target_epochs}",
         "stopped": f"stopped at step {t.step}; Continue resumes from here",
         "paused": f"paused at step {t.step}",
+        "time_up": f"trained for {s.minutes:g} minutes ({time.monotonic() - began:.0f} s): step {t.step}, "
+                   f"epoch {t.epoch_float:.2f}",
+        "loss_reached": f"reached stop_at_loss {s.stop_at_loss:g} at step {t.step} (epoch {t.epoch_float:.2f})",
+        "early_stopped": f"stopped early at step {t.step}: the validation loss did not improve by "
+                         f"{s.early_stop_min_delta:g} in {s.early_stop_patience} evaluations",
     }[outcome]
-    jobs.finish(job_id, state, message=message + skipped)
+    if outcome == "time_up":
+        # Epochs count as usual; a part-trained epoch becomes the target, so Continue without a
+        # budget finishes it.
+        target = max(run.row.target_epochs, t.epoch + (1 if t.batch_in_epoch else 0))
+        LanguageModel.update(target_epochs=target).where(LanguageModel.id == run.row.id).execute()
+    jobs.finish(job_id, state, message=message + (best if outcome in ENDINGS else "") + skipped)
     return state
 
 

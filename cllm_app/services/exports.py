@@ -139,11 +139,11 @@ class Exports:
 
     def _read(self, row) -> dict:
         """The model's files as they are now, checked against each other."""
-        from cllm_app.services.models import WEIGHTS_FILE
+        from cllm_app.services.models import served_weights
 
         folder = self.models.folder(row)
         cfg = self.models.config_of(row)
-        weights, meta = read_weights(folder / WEIGHTS_FILE)
+        weights, meta = read_weights(served_weights(folder, row))
         # Layers added (or a rename) between reading the config and the weights would pair
         # a config with weights of another shape: that export is refused, not written wrong.
         layers = {k.split(".")[1] for k in weights if k.startswith("h.")}

@@ -17,7 +17,7 @@ fresh key):
   loads:   ("load", spec) -> ("ok", None) | ("error", exception)
   streams: ("generate", spec, prompt_ids, sampling) -> [token ids] ... then ("end", None) or
            ("error", exception); ("stop", None) at any time ends the reply after its current token.
-`spec` names the weights the server looked at: {"key", "folder", "tokenizer", "context"}.
+`spec` names the weights the server looked at: {"key", "folder", "weights", "tokenizer", "context"}.
 """
 
 from __future__ import annotations
@@ -263,11 +263,12 @@ def _read_line(proc: subprocess.Popen, seconds: float) -> str:
 # ---- the process's side --------------------------------------------------------------------
 
 
-def read_generator(folder: Path, tokenizer: str, context: int) -> Generator:
-    """A model's files read into a Generator (in the generator process: services/generator_process.py)."""
+def read_generator(folder: Path, tokenizer: str, context: int, weights: str = WEIGHTS_FILE) -> Generator:
+    """A model's files read into a Generator (in the generator process: services/generator_process.py);
+    `weights`: the file in `folder` it answers with (the latest, or the best)."""
     cfg = GPTConfig.load(folder / CONFIG_FILE)
     params = FlatTensors(cfg)
-    params.load(load_weights(folder / WEIGHTS_FILE))
+    params.load(load_weights(folder / weights))
     step, _ = decode_kernel(cfg, params)
     return Generator(cfg, params, load_tokenizer(folder, tokenizer), step, context=context)
 
@@ -286,7 +287,8 @@ class _Models:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        generator = read_generator(Path(spec["folder"]), spec["tokenizer"], spec["context"])
+        generator = read_generator(Path(spec["folder"]), spec["tokenizer"], spec["context"],
+                                   spec.get("weights", WEIGHTS_FILE))
         with self._lock:
             self._items[key] = generator
             while len(self._items) > self.size:

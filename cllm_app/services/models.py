@@ -42,6 +42,15 @@ from cllm_app.store.schema import ACTIVE_JOB_STATES, iso, utcnow
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+BEST_FILE = "best.safetensors"  # the weights of the lowest validation loss so far
+
+
+def served_weights(folder: Path, row) -> Path:
+    """The weights chat, export and evaluate use: the best-validation ones where the model
+    asks for them and has them, the latest otherwise."""
+    if row.use_weights == "best" and row.best_step is not None and (folder / BEST_FILE).exists():
+        return folder / BEST_FILE
+    return folder / WEIGHTS_FILE
 MODEL_SUBDIRS = ("checkpoints", "queue", "exports")
 MAX_PARAMS = 500_000_000  # fp32 weights plus AdamW moments of a larger model outgrow a laptop's memory
 
@@ -247,6 +256,7 @@ class ModelLifecycle:
                 "epochs_trained": r["epochs_trained"],
                 "steps_trained": r["steps_trained"],
                 "tokens_trained": r["tokens_trained"],
+                "best": {"step": r["best_step"], "val_loss": r["best_val_loss"]} if r.get("best_step") is not None else None,
                 "queue": queues.get(r["id"]) or {"items": 0, "tokens": 0},
                 "queue_directory": os.path.join(folder, "queue"),
                 "disk_bytes": None,  # the file system's, not the store's: see _sized
@@ -487,6 +497,8 @@ class ModelLifecycle:
             for k, v in {**arch, **training}.items():
                 setattr(row, k, v)
             row.updated_at = utcnow()
+            if arch:  # the best weights so far have the old shape: the next evaluations find new ones
+                row.best_step = row.best_val_loss = None
             row.save()
             if arch:
                 failpoint("configure.weights")
@@ -501,6 +513,8 @@ class ModelLifecycle:
                 if fixed := [k for k in arch if k != "n_layer"]:
                     ModelEvent.create(model=row, kind="reshaped", detail=json.dumps({k: arch[k] for k in fixed}))
             failpoint("configure.commit")
+        if arch:
+            (folder / BEST_FILE).unlink(missing_ok=True)
         return self.describe(row)
 
     def set_tokenizer(self, model_name: str, tokenizer="byte", vocab_size=None, tokenizer_data=None,

@@ -21,13 +21,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.generate import Generator, Sampling, window_context
 from cllm_app.engine.tokenizer import load_tokenizer
 from cllm_app.errors import CllmError, InvalidInput
 from cllm_app.services.generator_process import GeneratorProcess, read_generator
-from cllm_app.services.models import CONFIG_FILE, WEIGHTS_FILE
+from cllm_app.services.models import CONFIG_FILE, served_weights
 from cllm_app.services.sampling import check_sampling
 
 MAX_STREAMS = 2  # the app targets laptops: more parallel streams only slow each other down
@@ -73,15 +74,16 @@ class ModelCache:
         self.loads = 0  # how many times weights were read from disk (tests watch this)
 
     @staticmethod
-    def _stamp(folder) -> tuple:
-        w, c = os.stat(folder / WEIGHTS_FILE), os.stat(folder / CONFIG_FILE)
-        return (w.st_mtime_ns, w.st_size, w.st_ino, c.st_mtime_ns, c.st_size)
+    def _stamp(weights: Path, folder) -> tuple:
+        w, c = os.stat(weights), os.stat(folder / CONFIG_FILE)
+        return (weights.name, w.st_mtime_ns, w.st_size, w.st_ino, c.st_mtime_ns, c.st_size)
 
     def get(self, models, row) -> Loaded:
         folder = models.folder(row)
+        weights = served_weights(folder, row)
         try:
             # The context it generates over is the model's training context, so a changed one reloads.
-            stamp = (*self._stamp(folder), row.sequence_length)
+            stamp = (*self._stamp(weights, folder), row.sequence_length)
         except FileNotFoundError:
             raise InvalidInput(
                 f"the weights of '{row.model_name}' are missing from {folder}", code="weights_missing"
@@ -92,8 +94,8 @@ class ModelCache:
                 self._items.move_to_end(row.id)
                 return hit
         # Loading happens outside the lock so one large model does not hold up the others.
-        spec = {"key": (row.id, *stamp), "folder": str(folder), "tokenizer": row.tokenizer,
-                "context": row.sequence_length}
+        spec = {"key": (row.id, *stamp), "folder": str(folder), "weights": weights.name,
+                "tokenizer": row.tokenizer, "context": row.sequence_length}
         self.process.load(spec)  # the process reads the weights; a damaged file is refused here
         cfg = GPTConfig.load(folder / CONFIG_FILE)
         generator = RemoteGenerator(self.process, spec, load_tokenizer(folder, row.tokenizer),
@@ -268,7 +270,8 @@ class Streams:
             raise InvalidInput("prompt must be text", code="invalid_prompt")
         s = check_sampling(sampling)
         row = self.models.get(model_name)
-        generator = read_generator(self.models.folder(row), row.tokenizer, row.sequence_length)
+        folder = self.models.folder(row)
+        generator = read_generator(folder, row.tokenizer, row.sequence_length, served_weights(folder, row).name)
         return generator.text(prompt, s, should_stop)
 
     def open(self, model_id: int) -> Handle:

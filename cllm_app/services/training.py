@@ -1,6 +1,8 @@
 """Starting training and reading its history: the rules the Train button, `cllm train` and a
 crawl's continuous mode share."""
 
+import csv
+import io
 import json
 
 from cllm_app.engine.trainer import Document
@@ -11,6 +13,9 @@ from cllm_app.services.orphans import recover_if_orphan
 from cllm_app.services.validate import as_int
 from cllm_app.store import Job, LossPoint, ModelEvent, QueueEntry, db
 from cllm_app.store.schema import ACTIVE_JOB_STATES, iso
+
+# The loss history as CSV: a point's fields, in the order the JSON history gives them.
+CSV_COLUMNS = ("step", "epoch", "train_loss", "val_loss", "learning_rate", "tokens_per_sec", "time")
 
 
 def active_training(model) -> Job | None:
@@ -34,7 +39,7 @@ class Training:
         job = active_training(row)
         if job is not None:
             raise Conflict(f"'{row.model_name}' is already training (job #{job.id}, {job.state})", code="already_training")
-        if row.epochs_trained >= row.target_epochs:
+        if row.epochs_trained >= row.target_epochs and row.minutes <= 0:  # a time budget trains on regardless
             raise InvalidInput(
                 f"'{row.model_name}' has trained {row.epochs_trained} of {row.target_epochs} target epochs; "
                 "raise target_epochs to train more",
@@ -67,18 +72,7 @@ class Training:
     def history(self, model_name: str, since_step=0) -> dict:
         since = as_int("since_step", int(since_step) if str(since_step).isdigit() else -1, 0, 2**62)
         row = self.models.get(model_name)
-        points = [
-            {
-                "step": p.step,
-                "epoch": p.epoch,
-                "train_loss": p.train_loss,
-                "val_loss": p.val_loss,
-                "learning_rate": p.learning_rate,
-                "tokens_per_sec": p.tokens_per_sec,
-                "time": iso(p.created_at, "milliseconds"),
-            }
-            for p in row.loss_history.where(LossPoint.step > since).order_by(LossPoint.step)
-        ]
+        points = self._points(row, since)
         markers = [
             {"kind": e.kind, "time": iso(e.created_at, "milliseconds"), "detail": json.loads(e.detail)}
             for e in row.events.where(ModelEvent.kind.in_(("training_resumed", "layers_grown", "engine_changed", "trained_outside", "new_cycle"))).order_by(ModelEvent.id)
@@ -88,6 +82,32 @@ class Training:
         ]
         return {"model_name": row.model_name, "points": points, "markers": sorted(markers, key=lambda m: m["time"]),
                 "validation_note": self.validation_note(row)}
+
+    def history_csv(self, model_name: str) -> tuple[str, str]:
+        """The model's name and its whole loss history as CSV: a header row, then a row a point
+        with the values the JSON history gives (an empty cell where it has null)."""
+        row = self.models.get(model_name)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows([p[c] for c in CSV_COLUMNS] for p in self._points(row))
+        return row.model_name, out.getvalue()
+
+    @staticmethod
+    def _points(row, since: int | None = None) -> list[dict]:
+        rows = row.loss_history if since is None else row.loss_history.where(LossPoint.step > since)
+        return [
+            {
+                "step": p.step,
+                "epoch": p.epoch,
+                "train_loss": p.train_loss,
+                "val_loss": p.val_loss,
+                "learning_rate": p.learning_rate,
+                "tokens_per_sec": p.tokens_per_sec,
+                "time": iso(p.created_at, "milliseconds"),
+            }
+            for p in rows.order_by(LossPoint.step)
+        ]
 
     def validation_note(self, row) -> str | None:
         """Why the chart has no validation line, when it has none."""

@@ -252,6 +252,13 @@ def _v10_queue_holdout(database: SqliteDatabase) -> None:
         "queue_entries", "holdout", BooleanField(default=False, constraints=[SQL("DEFAULT 0")])))
 
 
+def _v11_best_weights(database: SqliteDatabase) -> None:
+    """A model keeps the weights of its lowest validation loss: which step, and that loss."""
+    m = SqliteMigrator(database)
+    migrate(m.add_column("models", "best_step", IntegerField(null=True)),
+            m.add_column("models", "best_val_loss", FloatField(null=True)))
+
+
 MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v1_initial,
     _v2_trash,
@@ -263,6 +270,7 @@ MIGRATIONS: list[Callable[[SqliteDatabase], None]] = [
     _v8_queue_tokens,
     _v9_job_process_start,
     _v10_queue_holdout,
+    _v11_best_weights,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

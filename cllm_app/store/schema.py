@@ -61,6 +61,9 @@ class LanguageModel(BaseModel):
     epochs_trained = IntegerField(default=0)
     steps_trained = IntegerField(default=0)
     tokens_trained = BigIntegerField(default=0)
+    # the lowest validation loss so far, whose weights are best.safetensors beside the latest
+    best_step = IntegerField(null=True)
+    best_val_loss = FloatField(null=True)
     # lineage
     duplicated_from = ForeignKeyField("self", null=True, on_delete="SET NULL", backref="duplicates")
     # trash

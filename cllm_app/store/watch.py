@@ -24,7 +24,7 @@ _LIVE_CRAWLS = "('queued', 'running', 'pausing', 'stopping')"
 FINGERPRINTS = {
     # names, renames, deletes and restores, settings, epochs and steps (a checkpoint)
     "models": "SELECT id, model_name, updated_at, deleted_at, target_epochs, epochs_trained, steps_trained,"
-    " n_layer, tokenizer FROM models",
+    " n_layer, tokenizer, best_step FROM models",
     "queue": "SELECT model_id, count(*), max(id), total(token_count), total(status = 'ready'), total(holdout)"
     " FROM queue_entries GROUP BY model_id",
     # a job submitted, started, ended (states, not progress)

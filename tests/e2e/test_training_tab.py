@@ -19,8 +19,13 @@ FIELDS = (
     "seed",
     "validation_split",
     "validation_share",
+    "minutes",
+    "stop_at_loss",
+    "early_stop_patience",
+    "early_stop_min_delta",
+    "use_weights",
 )
-CHOICES = ("validation_split",)  # a <select>; the others are number fields
+CHOICES = ("validation_split", "use_weights")  # a <select>; the others are number fields
 
 
 def test_training_settings_save_reload_and_refusal(page, app):

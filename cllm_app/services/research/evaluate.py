@@ -262,7 +262,7 @@ def evaluate(models, training, jobs, model_name: str, body: dict) -> tuple[dict,
     max_tokens = _check_max_tokens(body.get("max_tokens"))
     p = prepare(models, training, model_name, body.get("source") or "validation", body.get("from_model"),
                 body.get("split"), body.get("text"), body.get("origin"))
-    if p.source["source"] == "validation":  # a fixed sample at most: always answered at once
+    if p.source["source"] == "validation" and run == "auto":  # a fixed sample at most: answered at once
         result = score_validation(p)
         return {"model_name": p.row.model_name, "source": p.source, **clean(result)}, False
     predicted = min(max_tokens, sum(int(d.size) for d in p.docs))

@@ -11,14 +11,14 @@ from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.tokenizer import Tokenizer, load_tokenizer
 from cllm_app.engine.weights import load_weights
 from cllm_app.errors import InvalidInput
-from cllm_app.services.models import WEIGHTS_FILE
+from cllm_app.services.models import served_weights
 from cllm_app.store import LanguageModel
 
 
 def model_parts(models, row: LanguageModel) -> tuple[GPTConfig, dict[str, np.ndarray], Tokenizer]:
-    """The model's shape, latest weights and tokenizer, as saved on disk."""
+    """The model's shape, weights (the latest, or the best where it says so) and tokenizer."""
     folder = models.folder(row)
-    path = folder / WEIGHTS_FILE
+    path = served_weights(folder, row)
     if not path.exists():
         raise InvalidInput(f"'{row.model_name}' has no weights file at {path}", code="no_weights")
     cfg = GPTConfig.load(folder / "config.json")

@@ -80,6 +80,21 @@ async function request(method, path, body) {
   return answer(response);
 }
 
+/** A file the server sends (a CSV) as a Blob. Fetched, not a link: the launch token goes in
+ * its header, never in a URL. A refusal throws its ApiError as for JSON. */
+export async function getBlob(path) {
+  const headers = { Accept: "*/*" };
+  if (token) headers[TOKEN_HEADER] = token;
+  let response;
+  try {
+    response = await fetch(path, { headers, cache: "no-store", credentials: "same-origin" });
+  } catch {
+    throw unreachable();
+  }
+  if (response.ok) return response.blob();
+  throw refusal(response, await jsonOf(response));
+}
+
 /** Build a query string from an object, skipping null/undefined values. */
 export function query(params) {
   const search = new URLSearchParams();

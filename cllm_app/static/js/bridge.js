@@ -3,8 +3,10 @@
 // Inside the desktop window (pywebview), `window.pywebview.api` appears after the
 // `pywebviewready` event and offers native methods: list_themes(), use_theme(name),
 // import_theme() (a native file dialog; returns the themes listing, or null when cancelled),
-// pick_files() (a native multi-file dialog; returns a list of paths) and pick_folder() (a
-// native folder dialog; returns a path, or null when cancelled). In a plain browser the theme
+// pick_files() (a native multi-file dialog; returns a list of paths), pick_folder() (a
+// native folder dialog; returns a path, or null when cancelled) and save_file(name, base64) (a
+// native save dialog, then the file written; returns its path, or null when cancelled: the
+// window allows no downloads, so saveFile() below goes there). In a plain browser the theme
 // functions fall back to HTTP: GET /api/themes, PUT /api/themes/current, and for import a
 // hidden <input type=file> whose text is POSTed to /api/themes; the pickers are absent there
 // (a browser cannot give a path), so the page offers its own file input or a path field.
@@ -186,6 +188,39 @@ export async function pickFolder(start) {
   const native = desktop();
   if (!native || typeof native.pick_folder !== "function") return undefined;
   return unwrap(await native.pick_folder(start || null)) || null;
+}
+
+function base64Of(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
+/**
+ * Save `blob` as a file named `filename`: in the desktop window through its native save dialog,
+ * in a browser as a download. Resolves the path saved to (desktop), "" for a download (the
+ * browser says where), or null when the person cancelled the dialog.
+ */
+export async function saveFile(blob, filename) {
+  await bridgeReady();
+  const native = desktop();
+  if (native && typeof native.save_file === "function") {
+    return unwrap(await native.save_file(filename, await base64Of(blob))) || null;
+  }
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The download reads the blob after click() returns: let it go later, not at once.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return "";
 }
 
 export const themes = {

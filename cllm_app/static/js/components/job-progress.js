@@ -113,7 +113,9 @@ export function renderJobProgress(el, job, { model = null } = {}) {
   const stepText = d.step !== undefined
     ? `${formatInt(d.step)}${d.total_steps ? ` / ${formatInt(d.total_steps)}` : ""}`
     : "–";
-  const target = d.target_epochs ?? job.params?.target_epochs ?? model?.target_epochs;
+  // A time budget's run has no epoch target: the clock ends it.
+  const target = d.minutes > 0 ? undefined : d.target_epochs ?? job.params?.target_epochs ?? model?.target_epochs;
+  const v = d.validation;
   const epochText = d.epoch !== undefined
     ? `${Number(d.epoch).toFixed(2)}${target !== undefined ? ` / ${target}` : ""}`
     : "–";
@@ -137,6 +139,9 @@ export function renderJobProgress(el, job, { model = null } = {}) {
       stat("Tokens/s", d.tokens_per_sec ? formatInt(Math.round(d.tokens_per_sec)) : "–", "stat-speed"),
       stat("ETA", active && job.state !== "queued" ? formatDuration(d.eta_seconds) : "–", "stat-eta"),
       stat("Learning rate", d.learning_rate ? Number(d.learning_rate).toExponential(2) : "–", "stat-lr"),
+      // the held-out loss, with its standard error when it is a sample of a large split
+      stat("Val loss", v ? `${formatLoss(v.loss)}${v.whole ? "" : ` ± ${v.stderr.toFixed(3)}`}` : "–", "stat-val"),
+      d.minutes > 0 ? stat("Time", `${((Number(job.progress) || 0) * d.minutes).toFixed(1)} of ${d.minutes} min`, "stat-time") : null,
     ),
     d.engine ? h("p", { class: "job-engine small muted", dataset: { testid: "job-engine" } }, `Engine: ${d.engine.label}`) : null,
     latestSample(d.samples),

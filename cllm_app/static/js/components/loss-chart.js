@@ -12,8 +12,14 @@
 //
 // The chart element tells tests what it shows: data-points (train points), data-val-points,
 // data-markers and data-marker-kinds.
+//
+// With `modelName` (a function: the model shown, or null) its toolbar has Save PNG (the canvas
+// as drawn, on the theme's panel colour) and Save CSV (GET /api/models/<name>/loss-history.csv);
+// createSaveButtons() and lossHistoryCsv() serve the Research tab's chart as well.
 
-import { formatInt, h } from "../ui.js";
+import * as api from "../api.js";
+import { saveFile } from "../bridge.js";
+import { formatInt, h, toast, toastError } from "../ui.js";
 
 const PREFS_KEY = "cllm-loss-chart";
 const MARKERS = {
@@ -148,8 +154,75 @@ function nearest(xs, x) {
   return Math.abs(xs[lo] - x) <= Math.abs(xs[hi] - x) ? lo : hi;
 }
 
-/** `toolbarHost`: where the controls go (e.g. the card's heading row); else above the chart. */
-export function createLossChart(container, { toolbarHost = null } = {}) {
+/** A theme variable's colour as canvas takes it (a theme may write any CSS colour, or var()). */
+export function themeColor(name, within = document.body) {
+  const probe = h("span", { class: "chart-probe", "aria-hidden": "true", style: { color: `var(${name})` } });
+  within.append(probe);
+  const color = getComputedStyle(probe).color;
+  probe.remove();
+  return color;
+}
+
+/** A PNG Blob of `width` x `height` pixels: `draw(ctx)` on an opaque `background` (a PNG keeps
+ * transparency, and a chart on none would show the viewer's own background instead). */
+export function pngOf(width, height, background, draw) {
+  const out = h("canvas", { width, height });
+  const ctx = out.getContext("2d");
+  ctx.fillStyle = background;
+  ctx.fillRect(0, 0, width, height);
+  draw(ctx);
+  return new Promise((resolve, reject) => out.toBlob(
+    (blob) => (blob ? resolve(blob) : reject(new Error("The chart could not be made into a PNG picture"))), "image/png"));
+}
+
+/** GET /api/models/<name>/loss-history.csv as a Blob. */
+export function lossHistoryCsv(modelName) {
+  return api.getBlob(`/api/models/${api.seg(modelName)}/loss-history.csv`);
+}
+
+/**
+ * "Save PNG" and "Save CSV" buttons (test ids `<prefix>-save-png` and `-csv`). Each awaits its
+ * function for {blob, filename} and saves that (a download, or the desktop's save dialog); a
+ * failure is a toast. Disabled until setEnabled(true), and while its save is under way.
+ */
+export function createSaveButtons(prefix, { png, csv }) {
+  let enabled = false;
+  const busy = new Set();
+  const buttons = {};
+  const sync = () => {
+    for (const [kind, button] of Object.entries(buttons)) button.disabled = !enabled || busy.has(kind);
+  };
+  const button = (kind, label, title, make) => h("button", {
+    type: "button", class: "btn btn-small", title, disabled: true, dataset: { testid: `${prefix}-save-${kind}` },
+    onclick: async () => {
+      busy.add(kind);
+      sync();
+      try {
+        const { blob, filename } = await make();
+        const path = await saveFile(blob, filename);
+        if (path) toast(`Saved ${path}`, { kind: "ok" }); // a browser shows its downloads itself
+      } catch (err) {
+        toastError(err);
+      } finally {
+        busy.delete(kind);
+        sync();
+      }
+    },
+  }, label);
+  buttons.png = button("png", "Save PNG", "Save the chart as a PNG picture", png);
+  buttons.csv = button("csv", "Save CSV", "Save every loss point as a CSV file", csv);
+  return {
+    element: h("div", { class: "chart-control chart-save" }, buttons.png, buttons.csv),
+    setEnabled(on) {
+      enabled = Boolean(on);
+      sync();
+    },
+  };
+}
+
+/** `toolbarHost`: where the controls go (e.g. the card's heading row); else above the chart.
+ * `modelName`: the model shown (a function; null for none): with it, the chart can be saved. */
+export function createLossChart(container, { toolbarHost = null, modelName = null } = {}) {
   const prefs = loadPrefs();
   let points = [];
   let markers = [];
@@ -191,6 +264,18 @@ export function createLossChart(container, { toolbarHost = null } = {}) {
       h("span", { class: "field-label", id: "chart-x-label" }, "X axis"),
       h("div", { class: "segmented", role: "group", "aria-labelledby": "chart-x-label" }, xButtons)),
   );
+  const saver = modelName ? createSaveButtons("chart", {
+    png: async () => {
+      draw(); // what the canvas shows now, not a frame still waiting
+      const blob = await pngOf(canvas.width, canvas.height, colors().panel, (ctx) => ctx.drawImage(canvas, 0, 0));
+      return { blob, filename: `${modelName()}-loss-chart.png` };
+    },
+    csv: async () => {
+      const name = modelName();
+      return { blob: await lossHistoryCsv(name), filename: `${name}-loss-history.csv` };
+    },
+  }) : null;
+  if (saver) toolbar.append(saver.element);
   const root = h("div", { class: "loss-chart", dataset: { testid: "loss-chart", points: "0", valPoints: "0", markers: "0", markerKinds: "" } },
     toolbarHost ? null : toolbar,
     h("div", { class: "chart-meta" }, readout, legend),
@@ -530,6 +615,7 @@ export function createLossChart(container, { toolbarHost = null } = {}) {
     empty.hidden = points.length > 0;
     valNote.textContent = val ? "" : data.validationNote || "";
     valNote.hidden = !valNote.textContent;
+    saver?.setEnabled(points.length > 0 && Boolean(modelName()));
     schedule();
   }
 

@@ -1,11 +1,12 @@
 // Compare: the loss curves (train solid, validation dashed) of several chosen models on one
 // SVG chart, by step, tokens seen or time, linear or log y; and a table of what made them:
-// shape, parameters, data, epochs, tokens seen, best validation loss and lineage.
+// shape, parameters, data, epochs, tokens seen, best validation loss and lineage. The chart
+// saves as a PNG (with its legend) and the models' loss histories as one CSV.
 
 import * as api from "../api.js";
 import * as selection from "../selection.js";
 import { errorText, fill, formatBytes, formatInt, formatParams, h } from "../ui.js";
-import { decimalsFor, formatLoss } from "../components/loss-chart.js";
+import { createSaveButtons, decimalsFor, formatLoss, lossHistoryCsv, pngOf, themeColor } from "../components/loss-chart.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const COLORS = 8; // --research-series-1 … 8 in research.css
@@ -41,6 +42,7 @@ export function mount(box) {
   els.chart = h("div", { class: "research-chart", dataset: { testid: "compare-chart", series: "0" } });
   els.legend = h("ul", { class: "chart-legend small", dataset: { testid: "compare-legend" } });
   els.table = h("div", { class: "table-scroll", dataset: { testid: "compare-table" } });
+  els.save = createSaveButtons("research", { png: savePng, csv: saveCsv });
   fill(box,
     h("section", { class: "card" },
       h("div", { class: "card-head" }, h("h3", {}, "Models to compare"), h("span", { class: "muted small" }, "tick two or more")),
@@ -49,7 +51,8 @@ export function mount(box) {
       h("div", { class: "card-head chart-head" }, h("h3", {}, "Loss"),
         h("div", { class: "chart-toolbar" },
           h("label", { class: "chart-control chart-check", for: "compare-log" }, els.log, h("span", {}, "Log scale")),
-          h("div", { class: "segmented", role: "group", "aria-label": "X axis" }, xButtons))),
+          h("div", { class: "segmented", role: "group", "aria-label": "X axis" }, xButtons),
+          els.save.element)),
       els.legend, els.chart),
     h("section", { class: "card" }, h("div", { class: "card-head" }, h("h3", {}, "What made them")), els.table),
   );
@@ -157,10 +160,102 @@ function draw() {
     });
   }
   els.chart.dataset.series = String(series);
+  els.save.setEnabled(series > 0);
   fill(els.chart, root);
   fill(els.legend, models.map((m, i) => h("li", { class: "legend-item" },
     h("span", { class: "swatch", style: { background: `var(--research-series-${(i % COLORS) + 1})` }, "aria-hidden": "true" }),
     m.model_name)), h("li", { class: "legend-item muted" }, "solid: train · dashed: validation"));
+}
+
+// ---- saving ---------------------------------------------------------------------------------
+
+/** The start of the saved files' names: the model's, or the models' (shortened when many). */
+function fileStem() {
+  const names = data.models.map((m) => m.model_name);
+  const joined = names.join(" vs ");
+  return names.length === 1 || joined.length <= 80 ? joined : `${names[0]} vs ${names.length - 1} more`;
+}
+
+// What the theme's stylesheet gives the chart's parts: an SVG drawn as an image sees no stylesheet.
+const STYLE_PROPS = ["fill", "stroke", "stroke-width", "stroke-dasharray", "opacity", "font-family", "font-size", "font-weight"];
+
+async function svgImage(root) {
+  const copy = root.cloneNode(true);
+  const from = [root, ...root.querySelectorAll("*")];
+  const to = [copy, ...copy.querySelectorAll("*")];
+  from.forEach((el, i) => {
+    const style = getComputedStyle(el);
+    for (const prop of STYLE_PROPS) to[i].style.setProperty(prop, style.getPropertyValue(prop));
+  });
+  const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(copy)], { type: "image/svg+xml" }));
+  try {
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    return image;
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+/** The chart at its drawn size, with the legend under it (the colours say nothing without it). */
+async function savePng() {
+  const root = els.chart.querySelector("svg");
+  const image = await svgImage(root);
+  const style = getComputedStyle(root);
+  const size = parseFloat(style.fontSize) || 12;
+  const line = Math.ceil(size * 1.8);
+  const dpr = window.devicePixelRatio || 1;
+  const measure = h("canvas").getContext("2d");
+  measure.font = `${style.fontSize} ${style.fontFamily}`;
+  // the legend's items, left to right, wrapping at the chart's width
+  const items = data.models.map((m, i) => ({ text: m.model_name, color: themeColor(`--research-series-${(i % COLORS) + 1}`, els.chart) }));
+  items.push({ text: "solid: train · dashed: validation", color: null });
+  let x = PAD.left;
+  let y = H + line / 2;
+  for (const item of items) {
+    const width = (item.color ? 22 : 0) + measure.measureText(item.text).width;
+    if (x > PAD.left && x + width > W - PAD.right) {
+      x = PAD.left;
+      y += line;
+    }
+    Object.assign(item, { x, y });
+    x += width + 20;
+  }
+  const height = y + line / 2 + 4;
+  const [text, muted] = [themeColor("--text", els.chart), themeColor("--muted", els.chart)];
+  const blob = await pngOf(Math.round(W * dpr), Math.round(height * dpr), themeColor("--panel", els.chart), (ctx) => {
+    ctx.scale(dpr, dpr);
+    ctx.drawImage(image, 0, 0, W, H);
+    ctx.font = measure.font;
+    ctx.textBaseline = "middle";
+    for (const item of items) {
+      if (item.color) {
+        ctx.fillStyle = item.color;
+        ctx.fillRect(item.x, item.y - 1.5, 16, 3);
+      }
+      ctx.fillStyle = item.color ? text : muted;
+      ctx.fillText(item.text, item.x + (item.color ? 22 : 0), item.y);
+    }
+  });
+  return { blob, filename: `${fileStem()}-loss-chart.png` };
+}
+
+function csvCell(value) {
+  return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+/** One model: its file as the server writes it. Several: one file, a model_name column first. */
+async function saveCsv() {
+  const names = data.models.map((m) => m.model_name);
+  const filename = `${fileStem()}-loss-history.csv`;
+  if (names.length === 1) return { blob: await lossHistoryCsv(names[0]), filename };
+  const files = await Promise.all(names.map(async (name) => (await (await lossHistoryCsv(name)).text()).split(/\r?\n/)));
+  const rows = [`model_name,${files[0][0]}`];
+  files.forEach((lines, i) => {
+    for (const row of lines.slice(1)) if (row) rows.push(`${csvCell(names[i])},${row}`);
+  });
+  return { blob: new Blob([rows.join("\r\n") + "\r\n"], { type: "text/csv" }), filename };
 }
 
 function table() {

@@ -10,6 +10,7 @@ import * as events from "../events.js";
 import * as selection from "../selection.js";
 import * as store from "../store.js";
 import { openExportDialog } from "../components/export-dialog.js";
+import { weightsInUse } from "../components/model-summary.js";
 import { mountModelSelect } from "../components/model-select.js";
 import {
   confirmDialog, debounce, errorText, fill, formatBytes, formatAgo, formatDate, formatDay, formatInt, formatParams, h,
@@ -481,6 +482,7 @@ function renderDetails() {
       ["Epochs", `${m.epochs_trained} trained of ${m.target_epochs} target`, "details-epochs"],
       ["Steps", formatInt(m.steps_trained), "details-steps"],
       ["Tokens trained", formatInt(m.tokens_trained)],
+      ["Weights", weightsInUse(m), "details-weights"],
     ])),
     section("Queue and disk", dl([
       ["Queue", `${formatInt(m.queue.items)} ${m.queue.items === 1 ? "item" : "items"} · ${formatInt(m.queue.tokens)} ${m.queue.tokens === 1 ? "token" : "tokens"}`, "details-queue"],

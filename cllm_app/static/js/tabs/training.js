@@ -13,7 +13,7 @@ import * as events from "../events.js";
 import * as selection from "../selection.js";
 import * as store from "../store.js";
 import { mountModelSelect } from "../components/model-select.js";
-import { renderSummary } from "../components/model-summary.js";
+import { renderSummary, weightsInUse } from "../components/model-summary.js";
 import { createLossChart } from "../components/loss-chart.js";
 import { createQueueTable } from "../components/queue-table.js";
 import { createEngineChoice } from "../components/engine-choice.js";
@@ -84,7 +84,7 @@ export function mount(root, { openTab }) {
     h("h3", { id: "training-chart-title", title: "Updated live while the model trains" }, "Loss"),
     h("span", { class: "muted small" }, "live"));
   const chartCard = h("section", { class: "card chart-card", "aria-labelledby": "training-chart-title" }, chartHead);
-  chart = createLossChart(chartCard, { toolbarHost: chartHead });
+  chart = createLossChart(chartCard, { toolbarHost: chartHead, modelName: () => viewModel()?.model_name ?? null });
 
   els.form = buildForm();
   els.formCard = h("section", { class: "card settings-card", "aria-labelledby": "training-settings-title" },
@@ -209,6 +209,7 @@ function renderInfo(m) {
       infoRow("Queue", `${formatInt(m.queue.items)} ${m.queue.items === 1 ? "item" : "items"} · ${formatInt(m.queue.tokens)} tokens`, "info-queue"),
       infoRow("Epochs", `${m.epochs_trained} trained of ${m.target_epochs} target`, "info-epochs"),
       infoRow("Trained", `${formatInt(m.steps_trained)} steps · ${formatInt(m.tokens_trained)} tokens`, "info-trained"),
+      infoRow("Weights", weightsInUse(m), "info-weights"),
     ),
   );
 }
@@ -410,6 +411,13 @@ function formTarget() {
   return input && input.value.trim() !== "" && Number.isInteger(value) ? value : loaded?.target_epochs;
 }
 
+/** The minutes the form holds (a time budget), or the saved ones; 0: none. */
+function formMinutes() {
+  const input = els.inputs.minutes;
+  const value = Number(input?.value);
+  return input && input.value.trim() !== "" && Number.isFinite(value) ? value : (loaded?.minutes ?? 0);
+}
+
 function hasTrained() {
   return Boolean(loaded && (loaded.steps_trained > 0 || ["stopped", "interrupted"].includes(job?.state)));
 }
@@ -427,7 +435,9 @@ function renderControls() {
     return;
   }
   const target = formTarget();
-  const reached = m.epochs_trained >= target;
+  // A time budget trains for its minutes whatever the target (the target then follows).
+  const budget = formMinutes();
+  const reached = !budget && m.epochs_trained >= target;
   const trained = hasTrained();
   els.start.disabled = Boolean(active || trained || reached || starting);
   els.cont.disabled = Boolean(active || !trained || reached || starting);
@@ -452,11 +462,19 @@ function renderControls() {
       "To train further, raise ",
       h("button", { type: "button", class: "link mono", onclick: focusTarget }, "target_epochs"),
       " in the settings below; Continue then resumes from the last checkpoint.");
+  } else if (trained && budget) {
+    hint = h("p", { class: "muted", dataset: { testid: "budget-hint" } },
+      `Continue resumes from the last checkpoint (step ${formatInt(m.steps_trained)}) and trains for ${budget} `
+      + `${budget === 1 ? "minute" : "minutes"}, the learning rate's decay fitted to the time.`);
   } else if (trained) {
     hint = h("p", { class: "muted" },
       `Continue resumes from the last checkpoint (step ${formatInt(m.steps_trained)}) and trains to epoch ${target}.`);
   } else if (m.queue.items === 0) {
     hint = h("p", { class: "muted" }, "The training-data queue is empty: add text files below, then press Start.");
+  } else if (budget) {
+    hint = h("p", { class: "muted", dataset: { testid: "budget-hint" } },
+      `Start trains on the ${formatInt(m.queue.tokens)} tokens in the queue for ${budget} ${budget === 1 ? "minute" : "minutes"}, `
+      + "the learning rate's decay fitted to the time.");
   } else {
     hint = h("p", { class: "muted" },
       `Start trains on the ${formatInt(m.queue.tokens)} tokens in the queue for ${target} ${target === 1 ? "epoch" : "epochs"}.`);
