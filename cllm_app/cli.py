@@ -660,19 +660,47 @@ def engines(as_json):
             click.echo(f"           --device {d['name']:5} {d['label']}")
 
 
+def _say_recipe(p: dict) -> None:
+    """What the recipe chooser chose, and why, in a few lines."""
+    parts = []
+    if p["shape"]:
+        s, t = p["shape"], p["tokenizer"]
+        parts.append(f"{s['n_layer']} layers, {s['n_head']} heads, width {s['n_embd']}, context {s['block_size']}, "
+                     f"{t['tokenizer']} tokenizer ({t['vocab_size']:,} tokens)")
+    st = p["settings"]
+    parts.append(f"batch {st['batch_size']} x {st['sequence_length']}, learning rate {st['learning_rate']:g}, "
+                 f"warmup {st['warmup_steps']} steps")
+    click.echo(f"recipe for {p['minutes']:g} minutes: " + "; ".join(parts))
+    for line in p["why"]:
+        click.echo(f"  - {line}")
+
+
 @cli.command()
 @click.argument("name")
 @_training_options(more_flags={"target_epochs": "--epochs", "sequence_length": "--context"})
 @click.option("--new-cycle", is_flag=True, help="The epochs still to train warm up to the peak learning rate "
               "again and decay to its floor (after raising a reached target, they go on at the floor otherwise).")
+@click.option("--keep-shape", is_flag=True, help="With --minutes on a model that has not trained: keep its shape "
+              "and tokenizer (the recipe chooser still sets batch, context and learning rate).")
 @refusals
-def train(name, new_cycle=False, **settings):
-    """Train model NAME on its queue to its target epochs; run it again to continue."""
+def train(name, new_cycle=False, keep_shape=False, **settings):
+    """Train model NAME on its queue to its target epochs (or for --minutes); run it again to
+    continue. --minutes on a model that has not trained applies the recipe chooser's proposal
+    for that time (the other options given win over it)."""
     from cllm_app.jobs.train import run_training
     from cllm_app.jobs.worker import run_here
 
     studio = _studio()
     settings = {k: v for k, v in settings.items() if v is not None}
+    if settings.get("minutes"):
+        row = studio.models.get(name)
+        if row.has_trained:
+            p = studio.recipes.propose(name, settings["minutes"])
+            chosen = ", ".join(f"{k} {v:g}" for k, v in p["settings"].items() if k != "minutes")
+            click.echo(f"recipe for {p['minutes']:g} minutes (not applied: set with cllm models set): {chosen}")
+        else:
+            p = studio.recipes.apply(name, settings["minutes"], keep_shape=keep_shape)
+            _say_recipe(p)
     job = studio.training.start(name, settings, foreground=True, new_cycle=new_cycle)
     click.echo(f"training {job['model_name']} (job #{job['id']}); Ctrl+C stops after a checkpoint")
     import signal

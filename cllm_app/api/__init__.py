@@ -18,6 +18,7 @@ from cllm_app.api.openai_compat import bp as openai_bp
 from cllm_app.api.openai_compat import key_bp as openai_key_bp
 from cllm_app.api.openapi import bp as openapi_bp
 from cllm_app.api.queue import bp as queue_bp
+from cllm_app.api.recipes import bp as recipes_bp
 from cllm_app.api.research import bp as research_bp
 from cllm_app.api.settings import bp as settings_bp
 from cllm_app.api.themes import bp as themes_bp
@@ -60,7 +61,7 @@ def create_app(
     security.install(app, for_window=for_window)
     app.before_request(body.check_query)  # after the guard: a stranger learns nothing of the rules
     errors.install(app)
-    for bp in (models_bp, queue_bp, jobs_bp, bundles_bp, exports_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, openapi_bp, events_bp):
+    for bp in (models_bp, queue_bp, jobs_bp, bundles_bp, exports_bp, trash_bp, themes_bp, settings_bp, crawls_bp, research_bp, recipes_bp, openapi_bp, events_bp):
         app.register_blueprint(bp)
     app.register_blueprint(llm_bp)
     app.register_blueprint(openai_bp)

@@ -140,6 +140,11 @@ def json_body(what: str) -> dict:
 
 
 def _query_value(name: str, schema: dict, raw: str):
+    if schema.get("type") == "number":
+        try:
+            return float(raw)
+        except ValueError:
+            raise InvalidInput(f"{name} must be a number{_range_words(schema)}", code="invalid_" + name) from None
     if schema.get("type") != "integer":
         return raw
     try:

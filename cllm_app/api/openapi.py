@@ -317,6 +317,12 @@ SCHEMAS = {
         "open; a reconnect with Last-Event-ID gets what it missed, or resumed false when that is no longer "
         "kept (fetch everything again)",
     },
+    "Recipe": _obj({
+        "model_name": _STR, "minutes": {"type": "number"}, "applies_shape": {"type": "boolean"},
+        "shape": {"type": ["object", "null"]}, "tokenizer": {"type": ["object", "null"]},
+        "settings": {"type": "object"}, "expected": {"type": "object"},
+        "candidates": {"type": "array", "items": {"type": "object"}}, "why": {"type": "array", "items": _STR},
+    }),
     "LossHistoryCsv": {
         "type": "string",
         "description": "text/csv, sent as an attachment named <model>-loss-history.csv: a header row "
@@ -455,6 +461,11 @@ ROUTES = {
                                           "validation_note": {"type": ["string", "null"]}}},
     ),
     ("GET", "/api/models/{model_name}/loss-history.csv"): (None, 200, _ref("LossHistoryCsv")),
+    ("GET", "/api/models/{model_name}/recipe"): (None, 200, _ref("Recipe")),
+    ("POST", "/api/models/{model_name}/recipe"): (
+        _obj({"minutes": {**_num(0.05, 10_080.0), "x-code": "invalid_minutes"},
+              "keep_shape": {"type": "boolean", "x-code": "invalid_keep_shape"}}, ("minutes",)),
+        200, _ref("Recipe")),
     ("GET", "/api/trash"): (None, 200, _obj({"trash": {"type": "array", "items": _ref("TrashEntry")}})),
     ("POST", "/api/trash/{model_id}/restore"): (_obj({"model_name": _NAME}), 200, _ref("Model")),
     ("DELETE", "/api/trash"): (_obj({"confirm": _CONFIRM}, ("confirm",)), 200, _obj({"removed": _INT})),
@@ -663,6 +674,10 @@ QUERY_PARAMS = {
     ("GET", "/api/jobs"): [("model_name", _STR, False),
                            ("active", {"type": "string", "enum": ["0", "1", "false", "true"]}, False)],
     ("GET", "/api/models/{model_name}/loss-history"): [("since_step", _int(0, 2**62), False)],
+    ("GET", "/api/models/{model_name}/recipe"): [
+        ("minutes", {**_num(0.05, 10_080.0), "x-code": "invalid_minutes"}, False),
+        ("keep_shape", {"type": "string", "enum": ["0", "1", "false", "true"], "x-code": "invalid_keep_shape"}, False),
+    ],
     ("GET", "/api/crawls/{crawl_id}/urls"): [
         ("status", {"type": "string", "enum": ["processed", "all", *crawls.URL_STATUSES]}, False),
         ("offset", _int(0, 10**9), False),

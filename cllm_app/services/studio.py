@@ -20,6 +20,7 @@ from cllm_app.services.jobs import Jobs
 from cllm_app.services.models import ModelLifecycle
 from cllm_app.services.openai_key import OpenAIKey
 from cllm_app.services.queue import Queue
+from cllm_app.services.recipe import Recipes
 from cllm_app.services.recovery import (
     check_writable,
     damaged_store_notice,
@@ -57,6 +58,7 @@ class Studio:
         self.openai_key = OpenAIKey(self.root.openai_key_path)
         self.themes.install_builtins()
         self.training = Training(self.models, self.queue, self.jobs)
+        self.recipes = Recipes(self.models, self.queue)
         self.ingest = Ingest(self.models, self.queue, self.jobs)
         self.crawls = Crawls(self.models, self.queue, self.jobs, self.training)
         self.research = Research(self.models, self.training, self.jobs)

@@ -16,6 +16,7 @@ import { mountModelSelect } from "../components/model-select.js";
 import { renderSummary, weightsInUse } from "../components/model-summary.js";
 import { createLossChart } from "../components/loss-chart.js";
 import { createQueueTable } from "../components/queue-table.js";
+import { createRecipePanel } from "../components/recipe-panel.js";
 import { createEngineChoice } from "../components/engine-choice.js";
 import { isActive, renderJobProgress } from "../components/job-progress.js";
 import { renderJobsList } from "../components/jobs-list.js";
@@ -59,6 +60,14 @@ export function mount(root, { openTab }) {
   els.stop = h("button", { type: "button", class: "btn btn-danger-quiet", dataset: { testid: "training-stop" }, onclick: () => stopTraining() }, "Stop");
   els.hint = h("div", { class: "run-hint", dataset: { testid: "run-hint" } });
   els.runError = h("p", { class: "form-error", role: "alert", dataset: { testid: "run-error" } });
+  els.recipe = createRecipePanel({
+    minutes: () => els.inputs.minutes?.value,
+    onApplied: (model) => {
+      store.accept({ model });
+      dirty = false;
+      showForm(store.model(model.id));
+    },
+  });
   // After a reached target is raised, the rate would stay at the floor its decay ended on.
   els.cycleBox = h("input", { type: "checkbox", id: "training-new-cycle", dataset: { testid: "new-cycle" } });
   els.cycleText = h("span", { dataset: { testid: "new-cycle-note" } });
@@ -76,6 +85,7 @@ export function mount(root, { openTab }) {
     els.engine.el,
     els.hint,
     els.cycle,
+    els.recipe.el,
     els.runError,
     els.progress,
   );
@@ -337,6 +347,7 @@ function flagBadField(where, after = "") {
 
 function showForm(model) {
   loaded = model;
+  els.recipe?.show(model);
   dirty = false;
   els.empty.hidden = Boolean(model);
   if (!model) els.engine.show(null);
@@ -481,6 +492,7 @@ function renderControls() {
   }
   fill(els.hint, hint);
   renderCycle(m, active, target);
+  els.recipe.show(store.model(m.id) || m);
 }
 
 /** The choice of a new learning-rate cycle, shown where a reached target is being raised. */
