@@ -157,3 +157,20 @@ def test_a_job_whose_source_model_is_gone_fails_plainly(studio):
     studio.models.delete("a", confirm=True)
     assert run_evaluation(studio, job["id"]) == "failed"
     assert "gone" in studio.jobs.get(job["id"])["error"]
+
+
+def test_bits_per_byte_counts_a_character_split_between_windows_once():
+    # A byte-level BPE may split a character over two tokens; a window ending between them must
+    # count that character's bytes, not a replacement character.
+    from cllm_app.engine.bpe import BPETokenizer, train_bpe
+    from cllm_app.services.research.sources import text_bytes
+
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=rng.integers(2, 9))) for _ in range(30_000)]
+    for k, i in enumerate(range(0, len(words), 97)):  # rare characters stay as their bytes' tokens
+        words[i] = chr(0x1F300 + k) + words[i]
+    text = " ".join(words)
+    tok = BPETokenizer.from_hf(train_bpe([text], 512))
+    ids = tok.encode(text)
+    total = sum(text_bytes(tok, ids[i : i + 7]) for i in range(0, ids.size, 7))
+    assert total == text_bytes(tok, ids) == len(text.encode("utf-8"))

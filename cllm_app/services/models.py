@@ -453,12 +453,23 @@ class ModelLifecycle:
                 code="model_busy",
             )
 
-    @_one_change_at_a_time
     def configure(self, model_name: str, **fields) -> dict:
         """Change training settings and/or the shape. Layers can only be added; once a model
         has trained, its other shape fields are fixed because its weights have that shape."""
+        return self._configure(model_name, fields, fresh=False)
+
+    def reshape_untrained(self, model_name: str, **arch) -> dict:
+        """Give a model that has never trained another shape, fewer layers too: its weights are
+        a random start, so a new one loses nothing learned (the recipe chooser's shape)."""
+        return self._configure(model_name, only_fields(arch, set(ARCH_FIELDS), "a shape"), fresh=True)
+
+    @_one_change_at_a_time
+    def _configure(self, model_name: str, fields: dict, fresh: bool) -> dict:
         fields = only_fields(fields, {*ARCH_FIELDS, *training_settings.NAMES}, "model settings")
         row = self.get(model_name)
+        if fresh and row.has_trained:
+            raise InvalidInput(f"'{row.model_name}' has trained: its shape is fixed, and layers can only be added",
+                               code="shape_locked")
         arch = {k: v for k, v in fields.items() if k in ARCH_FIELDS and v != getattr(row, k)}
         old = self.config_of(row)
         new = _check_arch({**old.to_dict(), **arch}) if arch else old
@@ -468,7 +479,7 @@ class ModelLifecycle:
         )
         if arch:
             self.refuse_if_busy(row, "change the shape of")
-            if new.n_layer < old.n_layer:
+            if new.n_layer < old.n_layer and not fresh:
                 raise InvalidInput(
                     f"layers can be added, never removed: '{row.model_name}' has {old.n_layer} and "
                     f"{new.n_layer} was asked for",
@@ -487,7 +498,7 @@ class ModelLifecycle:
         folder = self.folder(row)
         weights = None
         if arch:  # made before the transaction, which holds the store's write lock (see _create)
-            if arch.keys() == {"n_layer"}:
+            if arch.keys() == {"n_layer"} and not fresh:
                 # Grow in place: new blocks are identities, so the model computes what it did.
                 weights = grow_layers(load_weights(folder / WEIGHTS_FILE), old, new.n_layer, row.seed)
             else:

@@ -199,7 +199,7 @@ class Recipes:
         trained and keep_shape is not asked. Returns the proposal."""
         p = self.propose(model_name, minutes, keep_shape, kernels)
         if p["shape"] is not None:
-            self.models.configure(model_name, **p["shape"])
+            self.models.reshape_untrained(model_name, **p["shape"])
             tok = p["tokenizer"]
             if tok["tokenizer"] == "bpe":
                 self.models.set_tokenizer(model_name, "bpe", tok["vocab_size"], tokenizer_from=model_name)

@@ -33,8 +33,14 @@ def retokenize(tokens: np.ndarray, source: Tokenizer, target: Tokenizer) -> np.n
 
 
 def text_bytes(tok: Tokenizer, tokens: np.ndarray) -> int:
-    """UTF-8 bytes the tokens stand for (<|endoftext|> stands for none)."""
+    """UTF-8 bytes the tokens stand for (<|endoftext|> stands for none). Counted token by token:
+    a window may end inside a character a byte-level BPE split over two tokens, and decoding
+    that part alone would count a replacement character instead of its bytes."""
     tokens = np.asarray(tokens)
     if tok.kind == "byte":
         return int(np.count_nonzero(tokens < 256))
-    return len(tok.decode(tokens).encode("utf-8"))
+    lengths = getattr(tok, "_byte_lengths", None)
+    if lengths is None:
+        lengths = np.array([len(tok.token_bytes(i)) for i in range(tok.vocab_size)], np.int64)
+        tok._byte_lengths = lengths
+    return int(lengths[tokens].sum())
