@@ -12,6 +12,7 @@ import pytest
 
 from cllm_app.services import recipe
 from cllm_app.services.recipe import expected_loss
+from cllm_app.store import LanguageModel
 
 SMALL = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
 
@@ -84,3 +85,21 @@ def test_refusals(studio, client):
     r = client.post("/api/models/m/recipe", json={"minutes": "ten"})
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_minutes"
     assert client.get("/api/models/nope/recipe?minutes=1").status_code == 404
+
+
+def test_a_model_that_never_trained_may_get_fewer_layers_from_the_chooser_a_trained_one_never(studio, monkeypatch):
+    from cllm_app.errors import InvalidInput
+
+    monkeypatch.setattr(recipe, "CANDIDATES", ((2, 2, 64),))
+    studio.models.create("deep", n_layer=4, n_head=2, n_embd=16, block_size=16)
+    studio.queue.add_stream("deep", io.BytesIO(b"the river ran past the mill " * 400), "t.txt")
+    studio.recipes.apply("deep", 1)
+    assert (studio.models.show("deep")["n_layer"], studio.models.show("deep")["n_embd"]) == (2, 64)
+    studio.models.configure("deep", n_layer=3)  # and layers still only grow by hand
+    with pytest.raises(InvalidInput) as e:
+        studio.models.configure("deep", n_layer=2)
+    assert e.value.code == "layer_reduction"
+    LanguageModel.update(steps_trained=5).where(LanguageModel.model_name == "deep").execute()
+    with pytest.raises(InvalidInput) as e:
+        studio.models.reshape_untrained("deep", n_layer=2)
+    assert e.value.code == "shape_locked"
