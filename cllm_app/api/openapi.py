@@ -620,6 +620,9 @@ RULES = {
     ("POST", "/api/models/{model_name}/rename"): _NAME_RULE,
     ("POST", "/api/models/{model_name}/duplicate"): _NAME_RULE,
     ("POST", "/api/trash/{model_id}/restore"): _NAME_RULE,
+    ("GET", "/api/models/{model_name}/recipe"): "something in the queue: a recipe is fitted to its text",
+    ("POST", "/api/models/{model_name}/recipe"): "something in the queue: a recipe is fitted to its text; a model "
+    "not busy with a job when its shape changes",
     ("POST", "/api/models/{model_name}/train"): "sequence_length at most the model's block_size; target_epochs "
     "above epochs_trained, and something in the queue to train on",
     ("POST", "/api/models/{model_name}/queue/files"): "paths that exist and can be read",
