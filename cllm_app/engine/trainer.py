@@ -297,6 +297,8 @@ class Trainer:
                 f"(batch_size {s.batch_size} x sequence_length {s.sequence_length} x grad_accum "
                 f"{s.grad_accum}, plus one): add more data or lower those settings"
             )
+        if s.minutes > 0 and self.plan.segments:
+            return  # a time budget's plan ends where the clock says (run() refits it), not at an epoch count
         steps_left = self.steps_per_epoch * (self.target_epochs - self.epoch) - self.batch_in_epoch // s.grad_accum
         self.plan.extend_to(self.step, self.step + max(0, steps_left))
 
@@ -378,7 +380,12 @@ class Trainer:
         left = max(0.0, deadline - time.monotonic())
         steps = min(2**30, max(1, int(left / max(per_step, 1e-9))))
         # Ranks of a many-process run keep one plan: each rank's clock differs a little.
-        self.plan.extend_to(self.step, self.step + self.numerics.agree(steps))
+        end = self.step + self.numerics.agree(steps)
+        last = self.plan.segments[-1] if self.plan.segments else None
+        if last is None:
+            self.plan.extend_to(self.step, end)
+        else:  # the same warmup and cosine, ending where the clock now says
+            last["end"] = max(end, last["start"] + last.get("warmup", 0) + 1)
 
     def _judge(self, val: float | None) -> str | None:
         """Keep the best validation loss, and say whether a stop rule ends the run here."""
@@ -433,6 +440,10 @@ class Trainer:
         started, start_step = time.monotonic(), self.step
         if deadline is None and s.minutes > 0:
             deadline = started + s.minutes * 60
+        if deadline is not None and self.step >= s.warmup_steps:
+            # A trained model's budget gets a warmup and decay of its own (its last plan may have
+            # ended at the floor); the refits below move the cycle's end to where the clock stops.
+            self.plan.new_cycle(self.step, self.step + TIME_BUDGET_EPOCHS)
 
         def save() -> None:
             before_checkpoint()
