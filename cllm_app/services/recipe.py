@@ -15,8 +15,9 @@ How it decides:
      per parameter at the optimum), with repeated data discounted as Muennighoff et al. 2023
      found (D' and N' below), since a small queue is read many times in ten minutes.
   4. The lowest wins. Its context, batch and learning rate follow its width (WIDTH_RULES:
-     the rates that trained fastest in short sweeps on this project's 2-core machines; see
-     the README's "Recipe chooser" section for the sweep).
+     the rates small GPTs are commonly trained at, higher for narrower models, as nanoGPT's
+     character-level baby model and config A use; not yet swept here, see the README's
+     "The recipe chooser" for what was measured).
 A model that has trained keeps its shape and tokenizer: only its batch, context (up to its
 block_size) and learning rate can change, and only those are proposed.
 """
