@@ -1,45 +1,22 @@
-"""The batch accumulator and the byte tokenizer."""
+"""Batches across document boundaries (the seed's example) and the byte tokenizer."""
 
 import numpy as np
-import pytest
 
-from cllm_app.engine.batches import BatchAccumulator
 from cllm_app.engine.tokenizer import ByteTokenizer, tokenizer_for
+from cllm_app.engine.trainer import Document, EpochStream
 
 
-def test_seed_example_one_batch_and_four_left():
-    acc = BatchAccumulator(batch_size=2, context=128)
-    for n in (50, 30, 80, 100):
-        acc.add(np.arange(n))
-    assert acc.ready()
-    x, y = acc.next_batch()
+def test_seed_example_one_batch_and_the_rest_left():
+    """The seed's example: documents of 50, 30, 80 and 100 tokens, 256 tokens a batch, give one
+    batch (each document followed by its <|endoftext|>: 264 tokens, 8 left over)."""
+    docs = [Document(i, f"d{i}", np.arange(n, dtype=np.int32)) for i, n in enumerate((50, 30, 80, 100))]
+    es = EpochStream(docs, epoch=0, seed=0, B=2, T=128, eot=999, order="stream")
+    batches = list(es)
+    assert es.n_batches == len(batches) == 1
+    x, y = batches[0]
     assert x.shape == y.shape == (2, 128) and x.dtype == np.int32
-    assert len(acc) == 4 and not acc.ready()
-
-
-def test_windows_are_the_stream_in_order_with_shifted_targets():
-    stream = np.arange(1000) % 251
-    acc = BatchAccumulator(batch_size=3, context=7)
-    for piece in np.array_split(stream, 37):
-        acc.add(piece)
-    seen = []
-    while acc.ready():
-        x, y = acc.next_batch()
-        np.testing.assert_array_equal(x.reshape(-1)[1:], y.reshape(-1)[:-1])
-        seen.append(x.reshape(-1))
-    flat = np.concatenate(seen)
-    np.testing.assert_array_equal(flat, stream[: flat.size])
-    assert len(acc) == 1000 - flat.size and len(acc) <= 21
-
-
-def test_not_ready_refuses_and_clear_empties():
-    acc = BatchAccumulator(1, 4)
-    acc.add([1, 2, 3, 4])
-    with pytest.raises(ValueError, match="needs 5 tokens"):
-        acc.next_batch()
-    acc.add([])
-    acc.clear()
-    assert len(acc) == 0
+    assert (x == 999).sum() == 3  # three documents end inside it; the last one's end is left over
+    np.testing.assert_array_equal(x.reshape(-1)[1:], y.reshape(-1)[:-1])
 
 
 def test_byte_tokenizer_round_trips_any_text():

@@ -1,14 +1,16 @@
 """The training loop: exact resume, epochs, schedule, accumulation, divergence, layer growth."""
 
 import math
+import shutil
 
 import numpy as np
 import pytest
 
-from cllm_app.engine.checkpoint import load_latest
+from cllm_app.engine.checkpoint import load_latest, save_checkpoint
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.trainer import (
     Document,
+    EpochStream,
     Plan,
     Trainer,
     TrainingError,
@@ -229,3 +231,70 @@ def test_layers_grown_after_training_keep_the_old_optimizer_state(tmp_path):
     assert math.isclose(t2.numerics.loss(x, x), before, rel_tol=1e-6)
     outcome, _ = _collect(t2)
     assert outcome == "done"
+
+
+# ---- the order of an epoch's windows ------------------------------------------------------------
+
+
+def _random_docs(sizes) -> list[Document]:
+    """Documents of random bytes, so no two windows read alike."""
+    rng = np.random.default_rng(5)
+    return [Document(doc_id=i + 1, key=f"r-{i}", tokens=rng.integers(0, 256, n).astype(np.uint8))
+            for i, n in enumerate(sizes)]
+
+
+def _stream_windows(docs, epoch, seed, T):
+    """The epoch's token stream cut into windows of T+1, consecutively: what "stream" order reads."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(docs))
+    stream = np.concatenate([np.append(docs[i].tokens, EOT) for i in order]).astype(np.int32)
+    n = (stream.size - 1) // T
+    return [stream[w * T : w * T + T + 1] for w in range(n)]
+
+
+def test_stream_order_reads_the_epoch_consecutively_as_before():
+    docs = _random_docs([300, 5, 120, 1, 260])
+    es = EpochStream(docs, epoch=3, seed=7, B=4, T=16, eot=EOT, order="stream")
+    windows = _stream_windows(docs, 3, 7, 16)
+    assert es.n_batches == len(windows) // 4
+    for b, (x, y) in enumerate(es):
+        rows = windows[b * 4 : b * 4 + 4]
+        np.testing.assert_array_equal(x, np.stack([w[:-1] for w in rows]))
+        np.testing.assert_array_equal(y, np.stack([w[1:] for w in rows]))
+
+
+def test_windows_order_uses_each_window_once_in_a_seeded_shuffle_from_all_over_the_text():
+    docs = _random_docs([300, 5, 120, 1, 260])
+    windows = {w.tobytes() for w in _stream_windows(docs, 2, 7, 16)}
+    es = EpochStream(docs, epoch=2, seed=7, B=4, T=16, eot=EOT)
+    seen = [np.concatenate([x[r], y[r, -1:]]).tobytes() for x, y in es for r in range(4)]
+    assert len(seen) == len(set(seen)) == es.n_batches * 4 > len(windows) - 4
+    assert set(seen) <= windows  # every row is a real window of the stream, with its <|endoftext|>s
+    assert list(es.windows) != sorted(es.windows)  # not consecutive
+    again = EpochStream(docs, epoch=2, seed=7, B=4, T=16, eot=EOT)
+    assert list(again.windows) == list(es.windows)
+    assert list(EpochStream(docs, epoch=3, seed=7, B=4, T=16, eot=EOT).windows) != list(es.windows)
+
+
+def test_batches_from_a_start_are_the_rest_of_the_epoch():
+    es = EpochStream(_random_docs([200, 30, 190]), epoch=0, seed=1, B=2, T=16, eot=EOT)
+    whole = list(es)
+    rest = list(es.batches(5))
+    assert len(rest) == len(whole) - 5
+    for (a, b), (c, d) in zip(rest, whole[5:], strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+
+
+def test_a_checkpoint_from_before_the_shuffle_finishes_its_epoch_in_stream_order(tmp_path):
+    first = _trainer(tmp_path)
+    _collect(first, max_steps=3)
+    ck = load_latest(tmp_path / "ck")
+    assert ck.meta["batch_order"] == "windows"
+    meta = {k: v for k, v in ck.meta.items() if k not in ("batch_order", "step")}
+    for old in (tmp_path / "ck").iterdir():
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    save_checkpoint(tmp_path / "ck", ck.step, ck.tensors, meta)  # as an older version wrote it
+    resumed = _trainer(tmp_path)
+    assert resumed.batch_in_epoch > 0 and resumed.batch_order == "stream"
+    outcome, _ = _collect(resumed)
+    assert outcome == "done" and resumed.batch_order == "windows"

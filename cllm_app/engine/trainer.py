@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from cllm_app.engine import heldout
-from cllm_app.engine.batches import BatchAccumulator
 from cllm_app.engine.checkpoint import clean_partials, load_latest, save_checkpoint
 from cllm_app.engine.config import GPTConfig
 from cllm_app.engine.model import GPT, FlatTensors
@@ -109,23 +108,61 @@ def split_documents(docs: list[Document], mode: str = "tail", share: float = 0.1
 
 
 class EpochStream:
-    """The batches of one epoch: documents in a seeded order, each followed by <|endoftext|>."""
+    """The batches of one epoch. Documents in a seeded order, each followed by <|endoftext|>,
+    make one token stream, cut into windows of T+1 tokens (a window's last token is the next
+    one's first, as targets); each window is used once an epoch. With order "windows" a batch
+    takes its B windows from a seeded shuffle of them all, as nanoGPT's random offsets do: a
+    batch of consecutive windows reads one stretch of one document, and gradients that all
+    come from one page make the held-out loss worse (bench/bench_quality.py measured it).
+    Order "stream" is the consecutive one, kept for checkpoints written before the shuffle, so
+    a resumed epoch finishes as it began."""
 
-    def __init__(self, docs: list[Document], epoch: int, seed: int, B: int, T: int, eot: int):
-        self.docs, self.B, self.T, self.eot = docs, B, T, eot
-        order = np.random.default_rng([seed, epoch]).permutation(len(docs)) if docs else []
-        self.order = [docs[i] for i in order]
-        tokens = sum(d.tokens.size + 1 for d in docs)
-        self.n_batches = max(0, (tokens - 1) // (B * T))
+    ORDERS = ("windows", "stream")
+
+    def __init__(self, docs: list[Document], epoch: int, seed: int, B: int, T: int, eot: int,
+                 order: str = "windows"):
+        if order not in self.ORDERS:
+            raise ValueError(f"batch order must be one of {self.ORDERS}, not {order!r}")
+        self.B, self.T, self.eot = B, T, eot
+        shuffled = np.random.default_rng([seed, epoch]).permutation(len(docs)) if docs else []
+        self.docs = [docs[i].tokens for i in shuffled]
+        # where each document's tokens and its <|endoftext|> end in the epoch's stream
+        self.ends = np.cumsum([d.size + 1 for d in self.docs], dtype=np.int64)
+        tokens = int(self.ends[-1]) if self.docs else 0
+        n_windows = max(0, (tokens - 1) // T)
+        self.n_batches = n_windows // B
+        used = self.n_batches * B
+        if order == "windows":
+            self.windows = np.random.default_rng([seed, epoch, 1]).permutation(n_windows)[:used]
+        else:
+            self.windows = np.arange(used)
+
+    def _window(self, w: int, out: np.ndarray) -> None:
+        """Tokens w*T .. w*T+T of the stream into `out`."""
+        pos, filled, need = int(w) * self.T, 0, self.T + 1
+        i = int(np.searchsorted(self.ends, pos, side="right"))
+        while filled < need:
+            doc = self.docs[i]
+            off = pos - (int(self.ends[i]) - doc.size - 1)
+            take = min(need - filled, doc.size - off)
+            if take > 0:
+                out[filled : filled + take] = doc[off : off + take]
+            else:  # the document's <|endoftext|>
+                out[filled], take = self.eot, 1
+                i += 1
+            filled += take
+            pos += take
+
+    def batches(self, start: int = 0):
+        """(inputs, targets), each (B, T) int32, from batch `start` of the epoch on."""
+        rows = np.empty((self.B, self.T + 1), dtype=np.int32)
+        for b in range(start, self.n_batches):
+            for r, w in enumerate(self.windows[b * self.B : (b + 1) * self.B]):
+                self._window(w, rows[r])
+            yield rows[:, :-1].copy(), rows[:, 1:].copy()
 
     def __iter__(self):
-        acc = BatchAccumulator(self.B, self.T)
-        eot = np.array([self.eot], dtype=np.int32)
-        for d in self.order:
-            acc.add(d.tokens)
-            acc.add(eot)
-            while acc.ready():
-                yield acc.next_batch()
+        return self.batches()
 
 
 @dataclass
@@ -253,6 +290,7 @@ class Trainer:
         self.tokens_seen = 0
         self.epoch_doc_ids: list[int] | None = None
         self.split_mode: str | None = None  # "auto" resolved once, then kept in the checkpoints
+        self.batch_order = "windows"  # EpochStream's; an older checkpoint's epoch ends in "stream"
         self.last_eval: heldout.HeldOut | None = None
         # A time budget ends the run, not the epochs: its target is out of reach, and the plan's
         # end is fitted to the clock once steps have been timed (run()).
@@ -287,7 +325,8 @@ class Trainer:
         self.split_mode = mode
         self.train_docs, self.val_docs = split_documents(docs, mode, s.validation_share)
         self.epoch_doc_ids = sorted(d.doc_id for d in docs)
-        stream = EpochStream(self.train_docs, self.epoch, s.seed, s.batch_size, s.sequence_length, self.eot)
+        stream = EpochStream(self.train_docs, self.epoch, s.seed, s.batch_size, s.sequence_length, self.eot,
+                             self.batch_order)
         self.steps_per_epoch = stream.n_batches // s.grad_accum
         if self.steps_per_epoch < 1:
             tokens = sum(d.tokens.size + 1 for d in self.train_docs)
@@ -324,6 +363,7 @@ class Trainer:
         self.tokens_seen = meta["tokens_seen"]
         self.epoch_doc_ids = meta["epoch_doc_ids"]
         self.split_mode = meta.get("split")
+        self.batch_order = meta.get("batch_order", "stream" if self.batch_in_epoch else "windows")
         grown = any(name not in ck_params for name in initial_weights)
         if not grown:  # a grown model computes what it did, but its best weights have the old shape
             self.best = meta.get("best")
@@ -344,6 +384,7 @@ class Trainer:
             "tokens_seen": self.tokens_seen,
             "epoch_doc_ids": self.epoch_doc_ids,
             "split": self.split_mode,
+            "batch_order": self.batch_order,
             "best": self.best,
             "stale_evals": self.stale_evals,
             "patience_ref": self.patience_ref,
@@ -456,10 +497,8 @@ class Trainer:
         while self.epoch < self.target_epochs:
             if self.batch_in_epoch == 0 and self.epoch_doc_ids is None:
                 self._start_epoch(resuming=False)
-            stream = EpochStream(self.train_docs, self.epoch, s.seed, B, T, self.eot)
-            batches = iter(stream)
-            for _ in range(self.batch_in_epoch):  # skip what this epoch already used
-                next(batches)
+            stream = EpochStream(self.train_docs, self.epoch, s.seed, B, T, self.eot, self.batch_order)
+            batches = stream.batches(self.batch_in_epoch)  # on from what this epoch already used
             while self.batch_in_epoch + A <= stream.n_batches:
                 # Every rank of a many-process run ends at the same step: rank 0's word holds.
                 halt = self.numerics.agree(
@@ -500,6 +539,7 @@ class Trainer:
                     save()
             self.epoch += 1
             self.batch_in_epoch = 0
+            self.batch_order = "windows"
             on_epoch(self)
             self.epoch_doc_ids = None  # the next epoch asks for the queue again
             save()
