@@ -9,12 +9,18 @@ fall back to f16, as llama.cpp's converter does).
 compiled decode step for greedy tokens. "Theirs" is llama-cpp-python (scripts/test.sh builds
 it; an import failure fails here, nothing is skipped).
 
-Measured on this branch (max |logit diff| over every position of the prompt; the logits' spread
-is 3.2 to 4.4), and what is asserted:
-  f32   byte 3.3e-4, BPE 6.7e-4, grown 4.1e-4, long 4.4e-4   < 1e-3, 50 greedy tokens equal
-  f16   byte 2.9e-3, BPE 2.4e-3, grown 3.4e-3, long 2.4e-3   < 1e-2, first 20 greedy tokens equal
-  q8_0  byte 6.1e-2, BPE 6.5e-2, grown 5.7e-2, long 1.2e-2   < 0.2,  first 20 greedy tokens equal
-(the long model's q8_0 is mostly f16: with n_embd 48 only ffn_down's rows are whole blocks).
+Measured (max |logit diff| over every position of the prompt, and that as a share of the
+logits' spread, max - min, which is 12 to 14 for these models), and what is asserted:
+  f32   byte 6.3e-4, BPE 1.1e-3, grown 9.3e-4, long 6.0e-4 (at most 8.7e-5 of the spread)
+        < 2.5e-4 of the spread, 50 greedy tokens equal
+  f16   byte 2.8e-3, BPE 3.3e-3, grown 4.6e-3, long 2.9e-3 (at most 3.3e-4)  < 2.5e-3, 20 tokens
+  q8_0  byte 8.1e-2, BPE 6.2e-2, grown 9.7e-2, long 1.7e-2 (at most 6.9e-3)  < 0.05, 20 tokens
+The errors scale with the logits, so the bounds are shares of their spread: since training
+batches are shuffled (each step's windows from all over the text), the same steps train sharper
+models (spread 3.2-4.4 before, 12-14 now) and the absolute differences grew with them. Greedy
+tokens agree up to a near tie, if any: a token where the two differ must be one our logits rank
+within twice the logit difference of theirs (BPE's q8_0 parts at its tenth token this way).
+The long model's q8_0 is mostly f16: with n_embd 48 only ffn_down's rows are whole blocks.
 q8_0 is the loosest because ggml's q8_0 matmul rounds its input activations to 8 bits as well as
 the weights; test_q8_0_differs_only_by_ggml_8_bit_arithmetic shows that arithmetic, emulated with
 our kernels, accounts for most of the difference. With random weights (noise 0.2) the same
@@ -54,7 +60,7 @@ SOURCES = [inspect.getsource(m) for m in (json, random, textwrap, inspect)]
 TEXT = ("Plain ASCII, then accents: déjà vu à Paris, naïve façade; emoji 😀👍🏽; code:\n"
         "\tdef f(x):\n        return x**2  # 123 4567\n<|endoftext|> in the text, and after it.")
 N_BATCH = 64  # llama.cpp's prompt window: the long model's prompt takes three
-TOLERANCE = {"f32": 1e-3, "f16": 1e-2, "q8_0": 0.2}
+TOLERANCE = {"f32": 2.5e-4, "f16": 2.5e-3, "q8_0": 0.05}  # of the logits' spread (max - min)
 GREEDY = {"f32": 50, "f16": 20, "q8_0": 20}
 
 
@@ -283,13 +289,21 @@ def test_llama_cpp_logits_and_greedy_tokens_match_ours(models, our_greedy, name,
     llm.eval(ids)
     theirs = np.array(llm.scores[: len(ids)])
     diff = float(np.abs(theirs - ours).max())
-    assert diff < TOLERANCE[dtype], f"{name} {dtype}: max |logit diff| {diff:.2e}"
+    spread = float((ours.max(-1) - ours.min(-1)).mean())
+    tolerance = TOLERANCE[dtype] * spread
+    assert diff < tolerance, f"{name} {dtype}: max |logit diff| {diff:.2e}, {diff / spread:.2e} of the spread"
 
     n = GREEDY[dtype]
-    ours_greedy = our_greedy[name]
+    ours_greedy = our_greedy[name][:n]
     theirs_greedy = _their_greedy(llm, ids, n)
-    assert theirs_greedy[: len(ours_greedy)] == ours_greedy[:n]
-    if len(ours_greedy) < n:  # ours stops at <|endoftext|>; llama.cpp's generate goes on
+    first = next((i for i, (a, b) in enumerate(zip(theirs_greedy, ours_greedy, strict=False)) if a != b), None)
+    if first is not None:
+        # A near tie: within the arithmetic's difference either token is right, and the two
+        # continuations part there. Everything before it must agree, and it must be a tie.
+        logits = _our_logits(m, ids + ours_greedy[:first])[-1]
+        margin = float(logits[ours_greedy[first]] - logits[theirs_greedy[first]])
+        assert 0 <= margin < 2 * diff, f"{name} {dtype}: greedy token {first} differs by a margin of {margin:.3g}"
+    elif len(ours_greedy) < n:  # ours stops at <|endoftext|>; llama.cpp's generate goes on
         assert theirs_greedy[len(ours_greedy)] == m.tok.eot
     if name == "long" and dtype == "f32":
         assert len(ids) + len(ours_greedy) > 200  # positions far past 128 were compared
